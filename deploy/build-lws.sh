@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds libwebsockets 4.1.6 statically with libevent support (Debian's
+# package lacks it, see README) from Debian's source package, into a cache
+# outside the source tree. A second run with the cache present does nothing.
+# Usage: deploy/build-lws.sh [PREFIX]   (default /var/cache/lws-4.1.6)
+# Prints the install prefix on stdout.
+set -euo pipefail
+
+version=4.1.6
+prefix=${1:-${LWS_PREFIX:-/var/cache/lws-$version}}
+src_cache=${LWS_SRC_CACHE:-/var/cache/lws-src}
+
+if [ -f "$prefix/lib/libwebsockets.a" ] && [ -f "$prefix/include/lws_config.h" ]; then
+  echo "$prefix"
+  exit 0
+fi
+
+tarball="$src_cache/libwebsockets_$version.orig.tar.gz"
+if [ ! -f "$tarball" ]; then
+  mkdir -p "$src_cache/parts" "$src_cache/lists/partial"
+  # A private source list and private state dir: an `apt-get update` against
+  # deb-src only must not replace the machine's binary package lists.
+  sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
+    > "$src_cache/parts/src.sources"
+  opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$src_cache/parts"
+        -o "Dir::State::Lists=$src_cache/lists")
+  apt-get "${opts[@]}" update -q >&2
+  (cd "$src_cache" && apt-get "${opts[@]}" source --download-only libwebsockets >&2)
+fi
+
+work=$(mktemp -d /tmp/lws-build.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+tar -xzf "$tarball" -C "$work"
+srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d | head -n1)
+cmake -S "$srcdir" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_INSTALL_PREFIX="$prefix" \
+  -DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF \
+  -DLWS_WITH_STATIC=ON -DLWS_WITH_SHARED=OFF \
+  -DLWS_WITH_SSL=ON -DLWS_WITH_ZLIB=ON -DLWS_WITHOUT_EXTENSIONS=OFF \
+  -DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF \
+  -DLWS_IPV6=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
+  -DCMAKE_C_FLAGS="-Wno-error=deprecated-declarations" >&2
+cmake --build "$work/build" -j"$(nproc)" >&2
+cmake --install "$work/build" >&2
+echo "$prefix"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the native cluster and the tests
+# need. Idempotent: packages already present are not fetched again.
+# Usage: deploy/install-deps.sh [--build-only]
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config ca-certificates
+  libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev)
+run_pkgs=(redis-server nginx-light curl)
+test_pkgs=(python3 python3-websockets python3-pytest haproxy clang
+  libclang-rt-14-dev nodejs npm chromium docker-compose)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-}" != "--build-only" ]; then
+  want+=("${run_pkgs[@]}" "${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
