@@ -1,0 +1,128 @@
+"""Fixtures for the gateway integration tests: real processes, no mocks.
+
+Helpers live in their own modules, importable from any test here:
+  netutil      free_port, http_get, wait_until, metrics
+  gateway_proc Gateway (start/stop/kill the binary; $GATEWAY_BIN), run_gateway
+  redis_proc   RedisServer (start/stop/restart on the same port/kill)
+  wsclient     Client (async /ws client: recv_json, recv_until, send_json, ...)
+  rawws        RawClient (blocking raw-socket client for misbehaving clients)
+
+Tests may be `async def`: this file runs them with asyncio.run, bounded by
+`@pytest.mark.timeout(SECONDS)` (default DEFAULT_TEST_TIMEOUT), so no plugin
+is needed and a broken gateway fails a test instead of hanging the suite.
+
+Every process a fixture starts is ended in teardown by PID, also when the test
+fails; its log tail is printed then, which pytest shows for failed tests.
+"""
+
+import asyncio
+import inspect
+
+import pytest
+
+from gateway_proc import Gateway
+from redis_proc import RedisServer
+
+DEFAULT_TEST_TIMEOUT = 20.0
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout(seconds): bound an async test's run time")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    marker = pyfuncitem.get_closest_marker("timeout")
+    timeout = marker.args[0] if marker else DEFAULT_TEST_TIMEOUT
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+
+    async def bounded():
+        try:
+            await asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout)
+        except asyncio.TimeoutError:
+            pytest.fail(f"test exceeded its {timeout}s timeout", pytrace=False)
+
+    asyncio.run(bounded())
+    return True
+
+
+class GatewayFactory:
+    """Starts gateways in a test's temp dir and stops all of them at the end."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.started = []
+
+    def start(self, name="gw1", redis_port=None, extra=(), env=None, listen_via_env=False,
+              wait_ready=False):
+        gw = Gateway(self.tmp_path / f"gw{len(self.started)}-{name}", name, redis_port,
+                     extra, env, listen_via_env)
+        self.started.append(gw)
+        return gw.start(wait_ready=wait_ready)
+
+    def stop_all(self):
+        for gw in self.started:
+            code = gw.stop(timeout=5)
+            print(f"----- gateway {gw.name} (port {gw.port}) exit {code}; log tail:\n"
+                  f"{gw.log_tail()}")
+
+
+@pytest.fixture
+def gateways(tmp_path):
+    """Factory: gateways.start(name, redis_port=None, extra=[flags], env={})."""
+    factory = GatewayFactory(tmp_path)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def gateway(gateways):
+    """A fresh single-node gateway (no --redis) with default flags."""
+    return gateways.start("gw1")
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(tmp_path_factory):
+    """One single-node gateway for a whole module of stateless tests."""
+    factory = GatewayFactory(tmp_path_factory.mktemp("shared"))
+    yield factory.start("shared")
+    factory.stop_all()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop(timeout=5)
+    print(f"----- redis-server (port {server.port}) log tail:\n{server.log_tail()}")
+
+
+class Cluster:
+    """One redis-server and gateways gw1..gwN on it."""
+
+    def __init__(self, redis, gws):
+        self.redis = redis
+        self.gws = gws
+
+    @property
+    def ports(self):
+        return [gw.port for gw in self.gws]
+
+
+@pytest.fixture
+def make_cluster(gateways, redis_server):
+    """Factory: make_cluster(count=3, extra=[flags]) -> Cluster, all gateways ready."""
+    def make(count=3, extra=()):
+        gws = [gateways.start(f"gw{i + 1}", redis_server.port, extra) for i in range(count)]
+        for gw in gws:
+            gw.wait_ready()
+        return Cluster(redis_server, gws)
+    return make
+
+
+@pytest.fixture
+def cluster(make_cluster):
+    """Three gateways (gw1, gw2, gw3) on one fresh Redis, all ready."""
+    return make_cluster()

@@ -1,0 +1,132 @@
+"""Starting and stopping the real gateway binary for a test."""
+
+import os
+import pathlib
+import subprocess
+
+from netutil import free_port, http_get, metrics, port_is_free, wait_until
+from process import Process
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def gateway_bin():
+    """The binary under test: $GATEWAY_BIN (e.g. a sanitizer build) or build/gateway."""
+    return os.environ.get("GATEWAY_BIN") or str(REPO / "build" / "gateway")
+
+
+def clean_env(extra=None):
+    """The test's environment without GATEWAY_* variables (so a developer's
+    shell settings cannot change what a test sees), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(extra or {})
+    return env
+
+
+def run_gateway(args, env=None, timeout=5.0):
+    """Run the binary to completion (flag parsing tests); CompletedProcess."""
+    return subprocess.run([gateway_bin(), *args], capture_output=True, text=True,
+                          env=clean_env(env), timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class Gateway:
+    """One gateway process on a free 127.0.0.1 port.
+
+    name       -> --id NAME (None: no --id, the gateway picks its default)
+    redis_port -> --redis redis://127.0.0.1:PORT (None: single node)
+    extra      -> more flags, e.g. ["--history", "5"]
+    env        -> extra environment variables
+    listen_via_env -> pass the address as GATEWAY_LISTEN instead of --listen
+    """
+
+    START_ATTEMPTS = 3
+
+    def __init__(self, workdir, name="gw1", redis_port=None, extra=(), env=None,
+                 listen_via_env=False):
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.redis_port = redis_port
+        self.extra = list(extra)
+        self.env = dict(env or {})
+        self.listen_via_env = listen_via_env
+        self.port = None
+        self.process = None
+
+    def _argv_env(self):
+        argv = [gateway_bin()]
+        env = dict(self.env)
+        listen = f"127.0.0.1:{self.port}"
+        if self.listen_via_env:
+            env["GATEWAY_LISTEN"] = listen
+        else:
+            argv += ["--listen", listen]
+        if self.name is not None:
+            argv += ["--id", self.name]
+        if self.redis_port is not None:
+            argv += ["--redis", f"redis://127.0.0.1:{self.redis_port}"]
+        return argv + self.extra, clean_env(env)
+
+    def start(self, timeout=10.0, wait_ready=False):
+        """Start and wait until /healthz answers 200 (and /readyz too if wait_ready).
+
+        Retries on a fresh port when the chosen one was taken meanwhile by
+        another process on this shared machine."""
+        for _ in range(self.START_ATTEMPTS):
+            self.port = free_port()
+            argv, env = self._argv_env()
+            self.process = Process(argv, self.workdir / "gateway.log", env).start()
+            try:
+                wait_until(self._healthy, timeout, what=f"{self.name} /healthz")
+                break
+            except AssertionError:
+                exited = not self.process.running()
+                self.process.kill()
+                if exited and not port_is_free(self.port):
+                    continue
+                raise AssertionError(
+                    f"gateway {self.name} did not become healthy on port {self.port} "
+                    f"(exit status {self.process.exit_code()}); log:\n{self.log_tail()}")
+        else:
+            raise AssertionError(f"gateway {self.name}: no free port after "
+                                 f"{self.START_ATTEMPTS} attempts")
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    def _healthy(self):
+        if not self.process.running():
+            raise AssertionError("gateway exited")
+        return self.http("/healthz", timeout=1.0)[0] == 200
+
+    def wait_ready(self, timeout=10.0):
+        wait_until(lambda: self.http("/readyz", timeout=1.0)[0] == 200, timeout,
+                   what=f"{self.name} /readyz 200")
+
+    def readyz_status(self):
+        return self.http("/readyz", timeout=2.0)[0]
+
+    def http(self, path, headers=None, timeout=5.0):
+        return http_get(self.port, path, headers, timeout)
+
+    def metrics(self):
+        return metrics(self.port)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM; returns the exit status (negative: it had to be killed)."""
+        return self.process.stop(timeout) if self.process else None
+
+    def kill(self):
+        return self.process.kill() if self.process else None
+
+    def wait_exit(self, timeout):
+        return self.process.wait(timeout)
+
+    def running(self):
+        return self.process is not None and self.process.running()
+
+    def log_text(self):
+        return self.process.log_text() if self.process else ""
+
+    def log_tail(self, lines=200):
+        return self.process.log_tail(lines) if self.process else ""

@@ -1,0 +1,79 @@
+"""Small network helpers shared by the process wrappers and the tests:
+free ports, plain HTTP GETs, bounded polling and Prometheus parsing."""
+
+import http.client
+import re
+import socket
+import time
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listened on a moment ago.
+
+    Other people run gateways and redis-servers on this machine, so tests never
+    use fixed ports; the small race between closing this socket and the real
+    server binding it is handled by the process wrappers retrying."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def http_get(port, path, headers=None, timeout=5.0):
+    """GET http://127.0.0.1:port/path; returns (status, headers dict, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Poll predicate() until it returns a truthy value or timeout seconds pass.
+
+    Exceptions from predicate count as 'not yet' (a server still starting
+    refuses connections). Returns the truthy value; raises AssertionError with
+    the last exception on timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+_METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)")
+
+
+def parse_metrics(text):
+    """Prometheus text format -> {'name{labels}': float}; comments skipped."""
+    out = {}
+    for line in text.splitlines():
+        m = _METRIC_LINE.match(line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def metrics(port):
+    status, _, body = http_get(port, "/metrics")
+    assert status == 200, f"/metrics answered {status}"
+    return parse_metrics(body.decode())

@@ -1,0 +1,67 @@
+"""A private redis-server for cluster tests: free port, own directory, no
+persistence, so a restart starts empty, like a replaced Redis node."""
+
+import pathlib
+import shutil
+import socket
+
+from netutil import free_port, port_is_free, wait_until
+from process import Process
+
+START_ATTEMPTS = 3
+
+
+def redis_ping(port, timeout=1.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(64).startswith(b"+PONG")
+
+
+class RedisServer:
+    def __init__(self, workdir):
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = None
+        self.process = None
+        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+    def _launch(self, timeout):
+        argv = [self.binary, "--port", self.port, "--bind", "127.0.0.1",
+                "--dir", self.workdir, "--save", "", "--appendonly", "no"]
+        self.process = Process(argv, self.workdir / "redis.log").start()
+        try:
+            wait_until(lambda: self.process.running() and redis_ping(self.port), timeout,
+                       what=f"redis-server on port {self.port}")
+        except AssertionError:
+            self.process.kill()
+            raise
+
+    def start(self, timeout=10.0):
+        """Start on a fresh free port (retrying if another process grabbed it)."""
+        for attempt in range(START_ATTEMPTS):
+            self.port = free_port()
+            try:
+                self._launch(timeout)
+                return self
+            except AssertionError:
+                if attempt == START_ATTEMPTS - 1 or port_is_free(self.port):
+                    raise AssertionError(f"redis-server failed; log:\n{self.log_tail()}")
+        return self
+
+    def restart(self, timeout=10.0):
+        """Start again on the same port (after stop or kill): gateways must reconnect."""
+        assert not self.running(), "restart() of a running redis-server"
+        self._launch(timeout)
+        return self
+
+    def stop(self, timeout=10.0):
+        return self.process.stop(timeout) if self.process else None
+
+    def kill(self):
+        return self.process.kill() if self.process else None
+
+    def running(self):
+        return self.process is not None and self.process.running()
+
+    def log_tail(self, lines=100):
+        return self.process.log_tail(lines) if self.process else ""
