@@ -2,12 +2,16 @@
 # Builds libwebsockets 4.1.6 statically with libevent support (Debian's
 # package lacks it, see README) from Debian's source package, into a cache
 # outside the source tree. A second run with the cache present does nothing.
-# Usage: deploy/build-lws.sh [PREFIX]   (default /var/cache/lws-4.1.6)
+# The patches in deploy/lws-patches/ are applied; the cache is keyed by
+# their checksum, so changing a patch rebuilds.
+# Usage: deploy/build-lws.sh [PREFIX]   (default /var/cache/lws-4.1.6-<sum>)
 # Prints the install prefix on stdout.
 set -euo pipefail
 
 version=4.1.6
-prefix=${1:-${LWS_PREFIX:-/var/cache/lws-$version}}
+patch_dir=$(cd "$(dirname "$0")/lws-patches" && pwd)
+patch_sum=$(cat "$patch_dir"/*.patch | sha1sum | cut -c1-8)
+prefix=${1:-${LWS_PREFIX:-/var/cache/lws-$version-$patch_sum}}
 src_cache=${LWS_SRC_CACHE:-/var/cache/lws-src}
 
 if [ -f "$prefix/lib/libwebsockets.a" ] && [ -f "$prefix/include/lws_config.h" ]; then
@@ -32,6 +36,9 @@ work=$(mktemp -d /tmp/lws-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$tarball" -C "$work"
 srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d | head -n1)
+for p in "$patch_dir"/*.patch; do
+  patch -d "$srcdir" -p1 --quiet < "$p"
+done
 cmake -S "$srcdir" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_INSTALL_PREFIX="$prefix" \
   -DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF \

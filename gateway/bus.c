@@ -1,0 +1,65 @@
+#include "bus.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+
+/* client_count frames go out at most this often per gateway. */
+#define COUNT_COALESCE_MS 250
+
+int64_t bus_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct bus *b = arg;
+    b->count_dirty = false;
+    b->ops->publish_count(b, b->local_clients);
+}
+
+int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *base,
+                  const struct config *cfg, const struct bus_handlers *h)
+{
+    b->ops = ops;
+    b->h = *h;
+    b->base = base;
+    b->cfg = cfg;
+    b->local_clients = 0;
+    b->count_dirty = false;
+    b->count_timer = evtimer_new(base, count_fire, b);
+    return b->count_timer ? 0 : -1;
+}
+
+void bus_base_free(struct bus *b)
+{
+    if (b->count_timer)
+        event_free(b->count_timer);
+    b->count_timer = NULL;
+}
+
+void bus_clients_changed(struct bus *b, long local)
+{
+    b->local_clients = local;
+    if (b->count_dirty)
+        return;
+    b->count_dirty = true;
+    struct timeval tv = {0, COUNT_COALESCE_MS * 1000};
+    evtimer_add(b->count_timer, &tv);
+}
+
+struct bus *bus_new(struct event_base *base, const struct config *cfg, const struct bus_handlers *h)
+{
+    return cfg->redis_enabled ? bus_redis_new(base, cfg, h) : bus_local_new(base, cfg, h);
+}
+
+void bus_free(struct bus *b)
+{
+    if (b)
+        b->ops->free(b);
+}

@@ -1,0 +1,162 @@
+/* The in-process bus: one node is the whole cluster, so publishing is
+ * delivering, ids come from a local clock and history lives in memory. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "history.h"
+#include "log.h"
+#include "presence.h"
+
+/* Rooms whose history is kept in memory; the least recently used go first. */
+#define LOCAL_HISTORY_ROOMS 10000
+
+struct bus_local {
+    struct bus base;
+    struct history history;
+    struct presence presence;
+    struct msgid last_id;
+};
+
+static struct msgid next_id(struct bus_local *l)
+{
+    uint64_t now = (uint64_t)bus_now_ms();
+    /* Ids increase even if the wall clock steps back. */
+    if (now > l->last_id.ms)
+        l->last_id = (struct msgid){now, 0};
+    else
+        l->last_id.seq++;
+    return l->last_id;
+}
+
+static void local_publish_chat(struct bus *b, const char *room, size_t room_len, const char *rest,
+                               size_t len, bus_done_fn done, void *arg)
+{
+    struct bus_local *l = (struct bus_local *)b;
+    struct msgid id = next_id(l);
+    struct frame *f = proto_chat_assemble(&id, rest, len);
+    if (!f) {
+        done(arg, -1);
+        return;
+    }
+    if (room) {
+        if (history_append(&l->history, room, room_len, &id, f) < 0)
+            log_warn("history: out of memory, message not kept");
+        b->h.room_frame(b->h.ctx, room, room_len, &id, f);
+    } else {
+        b->h.broadcast_frame(b->h.ctx, f);
+    }
+    frame_unref(f);
+    done(arg, 0);
+}
+
+static int local_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f)
+{
+    if (room)
+        b->h.room_frame(b->h.ctx, room, room_len, NULL, f);
+    else
+        b->h.broadcast_frame(b->h.ctx, f);
+    return 0;
+}
+
+static void local_subscribe(struct bus *b, const char *room, size_t room_len)
+{
+    b->h.subscribed(b->h.ctx, room, room_len, 0);
+}
+
+static void local_unsubscribe(struct bus *b, const char *room, size_t room_len)
+{
+    (void)b, (void)room, (void)room_len;
+}
+
+static void local_join(struct bus *b, const char *room, size_t room_len, const char *name, bool add,
+                       const struct msgid *since, bus_join_fn cb, void *arg)
+{
+    struct bus_local *l = (struct bus_local *)b;
+    if (add && presence_add(&l->presence, room, room_len, name) < 0) {
+        cb(arg, -1, NULL);
+        return;
+    }
+    struct bus_join_result r = {0};
+    const struct strmap *names = presence_room(&l->presence, room, room_len);
+    r.members = names ? (long)names->count : 0;
+    r.n = history_since(&l->history, room, room_len, since, &r.history, &r.truncated);
+    cb(arg, 0, &r);
+    for (size_t i = 0; i < r.n; i++)
+        frame_unref(r.history[i]);
+    free(r.history);
+}
+
+static void local_leave(struct bus *b, const char *room, size_t room_len, const char *name)
+{
+    struct bus_local *l = (struct bus_local *)b;
+    presence_remove(&l->presence, room, room_len, name);
+}
+
+static void local_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb,
+                           void *arg)
+{
+    struct bus_local *l = (struct bus_local *)b;
+    const char **names;
+    size_t n = presence_names(&l->presence, room, room_len, &names);
+    cb(arg, 0, names, n);
+    free(names);
+}
+
+static void local_publish_count(struct bus *b, long local)
+{
+    struct frame *f = proto_client_count(local, bus_now_ms());
+    if (f) {
+        b->h.broadcast_frame(b->h.ctx, f);
+        frame_unref(f);
+    }
+}
+
+static bool local_ready(struct bus *b)
+{
+    (void)b;
+    return true;
+}
+
+static void local_close(struct bus *b)
+{
+    (void)b;
+}
+
+static void local_free(struct bus *b)
+{
+    struct bus_local *l = (struct bus_local *)b;
+    history_free(&l->history);
+    presence_free(&l->presence);
+    bus_base_free(b);
+    free(l);
+}
+
+static const struct bus_ops local_ops = {
+    .publish_chat = local_publish_chat,
+    .publish_frame = local_publish_frame,
+    .subscribe = local_subscribe,
+    .unsubscribe = local_unsubscribe,
+    .join = local_join,
+    .leave = local_leave,
+    .presence = local_presence,
+    .publish_count = local_publish_count,
+    .ready = local_ready,
+    .close = local_close,
+    .free = local_free,
+};
+
+struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
+                          const struct bus_handlers *h)
+{
+    struct bus_local *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    if (bus_base_init(&l->base, &local_ops, base, cfg, h) < 0) {
+        free(l);
+        return NULL;
+    }
+    history_init(&l->history, cfg->history, LOCAL_HISTORY_ROOMS);
+    presence_init(&l->presence);
+    return &l->base;
+}

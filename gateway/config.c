@@ -1,0 +1,298 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_LISTEN, K_REDIS, K_STRING, K_SIZE, K_DURATION, K_UINT, K_ORIGINS, K_LOGLEVEL };
+
+struct option_def {
+    const char *flag;
+    const char *env;
+    enum kind kind;
+    size_t offset; /* of the field in struct config */
+    size_t size;   /* of the field, for strings */
+    const char *help;
+};
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const struct option_def defs[] = {
+    {"listen", "GATEWAY_LISTEN", K_LISTEN, FIELD(listen_host),
+     "HOST:PORT to serve HTTP and WebSocket on (default 0.0.0.0:8080)"},
+    {"redis", "GATEWAY_REDIS", K_REDIS, FIELD(redis_host),
+     "redis://HOST:PORT; absent: single node with an in-process bus"},
+    {"redis-prefix", "GATEWAY_REDIS_PREFIX", K_STRING, FIELD(redis_prefix),
+     "prefix of Redis keys and channels (default chat:)"},
+    {"id", "GATEWAY_ID", K_STRING, FIELD(id), "gateway id (default HOST:PORT)"},
+    {"client-dir", "GATEWAY_CLIENT_DIR", K_STRING, FIELD(client_dir),
+     "directory of the browser client served at /"},
+    {"max-message-bytes", "GATEWAY_MAX_MESSAGE_BYTES", K_SIZE, FIELD(max_message_bytes),
+     "largest frame a client may send (default 65536)"},
+    {"ping-interval", "GATEWAY_PING_INTERVAL", K_DURATION, FIELD(ping_interval_ms),
+     "keepalive ping period (default 54s)"},
+    {"pong-timeout", "GATEWAY_PONG_TIMEOUT", K_DURATION, FIELD(pong_timeout_ms),
+     "silence after which a client is dropped (default 60s)"},
+    {"send-queue-limit", "GATEWAY_SEND_QUEUE_LIMIT", K_SIZE, FIELD(send_queue_limit),
+     "bytes queued for one client before it is closed as slow (default 1m)"},
+    {"allowed-origins", "GATEWAY_ALLOWED_ORIGINS", K_ORIGINS, FIELD(allowed_origins),
+     "comma-separated origins allowed besides the same origin"},
+    {"history", "GATEWAY_HISTORY", K_UINT, FIELD(history),
+     "chat messages kept per room (default 100)"},
+    {"shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT", K_DURATION, FIELD(shutdown_timeout_ms),
+     "longest wait for clients to close on SIGTERM (default 5s)"},
+    {"log-level", "GATEWAY_LOG_LEVEL", K_LOGLEVEL, FIELD(log_level),
+     "error, warn, info or debug (default info)"},
+};
+#define NDEFS (sizeof(defs) / sizeof(defs[0]))
+
+static bool parse_port(const char *s, int *port)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 65535)
+        return false;
+    *port = (int)v;
+    return true;
+}
+
+bool config_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return false;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (h[0] == '[') { /* [::1]:8080 */
+        if (hl < 3 || h[hl - 1] != ']')
+            return false;
+        h++, hl -= 2;
+    }
+    if (hl >= hostlen)
+        return false;
+    for (size_t i = 0; i < hl; i++)
+        if (!isalnum((unsigned char)h[i]) && !strchr(".-:_", h[i]))
+            return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    return parse_port(colon + 1, port);
+}
+
+bool config_parse_redis_url(const char *s, char *host, size_t hostlen, int *port)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0)
+        return false;
+    s += sizeof(scheme) - 1;
+    char buf[300];
+    size_t n = strcspn(s, "/");
+    if (n >= sizeof(buf) || (s[n] == '/' && s[n + 1] != '\0'))
+        return false; /* database numbers are not supported: pub/sub ignores them */
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (!strchr(buf, ':'))
+        strcat(buf, ":6379");
+    return config_parse_hostport(buf, host, hostlen, port) && *port > 0;
+}
+
+bool config_parse_duration_ms(const char *s, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return false;
+    double scale = 1000;
+    if (strcmp(end, "ms") == 0)
+        scale = 1;
+    else if (strcmp(end, "s") != 0 && *end)
+        return false;
+    double ms = v * scale;
+    if (ms > 86400000.0)
+        return false;
+    *out = (unsigned)ms;
+    return true;
+}
+
+bool config_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return false;
+    unsigned long long scale = 1;
+    if (*end == 'k' || *end == 'K')
+        scale = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        scale = 1024 * 1024, end++;
+    if (*end || v > (1ULL << 40) / scale)
+        return false;
+    *out = (size_t)(v * scale);
+    return true;
+}
+
+static void free_origins(struct config *c)
+{
+    for (size_t i = 0; i < c->n_allowed_origins; i++)
+        free(c->allowed_origins[i]);
+    free(c->allowed_origins);
+    c->allowed_origins = NULL;
+    c->n_allowed_origins = 0;
+}
+
+static bool parse_origins(struct config *c, const char *s)
+{
+    free_origins(c);
+    for (const char *p = s; *p;) {
+        size_t n = strcspn(p, ",");
+        while (n && isspace((unsigned char)*p))
+            p++, n--;
+        size_t m = n;
+        while (m && isspace((unsigned char)p[m - 1]))
+            m--;
+        if (m) {
+            char **na = realloc(c->allowed_origins, sizeof(char *) * (c->n_allowed_origins + 1));
+            if (!na)
+                return false;
+            c->allowed_origins = na;
+            if (!(na[c->n_allowed_origins] = strndup(p, m)))
+                return false;
+            c->n_allowed_origins++;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+}
+
+static bool apply(struct config *c, const struct option_def *d, const char *v)
+{
+    char *field = (char *)c + d->offset;
+    switch (d->kind) {
+    case K_LISTEN:
+        return config_parse_hostport(v, c->listen_host, sizeof(c->listen_host), &c->listen_port);
+    case K_REDIS:
+        if (!*v) {
+            c->redis_enabled = false;
+            return true;
+        }
+        c->redis_enabled = true;
+        return config_parse_redis_url(v, c->redis_host, sizeof(c->redis_host), &c->redis_port);
+    case K_STRING:
+        if (!*v || strlen(v) >= d->size)
+            return false;
+        strcpy(field, v);
+        return true;
+    case K_SIZE:
+        return config_parse_size(v, (size_t *)(void *)field) && *(size_t *)(void *)field > 0;
+    case K_DURATION:
+        return config_parse_duration_ms(v, (unsigned *)(void *)field);
+    case K_UINT: {
+        size_t n;
+        if (!config_parse_size(v, &n) || strpbrk(v, "kKmM") || n > 1000000)
+            return false;
+        *(unsigned *)(void *)field = (unsigned)n;
+        return true;
+    }
+    case K_ORIGINS:
+        return parse_origins(c, v);
+    case K_LOGLEVEL:
+        return log_parse_level(v, (enum log_level *)(void *)field);
+    }
+    return false;
+}
+
+static void set_defaults(struct config *c, const char *default_client_dir)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->listen_host, "0.0.0.0");
+    c->listen_port = 8080;
+    strcpy(c->redis_prefix, "chat:");
+    snprintf(c->client_dir, sizeof(c->client_dir), "%s", default_client_dir);
+    c->max_message_bytes = 65536;
+    c->ping_interval_ms = 54000;
+    c->pong_timeout_ms = 60000;
+    c->send_queue_limit = 1024 * 1024;
+    c->history = 100;
+    c->shutdown_timeout_ms = 5000;
+    c->log_level = LOG_INFO;
+}
+
+enum config_result config_parse(struct config *c, int argc, char **argv,
+                                const char *default_client_dir, char *err, size_t errlen)
+{
+    set_defaults(c, default_client_dir);
+    for (size_t i = 0; i < NDEFS; i++) {
+        const char *v = getenv(defs[i].env);
+        if (v && !apply(c, &defs[i], v)) {
+            snprintf(err, errlen, "invalid value for %s (--%s): '%s'", defs[i].env, defs[i].flag,
+                     v);
+            return CONFIG_ERROR;
+        }
+    }
+
+    struct option longopts[NDEFS + 2];
+    for (size_t i = 0; i < NDEFS; i++)
+        longopts[i] = (struct option){defs[i].flag, required_argument, NULL, (int)i};
+    longopts[NDEFS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[NDEFS + 1] = (struct option){0};
+    opterr = 0;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return CONFIG_HELP;
+        if (opt == '?' || opt == ':') {
+            const char *arg = argv[optind - 1];
+            snprintf(err, errlen, "%s: %s", opt == ':' ? "missing value for" : "unknown option",
+                     arg ? arg : "?");
+            return CONFIG_ERROR;
+        }
+        const struct option_def *d = &defs[opt];
+        if (!apply(c, d, optarg)) {
+            snprintf(err, errlen, "invalid value for --%s: '%s' (%s)", d->flag, optarg, d->help);
+            return CONFIG_ERROR;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument: '%s'", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    if (c->pong_timeout_ms <= c->ping_interval_ms) {
+        snprintf(err, errlen,
+                 "invalid value for --pong-timeout: must be longer than "
+                 "--ping-interval");
+        return CONFIG_ERROR;
+    }
+    if (c->ping_interval_ms < 100) {
+        snprintf(err, errlen, "invalid value for --ping-interval: at least 100ms");
+        return CONFIG_ERROR;
+    }
+    if (!c->id[0])
+        snprintf(c->id, sizeof(c->id), "%s:%d", c->listen_host, c->listen_port);
+    return CONFIG_OK;
+}
+
+void config_usage(FILE *out)
+{
+    fprintf(out, "usage: gateway [options]\n\nA WebSocket chat gateway. Every option has an "
+                 "environment twin; the option wins.\nDurations take ms or s (54s, 500ms), sizes "
+                 "k or m (64k, 1m).\n\n");
+    for (size_t i = 0; i < NDEFS; i++)
+        fprintf(out, "  --%-20s %-28s %s\n", defs[i].flag, defs[i].env, defs[i].help);
+    fprintf(out, "  --%-20s %-28s %s\n", "help", "", "print this and exit");
+}
+
+void config_free(struct config *c)
+{
+    free_origins(c);
+}

@@ -1,0 +1,142 @@
+#include "history.h"
+
+#include <stdlib.h>
+
+struct history_entry {
+    struct msgid id;
+    struct frame *frame;
+};
+
+struct history_room {
+    const char *name; /* the strmap's key copy */
+    size_t name_len;
+    struct history_entry *ring; /* per_room entries */
+    unsigned head, count;
+    bool dropped_any;
+    struct msgid last_dropped; /* newest id ever forgotten */
+    struct history_room *prev, *next;
+};
+
+void history_init(struct history *h, unsigned per_room, size_t max_rooms)
+{
+    strmap_init(&h->rooms);
+    h->lru_head = h->lru_tail = NULL;
+    h->per_room = per_room;
+    h->max_rooms = max_rooms;
+}
+
+static void lru_unlink(struct history *h, struct history_room *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->lru_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        h->lru_tail = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void lru_push_front(struct history *h, struct history_room *r)
+{
+    r->next = h->lru_head;
+    r->prev = NULL;
+    if (h->lru_head)
+        h->lru_head->prev = r;
+    h->lru_head = r;
+    if (!h->lru_tail)
+        h->lru_tail = r;
+}
+
+static void room_free(struct history *h, struct history_room *r)
+{
+    for (unsigned i = 0; i < r->count; i++)
+        frame_unref(r->ring[(r->head + i) % h->per_room].frame);
+    free(r->ring);
+    free(r);
+}
+
+void history_free(struct history *h)
+{
+    while (h->lru_head) {
+        struct history_room *r = h->lru_head;
+        lru_unlink(h, r);
+        room_free(h, r);
+    }
+    strmap_free(&h->rooms);
+}
+
+static void evict_oldest(struct history *h)
+{
+    struct history_room *r = h->lru_tail;
+    lru_unlink(h, r);
+    strmap_del(&h->rooms, r->name, r->name_len);
+    room_free(h, r);
+}
+
+int history_append(struct history *h, const char *room, size_t room_len, const struct msgid *id,
+                   struct frame *f)
+{
+    if (!h->per_room)
+        return 0;
+    struct history_room *r = strmap_get(&h->rooms, room, room_len);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r || !(r->ring = malloc(sizeof(*r->ring) * h->per_room))) {
+            free(r);
+            return -1;
+        }
+        r->name = strmap_put(&h->rooms, room, room_len, r);
+        if (!r->name) {
+            room_free(h, r);
+            return -1;
+        }
+        r->name_len = room_len;
+        lru_push_front(h, r);
+        if (h->rooms.count > h->max_rooms)
+            evict_oldest(h);
+    } else if (h->lru_head != r) {
+        lru_unlink(h, r);
+        lru_push_front(h, r);
+    }
+    if (r->count == h->per_room) {
+        struct history_entry *old = &r->ring[r->head];
+        r->dropped_any = true;
+        r->last_dropped = old->id;
+        frame_unref(old->frame);
+        r->head = (r->head + 1) % h->per_room;
+        r->count--;
+    }
+    r->ring[(r->head + r->count) % h->per_room] =
+        (struct history_entry){.id = *id, .frame = frame_ref(f)};
+    r->count++;
+    return 0;
+}
+
+size_t history_since(struct history *h, const char *room, size_t room_len,
+                     const struct msgid *since, struct frame ***out, bool *truncated)
+{
+    *out = NULL;
+    *truncated = false;
+    struct history_room *r = h->per_room ? strmap_get(&h->rooms, room, room_len) : NULL;
+    if (!r || !r->count)
+        return 0;
+    unsigned start = 0;
+    if (since) {
+        *truncated = r->dropped_any && msgid_cmp(since, &r->last_dropped) < 0;
+        while (start < r->count &&
+               msgid_cmp(&r->ring[(r->head + start) % h->per_room].id, since) <= 0)
+            start++;
+    }
+    size_t n = r->count - start;
+    if (!n)
+        return 0;
+    struct frame **arr = malloc(sizeof(*arr) * n);
+    if (!arr)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        arr[i] = frame_ref(r->ring[(r->head + start + i) % h->per_room].frame);
+    *out = arr;
+    return n;
+}

@@ -1,0 +1,129 @@
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct metrics metrics;
+
+/* Upper bounds in microseconds. */
+static const uint64_t latency_bounds[12] = {100,   250,   500,   1000,   2500,   5000,
+                                            10000, 25000, 50000, 100000, 250000, 1000000};
+
+void metrics_observe_latency_us(uint64_t us)
+{
+    for (size_t i = 0; i < 12; i++) {
+        if (us <= latency_bounds[i]) {
+            metrics.latency_buckets[i]++;
+            break;
+        }
+    }
+    metrics.latency_count++;
+    metrics.latency_sum_us += us;
+}
+
+struct out {
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t ncap = o->cap * 2 + (size_t)n;
+        char *nb = realloc(o->buf, ncap);
+        if (!nb) {
+            o->failed = 1;
+            return;
+        }
+        o->buf = nb;
+        o->cap = ncap;
+    }
+}
+
+static void metric(struct out *o, const char *name, const char *type, const char *help, uint64_t v)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+}
+
+char *metrics_render(size_t *len)
+{
+    struct out o = {.buf = malloc(4096), .cap = 4096};
+    if (!o.buf)
+        return NULL;
+    metric(&o, "gateway_connections", "gauge", "Open chat WebSocket connections.",
+           metrics.connections);
+    metric(&o, "gateway_connections_total", "counter", "Chat WebSocket connections accepted.",
+           metrics.connections_total);
+    metric(&o, "gateway_rooms", "gauge", "Rooms with at least one local member.", metrics.rooms);
+    metric(&o, "gateway_frames_in_total", "counter", "Frames received from clients.",
+           metrics.frames_in);
+    metric(&o, "gateway_frames_out_total", "counter", "Frames written to clients.",
+           metrics.frames_out);
+    metric(&o, "gateway_bytes_in_total", "counter", "Payload bytes received from clients.",
+           metrics.bytes_in);
+    metric(&o, "gateway_bytes_out_total", "counter", "Payload bytes written to clients.",
+           metrics.bytes_out);
+    put(&o, "# HELP gateway_errors_total Error frames sent to clients, by code.\n"
+            "# TYPE gateway_errors_total counter\n");
+    for (int e = PROTO_OK + 1; e < PROTO_ERROR_COUNT; e++)
+        put(&o, "gateway_errors_total{code=\"%s\"} %" PRIu64 "\n",
+            proto_error_code((enum proto_error)e), metrics.errors[e]);
+    metric(&o, "gateway_slow_consumer_drops_total", "counter",
+           "Clients closed because their send queue passed the limit.",
+           metrics.slow_consumer_drops);
+    metric(&o, "gateway_keepalive_timeouts_total", "counter",
+           "Clients closed because they stopped answering pings.", metrics.keepalive_timeouts);
+    metric(&o, "gateway_oversize_closes_total", "counter",
+           "Clients closed for a frame over the size limit.", metrics.oversize_closes);
+    metric(&o, "gateway_rejected_upgrades_total", "counter",
+           "WebSocket upgrades refused (bad username, origin or token).",
+           metrics.rejected_upgrades);
+    metric(&o, "gateway_rate_limited_total", "counter", "Frames refused by the rate limit.",
+           metrics.rate_limited);
+    metric(&o, "gateway_redis_up", "gauge",
+           "1 while the bus is connected and subscriptions are live.", metrics.redis_up);
+    metric(&o, "gateway_redis_reconnects_total", "counter", "Reconnections to Redis.",
+           metrics.redis_reconnects);
+    metric(&o, "gateway_bus_published_total", "counter", "Messages handed to the bus.",
+           metrics.bus_published);
+    metric(&o, "gateway_bus_received_total", "counter", "Messages received from the bus.",
+           metrics.bus_received);
+    metric(&o, "gateway_bus_publish_failures_total", "counter",
+           "Messages the bus could not take (answered with unavailable).",
+           metrics.bus_publish_failures);
+    put(&o, "# HELP gateway_publish_latency_seconds From a chat frame's arrival to its return "
+            "from the bus on this gateway.\n# TYPE gateway_publish_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < 12; i++) {
+        cum += metrics.latency_buckets[i];
+        put(&o, "gateway_publish_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+            (double)latency_bounds[i] / 1e6, cum);
+    }
+    put(&o,
+        "gateway_publish_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+        "gateway_publish_latency_seconds_sum %.6f\n"
+        "gateway_publish_latency_seconds_count %" PRIu64 "\n",
+        metrics.latency_count, (double)metrics.latency_sum_us / 1e6, metrics.latency_count);
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    *len = o.len;
+    return o.buf;
+}

@@ -1,0 +1,339 @@
+#include "rooms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+
+enum room_state { ROOM_SUBSCRIBING, ROOM_LIVE };
+
+struct room {
+    const char *name; /* the map's key copy */
+    size_t name_len;
+    struct member *head;
+    unsigned count;
+    enum room_state state;
+};
+
+/* Memberships own a copy of the name: a bus answer may outlive its owner. */
+struct member_ext {
+    struct member m;
+    struct room_set *set;
+    struct rooms *rooms;
+    char name[PROTO_NAME_MAX + 1];
+};
+
+static struct member_ext *ext(struct member *m)
+{
+    return (struct member_ext *)m;
+}
+
+void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops,
+                size_t held_limit)
+{
+    strmap_init(&r->by_name);
+    r->bus = bus;
+    r->ops = ops;
+    r->held_limit = held_limit;
+}
+
+void rooms_free(struct rooms *r)
+{
+    /* Owners leave before this; what is left are empty rooms. */
+    const struct strmap_slot *s;
+    for (size_t i = 0; strmap_next(&r->by_name, &i, &s);)
+        free(s->value);
+    strmap_free(&r->by_name);
+}
+
+size_t rooms_count(const struct rooms *r)
+{
+    return r->by_name.count;
+}
+
+static struct member *find(const struct room_set *set, const char *room, size_t room_len)
+{
+    for (struct member *m = set->head; m; m = m->snext)
+        if (m->room->name_len == room_len && memcmp(m->room->name, room, room_len) == 0)
+            return m;
+    return NULL;
+}
+
+bool rooms_is_member(const struct room_set *set, const char *room, size_t room_len)
+{
+    const struct member *m = find(set, room, room_len);
+    return m && (m->state == MEMBER_JOINED || m->announced);
+}
+
+static void announce(struct rooms *r, struct room *room, const char *name, const char *what)
+{
+    char content[PROTO_NAME_MAX + 32];
+    snprintf(content, sizeof(content), "%s %s the room", name, what);
+    struct frame *f = proto_system(room->name, room->name_len, content, bus_now_ms());
+    if (!f)
+        return;
+    if (r->bus->ops->publish_frame(r->bus, room->name, room->name_len, f) < 0)
+        log_debug("room %.*s: '%s' not announced, bus unavailable", (int)room->name_len, room->name,
+                  content);
+    frame_unref(f);
+}
+
+static void deliver_error(struct rooms *r, void *owner, enum proto_error e, const char *why)
+{
+    struct frame *f = proto_error_frame(e, why);
+    if (f) {
+        metrics.errors[e]++;
+        r->ops->deliver(owner, f);
+        frame_unref(f);
+    }
+}
+
+static void free_member(struct member *m)
+{
+    sendq_clear(&m->held);
+    free(ext(m));
+}
+
+/* Unlinks m from its room and set. The room goes when its last member
+ * does. announce: tell presence and the room. */
+static void remove_member(struct rooms *r, struct member *m, bool tell)
+{
+    struct room *room = m->room;
+    struct member_ext *x = ext(m);
+    if (m->rprev)
+        m->rprev->rnext = m->rnext;
+    else
+        room->head = m->rnext;
+    if (m->rnext)
+        m->rnext->rprev = m->rprev;
+    room->count--;
+    for (struct member **pp = &x->set->head; *pp; pp = &(*pp)->snext) {
+        if (*pp == m) {
+            *pp = m->snext;
+            break;
+        }
+    }
+    x->set->count--;
+
+    /* An in-flight first join registers presence; the leave queued behind
+     * it on the same connection undoes it. */
+    if (m->announced || (m->in_flight && !m->announced))
+        r->bus->ops->leave(r->bus, room->name, room->name_len, x->name);
+    if (tell && m->announced)
+        announce(r, room, x->name, "left");
+
+    if (!room->count) {
+        r->bus->ops->unsubscribe(r->bus, room->name, room->name_len);
+        strmap_del(&r->by_name, room->name, room->name_len);
+        free(room);
+        metrics.rooms--;
+    }
+    if (m->in_flight) {
+        m->orphaned = true;
+        m->room = NULL;
+    } else {
+        free_member(m);
+    }
+}
+
+static void join_done(void *arg, int status, const struct bus_join_result *res);
+
+static void start_join(struct rooms *r, struct member *m)
+{
+    m->in_flight = true;
+    struct room *room = m->room;
+    r->bus->ops->join(r->bus, room->name, room->name_len, ext(m)->name, !m->announced,
+                      m->has_since ? &m->since : NULL, join_done, m);
+}
+
+static void flush_held(struct rooms *r, struct member *m, const struct msgid *cutoff)
+{
+    const struct sendq_entry *e;
+    while ((e = sendq_peek(&m->held))) {
+        struct msgid id;
+        struct frame *f = e->frame;
+        if (!cutoff || !proto_chat_id(frame_data(f), f->len, &id) || msgid_cmp(&id, cutoff) > 0)
+            r->ops->deliver(m->owner, f);
+        sendq_pop(&m->held);
+    }
+    sendq_shrink(&m->held);
+}
+
+static void join_done(void *arg, int status, const struct bus_join_result *res)
+{
+    struct member *m = arg;
+    struct member_ext *x = ext(m);
+    struct rooms *r = x->rooms;
+    m->in_flight = false;
+    if (m->orphaned) {
+        free_member(m);
+        return;
+    }
+    struct room *room = m->room;
+    if (status < 0) {
+        deliver_error(r, m->owner, PROTO_UNAVAILABLE,
+                      "the room could not be joined: the cluster is unreachable");
+        if (m->announced) { /* a failed re-join keeps the membership */
+            m->state = MEMBER_JOINED;
+            flush_held(r, m, NULL);
+        } else {
+            remove_member(r, m, false);
+        }
+        return;
+    }
+    struct frame *joined = proto_joined(room->name, room->name_len, res->members, res->history,
+                                        res->n, res->truncated);
+    if (!joined) {
+        log_error("room %.*s: out of memory building joined", (int)room->name_len, room->name);
+        deliver_error(r, m->owner, PROTO_UNAVAILABLE, "the room could not be joined");
+        if (!m->announced)
+            remove_member(r, m, false);
+        return;
+    }
+    r->ops->deliver(m->owner, joined);
+    frame_unref(joined);
+
+    /* Held frames already in the history (or before since) are dropped. */
+    struct msgid cutoff;
+    const struct msgid *cut = NULL;
+    if (res->n &&
+        proto_chat_id(frame_data(res->history[res->n - 1]), res->history[res->n - 1]->len, &cutoff))
+        cut = &cutoff;
+    else if (m->has_since)
+        cut = &m->since;
+    flush_held(r, m, cut);
+    m->state = MEMBER_JOINED;
+    if (!m->announced) {
+        m->announced = true;
+        announce(r, room, x->name, "joined");
+    }
+}
+
+enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, const char *name,
+                            const char *room_name, size_t room_len, const struct msgid *since)
+{
+    struct member *m = find(set, room_name, room_len);
+    if (m) {
+        if (m->state == MEMBER_JOINING)
+            return PROTO_OK; /* the answer to the first request is on its way */
+        m->state = MEMBER_JOINING;
+        m->has_since = since != NULL;
+        if (since)
+            m->since = *since;
+        start_join(r, m);
+        return PROTO_OK;
+    }
+
+    struct room *room = strmap_get(&r->by_name, room_name, room_len);
+    bool fresh = !room;
+    if (fresh) {
+        room = calloc(1, sizeof(*room));
+        if (!room || !(room->name = strmap_put(&r->by_name, room_name, room_len, room))) {
+            free(room);
+            return PROTO_UNAVAILABLE;
+        }
+        room->name_len = room_len;
+        room->state = ROOM_SUBSCRIBING;
+        metrics.rooms++;
+    }
+    struct member_ext *x = calloc(1, sizeof(*x));
+    if (!x) {
+        if (fresh) {
+            strmap_del(&r->by_name, room_name, room_len);
+            free(room);
+            metrics.rooms--;
+        }
+        return PROTO_UNAVAILABLE;
+    }
+    x->set = set;
+    x->rooms = r;
+    snprintf(x->name, sizeof(x->name), "%s", name);
+    m = &x->m;
+    m->room = room;
+    m->owner = owner;
+    m->name = x->name;
+    m->state = MEMBER_JOINING;
+    m->has_since = since != NULL;
+    if (since)
+        m->since = *since;
+    sendq_init(&m->held);
+    m->rnext = room->head;
+    if (room->head)
+        room->head->rprev = m;
+    room->head = m;
+    room->count++;
+    m->snext = set->head;
+    set->head = m;
+    set->count++;
+
+    if (fresh)
+        r->bus->ops->subscribe(r->bus, room->name, room->name_len); /* may answer at once */
+    else if (room->state == ROOM_LIVE)
+        start_join(r, m);
+    return PROTO_OK;
+}
+
+enum proto_error rooms_leave(struct rooms *r, struct room_set *set, const char *room,
+                             size_t room_len)
+{
+    struct member *m = find(set, room, room_len);
+    if (!m)
+        return PROTO_NOT_IN_ROOM;
+    remove_member(r, m, true);
+    return PROTO_OK;
+}
+
+void rooms_leave_all(struct rooms *r, struct room_set *set, bool tell)
+{
+    while (set->head)
+        remove_member(r, set->head, tell);
+}
+
+void rooms_on_frame(struct rooms *r, const char *room_name, size_t room_len, const struct msgid *id,
+                    struct frame *f)
+{
+    (void)id;
+    struct room *room = strmap_get(&r->by_name, room_name, room_len);
+    if (!room)
+        return; /* a message in flight when the last member left */
+    /* deliver() never calls back into rooms, so the list is stable. */
+    for (struct member *m = room->head; m; m = m->rnext) {
+        if (m->state == MEMBER_JOINED) {
+            r->ops->deliver(m->owner, f);
+        } else if (m->in_flight) {
+            if (m->held.bytes + f->len > r->held_limit) {
+                r->ops->overflow(m->owner);
+                continue;
+            }
+            if (sendq_push(&m->held, f, false) < 0)
+                r->ops->overflow(m->owner);
+        }
+    }
+}
+
+void rooms_on_subscribed(struct rooms *r, const char *room_name, size_t room_len, int status)
+{
+    struct room *room = strmap_get(&r->by_name, room_name, room_len);
+    if (!room)
+        return;
+    if (status == 0)
+        room->state = ROOM_LIVE;
+    /* A join may fail at once and remove its member (and with the last
+     * member the room), so the next pointer is taken first and the room
+     * is not touched after its last member. */
+    struct member *next;
+    for (struct member *m = room->head; m; m = next) {
+        next = m->rnext;
+        if (m->state != MEMBER_JOINING || m->in_flight)
+            continue;
+        if (status == 0) {
+            start_join(r, m);
+        } else {
+            deliver_error(r, m->owner, PROTO_UNAVAILABLE,
+                          "the room could not be joined: the cluster is unreachable");
+            remove_member(r, m, false);
+        }
+    }
+}

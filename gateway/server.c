@@ -1,0 +1,266 @@
+#include "server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+#include <libwebsockets.h>
+
+#include "bus.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "rooms.h"
+#include "session.h"
+
+/* Per-connection receive buffer of libwebsockets. Larger messages arrive in
+ * pieces and are reassembled by the session; small buffers keep idle
+ * connections light (lws allocates this for every connection). */
+#define RX_BUFFER_SIZE 512
+/* Seconds an HTTP request or WebSocket handshake may take. */
+#define HANDSHAKE_TIMEOUT_S 10
+#define SHUTDOWN_POLL_MS 20
+
+static struct {
+    const struct config *cfg;
+    struct event_base *base;
+    struct lws_context *lws;
+    struct bus *bus;
+    struct event *sigint, *sigterm, *keepalive_timer, *shutdown_timer;
+    int64_t shutdown_deadline_ms;
+    int exit_code;
+} srv;
+
+static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    struct session *s = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        char path[64];
+        if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0)
+            path[0] = '\0';
+        return http_serve_endpoint(wsi, path);
+    }
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http_confirm_upgrade(wsi);
+    case LWS_CALLBACK_ESTABLISHED: {
+        char name[PROTO_NAME_MAX + 1];
+        enum session_kind kind = http_upgrade_kind(wsi, name, sizeof(name));
+        return session_open(s, wsi, kind, name);
+    }
+    case LWS_CALLBACK_RECEIVE:
+        return session_receive(s, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        session_pong(s);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return session_writable(s);
+    case LWS_CALLBACK_CLOSED:
+        session_closed(s);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"chat", callback_chat, sizeof(struct session), RX_BUFFER_SIZE, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Neither ping nor hang-up from lws: the session's keepalive wheel does
+ * both at O(1) per connection. */
+static const lws_retry_bo_t no_lws_keepalive = {.secs_since_valid_ping = 0,
+                                                .secs_since_valid_hangup = 0};
+
+static void on_room_frame(void *ctx, const char *room, size_t room_len, const struct msgid *id,
+                          struct frame *f)
+{
+    (void)ctx;
+    metrics.bus_received++;
+    rooms_on_frame(&sessions.rooms, room, room_len, id, f);
+}
+
+static void on_broadcast_frame(void *ctx, struct frame *f)
+{
+    (void)ctx;
+    metrics.bus_received++;
+    sessions_broadcast(f);
+}
+
+static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
+{
+    (void)ctx;
+    rooms_on_subscribed(&sessions.rooms, room, room_len, status);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        n--;
+    log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    sessions_keepalive_tick();
+}
+
+static void finish(void)
+{
+    if (srv.bus)
+        srv.bus->ops->close(srv.bus);
+    lws_context_destroy(srv.lws);
+    srv.lws = NULL;
+    event_base_loopexit(srv.base, NULL);
+}
+
+static void shutdown_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (sessions.all_count > 0 && bus_now_ms() < srv.shutdown_deadline_ms)
+        return;
+    if (sessions.all_count > 0)
+        log_warn("shutdown: %ld clients still open after %u ms, closing anyway", sessions.all_count,
+                 srv.cfg->shutdown_timeout_ms);
+    event_del(srv.shutdown_timer);
+    finish();
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what, (void)arg;
+    if (sessions.shutting_down)
+        return;
+    log_info("signal %d: shutting down, closing %ld clients", (int)sig, sessions.all_count);
+    sessions_shutdown();
+    srv.shutdown_deadline_ms = bus_now_ms() + srv.cfg->shutdown_timeout_ms;
+    struct timeval tv = {0, SHUTDOWN_POLL_MS * 1000};
+    event_add(srv.shutdown_timer, &tv);
+}
+
+static struct lws_context *create_lws(const struct config *cfg)
+{
+    static struct lws_http_mount m_root, m_health, m_ready, m_metrics;
+    m_root = (struct lws_http_mount){.mountpoint = "/",
+                                     .mountpoint_len = 1,
+                                     .origin = cfg->client_dir,
+                                     .def = "index.html",
+                                     .origin_protocol = LWSMPRO_FILE};
+    m_metrics = (struct lws_http_mount){.mount_next = &m_root,
+                                        .mountpoint = "/metrics",
+                                        .mountpoint_len = 8,
+                                        .origin = "chat",
+                                        .origin_protocol = LWSMPRO_CALLBACK};
+    m_ready = m_metrics;
+    m_ready.mount_next = &m_metrics;
+    m_ready.mountpoint = "/readyz";
+    m_ready.mountpoint_len = 7;
+    m_health = m_metrics;
+    m_health.mount_next = &m_ready;
+    m_health.mountpoint = "/healthz";
+    m_health.mountpoint_len = 8;
+
+    static void *foreign_loops[1];
+    foreign_loops[0] = srv.base;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = cfg->listen_port;
+    bool any = strcmp(cfg->listen_host, "0.0.0.0") == 0 || strcmp(cfg->listen_host, "*") == 0;
+    bool v6 = strchr(cfg->listen_host, ':') != NULL;
+    if (strcmp(cfg->listen_host, "localhost") == 0)
+        info.iface = "127.0.0.1";
+    else if (!any)
+        info.iface = cfg->listen_host;
+    info.protocols = protocols;
+    info.mounts = &m_health;
+    info.foreign_loops = foreign_loops;
+    info.retry_and_idle_policy = &no_lws_keepalive;
+    info.timeout_secs = HANDSHAKE_TIMEOUT_S;
+    info.vhost_name = "gateway";
+    info.server_string = "chat-gateway";
+    info.options = LWS_SERVER_OPTION_LIBEVENT | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    if (!v6)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    return lws_create_context(&info);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("could not raise the open-file limit");
+    }
+}
+
+int server_run(const struct config *cfg)
+{
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = cfg;
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    lws_set_log_level(LLL_ERR, lws_log_emit);
+
+    struct stat st;
+    if (stat(cfg->client_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        log_warn("client directory %s not found: / will answer 404", cfg->client_dir);
+
+    srv.base = event_base_new();
+    if (!srv.base) {
+        log_error("could not create the event loop");
+        return 1;
+    }
+    struct bus_handlers h = {on_room_frame, on_broadcast_frame, on_subscribed, NULL};
+    srv.bus = bus_new(srv.base, cfg, &h);
+    if (!srv.bus || sessions_init(cfg, srv.bus) < 0) {
+        log_error("could not set up the bus");
+        bus_free(srv.bus);
+        event_base_free(srv.base);
+        return 1;
+    }
+    http_init(cfg, srv.bus);
+
+    srv.lws = create_lws(cfg);
+    if (!srv.lws) {
+        log_error("could not listen on %s:%d", cfg->listen_host, cfg->listen_port);
+        srv.bus->ops->close(srv.bus);
+        bus_free(srv.bus);
+        sessions_free();
+        event_base_free(srv.base);
+        return 1;
+    }
+
+    srv.sigint = evsignal_new(srv.base, SIGINT, on_signal, NULL);
+    srv.sigterm = evsignal_new(srv.base, SIGTERM, on_signal, NULL);
+    srv.keepalive_timer = event_new(srv.base, -1, EV_PERSIST, keepalive_cb, NULL);
+    srv.shutdown_timer = event_new(srv.base, -1, EV_PERSIST, shutdown_poll, NULL);
+    struct timeval tick = {0, (suseconds_t)sessions.keepalive.tick_ms * 1000};
+    event_add(srv.sigint, NULL);
+    event_add(srv.sigterm, NULL);
+    event_add(srv.keepalive_timer, &tick);
+
+    log_info("gateway %s listening on %s:%d (%s)", cfg->id, cfg->listen_host, cfg->listen_port,
+             cfg->redis_enabled ? "redis bus" : "single node");
+    event_base_dispatch(srv.base);
+    log_info("gateway %s stopped", cfg->id);
+
+    if (srv.lws)
+        lws_context_destroy(srv.lws);
+    event_free(srv.sigint);
+    event_free(srv.sigterm);
+    event_free(srv.keepalive_timer);
+    event_free(srv.shutdown_timer);
+    bus_free(srv.bus);
+    sessions_free();
+    event_base_free(srv.base);
+    return srv.exit_code;
+}

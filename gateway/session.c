@@ -1,0 +1,489 @@
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+#include "log.h"
+#include "metrics.h"
+
+_Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
+
+/* Keepalive resolution: deadlines are met within this. */
+#define KEEPALIVE_TICK_MS 100
+/* A session asked to close that never becomes writable is killed after this. */
+#define CLOSE_GRACE_S 2
+
+struct sessions sessions;
+
+/* An outstanding bus request of a session. The session may close before
+ * the answer: closing detaches the waits, and the answer then finds s NULL. */
+struct session_wait {
+    struct session *s;
+    struct session_wait *prev, *next;
+    int64_t started_us;
+    size_t room_len;
+    char room[PROTO_ROOM_MAX + 1];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static struct session_wait *wait_new(struct session *s, const char *room, size_t room_len)
+{
+    struct session_wait *w = malloc(sizeof(*w));
+    if (!w)
+        return NULL;
+    w->s = s;
+    w->prev = NULL;
+    w->next = s->waits;
+    if (s->waits)
+        s->waits->prev = w;
+    s->waits = w;
+    w->started_us = now_us();
+    w->room_len = room ? room_len : 0;
+    if (room)
+        memcpy(w->room, room, room_len);
+    w->room[w->room_len] = '\0';
+    return w;
+}
+
+/* Frees the wait and returns its session, NULL if the session is gone. */
+static struct session *wait_finish(struct session_wait *w)
+{
+    struct session *s = w->s;
+    if (s) {
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            s->waits = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+    }
+    free(w);
+    return s;
+}
+
+/* Asks for the session to be closed with code; the close frame goes out at
+ * the next writable callback. Pending output is dropped. */
+static void request_close(struct session *s, uint16_t code, const char *reason)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    s->close_code = code;
+    sendq_clear(&s->q);
+    lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+    lws_callback_on_writable(s->wsi);
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+}
+
+static void queue(struct session *s, struct frame *f, bool binary)
+{
+    if (s->closing)
+        return;
+    if (s->q.count && s->q.bytes + f->len > sessions.cfg->send_queue_limit) {
+        metrics.slow_consumer_drops++;
+        log_info("session %llu (%s): send queue over %zu bytes, closing as slow consumer",
+                 (unsigned long long)s->id, s->name, sessions.cfg->send_queue_limit);
+        request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
+        return;
+    }
+    if (sendq_push(&s->q, f, binary) < 0) {
+        log_error("session %llu: out of memory queuing a frame", (unsigned long long)s->id);
+        request_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    if (s->q.count == 1)
+        lws_callback_on_writable(s->wsi);
+}
+
+void session_send(struct session *s, struct frame *f)
+{
+    queue(s, f, false);
+}
+
+static void send_error(struct session *s, enum proto_error e, const char *why)
+{
+    metrics.errors[e]++;
+    struct frame *f = proto_error_frame(e, why);
+    if (f) {
+        session_send(s, f);
+        frame_unref(f);
+    }
+}
+
+static void send_owned(struct session *s, struct frame *f)
+{
+    if (f) {
+        session_send(s, f);
+        frame_unref(f);
+    }
+}
+
+void sessions_broadcast(struct frame *f)
+{
+    for (struct session *s = sessions.head; s; s = s->next)
+        if (s->kind == SESSION_CHAT)
+            session_send(s, f);
+}
+
+static void rooms_deliver(void *owner, struct frame *f)
+{
+    session_send(owner, f);
+}
+
+static void rooms_overflow(void *owner)
+{
+    struct session *s = owner;
+    metrics.slow_consumer_drops++;
+    request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
+}
+
+static const struct rooms_owner_ops owner_ops = {rooms_deliver, rooms_overflow};
+
+static void keepalive_fire(struct ka_entry *e, void *ctx)
+{
+    (void)ctx;
+    struct session *s = (struct session *)((char *)e - offsetof(struct session, ka));
+    if (s->closing)
+        return;
+    const struct config *cfg = sessions.cfg;
+    int64_t now = now_ms();
+    int64_t idle = now - s->last_rx_ms;
+    if (idle >= cfg->pong_timeout_ms) {
+        metrics.keepalive_timeouts++;
+        log_info("session %llu (%s): no pong for %lld ms, closing", (unsigned long long)s->id,
+                 s->name, (long long)idle);
+        request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "keepalive timeout");
+        return;
+    }
+    if (now - s->last_ping_ms + KEEPALIVE_TICK_MS >= cfg->ping_interval_ms) {
+        s->ping_due = true;
+        s->last_ping_ms = now;
+        lws_callback_on_writable(s->wsi);
+    }
+    sendq_shrink(&s->q);
+    int64_t next_ping = s->last_ping_ms + cfg->ping_interval_ms - now;
+    int64_t deadline = s->last_rx_ms + cfg->pong_timeout_ms - now;
+    int64_t delay = next_ping < deadline ? next_ping : deadline;
+    keepalive_schedule(&sessions.keepalive, &s->ka, delay > 0 ? (uint32_t)delay : 1);
+}
+
+void sessions_keepalive_tick(void)
+{
+    keepalive_tick(&sessions.keepalive);
+}
+
+int sessions_init(const struct config *cfg, struct bus *bus)
+{
+    memset(&sessions, 0, sizeof(sessions));
+    sessions.cfg = cfg;
+    sessions.bus = bus;
+    uint32_t longest =
+        cfg->ping_interval_ms > cfg->pong_timeout_ms ? cfg->ping_interval_ms : cfg->pong_timeout_ms;
+    if (keepalive_init(&sessions.keepalive, KEEPALIVE_TICK_MS, longest, keepalive_fire, NULL) < 0)
+        return -1;
+    rooms_init(&sessions.rooms, bus, &owner_ops, cfg->send_queue_limit);
+    return 0;
+}
+
+void sessions_free(void)
+{
+    rooms_free(&sessions.rooms);
+    keepalive_free(&sessions.keepalive);
+}
+
+void sessions_shutdown(void)
+{
+    sessions.shutting_down = true;
+    for (struct session *s = sessions.head; s; s = s->next)
+        request_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
+}
+
+static void announce_global(const char *name, const char *what)
+{
+    char content[PROTO_NAME_MAX + 16];
+    snprintf(content, sizeof(content), "%s %s", name, what);
+    struct frame *f = proto_system(NULL, 0, content, bus_now_ms());
+    if (f) {
+        sessions.bus->ops->publish_frame(sessions.bus, NULL, 0, f);
+        frame_unref(f);
+    }
+}
+
+int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name)
+{
+    memset(s, 0, sizeof(*s));
+    s->wsi = wsi;
+    s->kind = (uint8_t)kind;
+    s->id = ++sessions.next_id;
+    sendq_init(&s->q);
+    s->last_rx_ms = s->last_ping_ms = now_ms();
+    s->next = sessions.head;
+    if (sessions.head)
+        sessions.head->prev = s;
+    sessions.head = s;
+    sessions.all_count++;
+
+    /* The first ping comes at a random point of the first interval, so that
+     * clients that connected together are not all pinged together. */
+    uint32_t interval = sessions.cfg->ping_interval_ms;
+    keepalive_schedule(&sessions.keepalive, &s->ka,
+                       interval / 2 + (uint32_t)((uint64_t)rand() % (interval / 2 + 1)));
+    if (kind == SESSION_ECHO)
+        return 0;
+
+    if (name && *name)
+        snprintf(s->name, sizeof(s->name), "%s", name);
+    else
+        snprintf(s->name, sizeof(s->name), "User%llu", (unsigned long long)s->id);
+    sessions.chat_count++;
+    metrics.connections++;
+    metrics.connections_total++;
+    char conn_id[160];
+    snprintf(conn_id, sizeof(conn_id), "%s-%llu", sessions.cfg->id, (unsigned long long)s->id);
+    log_info("session %llu (%s): connected", (unsigned long long)s->id, s->name);
+    send_owned(s, proto_welcome(s->name, conn_id, sessions.cfg->id, bus_now_ms()));
+    announce_global(s->name, "connected");
+    bus_clients_changed(sessions.bus, sessions.chat_count);
+    return 0;
+}
+
+static void chat_done(void *arg, int status)
+{
+    struct session_wait *w = arg;
+    int64_t started = w->started_us;
+    struct session *s = wait_finish(w);
+    if (status < 0) {
+        metrics.bus_publish_failures++;
+        if (s)
+            send_error(s, PROTO_UNAVAILABLE,
+                       "the message could not reach the cluster: nothing was delivered");
+        return;
+    }
+    metrics_observe_latency_us((uint64_t)(now_us() - started));
+}
+
+static void presence_done(void *arg, int status, const char *const *names, size_t n)
+{
+    struct session_wait *w = arg;
+    char room[PROTO_ROOM_MAX + 1];
+    size_t room_len = w->room_len;
+    memcpy(room, w->room, room_len + 1);
+    struct session *s = wait_finish(w);
+    if (!s)
+        return;
+    if (status < 0)
+        send_error(s, PROTO_UNAVAILABLE, "presence is unavailable: the cluster is unreachable");
+    else
+        send_owned(s, proto_presence(room, room_len, names, n));
+}
+
+static void handle_chat(struct session *s, const struct proto_request *req)
+{
+    if (req->room && !rooms_is_member(&s->rooms, req->room, req->room_len)) {
+        send_error(s, PROTO_NOT_IN_ROOM, "join the room before sending to it");
+        return;
+    }
+    size_t len;
+    char *rest = proto_chat_rest(req->room, req->room_len, s->name, req->content, req->content_len,
+                                 bus_now_ms(), &len);
+    struct session_wait *w = rest ? wait_new(s, NULL, 0) : NULL;
+    if (!w) {
+        free(rest);
+        send_error(s, PROTO_UNAVAILABLE, "out of memory: nothing was delivered");
+        return;
+    }
+    metrics.bus_published++;
+    sessions.bus->ops->publish_chat(sessions.bus, req->room, req->room_len, rest, len, chat_done,
+                                    w);
+    free(rest);
+}
+
+static void handle_request(struct session *s, const struct proto_request *req)
+{
+    enum proto_error e;
+    switch (req->type) {
+    case PROTO_JOIN_ROOM:
+        e = rooms_join(&sessions.rooms, &s->rooms, s, s->name, req->room, req->room_len,
+                       req->has_since ? &req->since : NULL);
+        if (e != PROTO_OK)
+            send_error(s, e, "the room could not be joined");
+        break;
+    case PROTO_LEAVE_ROOM:
+        if (rooms_leave(&sessions.rooms, &s->rooms, req->room, req->room_len) == PROTO_OK)
+            send_owned(s, proto_left(req->room, req->room_len));
+        else
+            send_error(s, PROTO_NOT_IN_ROOM, "you are not in that room");
+        break;
+    case PROTO_CHAT:
+        handle_chat(s, req);
+        break;
+    case PROTO_ECHO:
+        send_owned(s, proto_echo(req->content, req->content_len));
+        break;
+    case PROTO_PING:
+        send_owned(s, proto_pong());
+        break;
+    case PROTO_PRESENCE: {
+        struct session_wait *w = wait_new(s, req->room, req->room_len);
+        if (!w) {
+            send_error(s, PROTO_UNAVAILABLE, "out of memory");
+            break;
+        }
+        sessions.bus->ops->presence(sessions.bus, req->room, req->room_len, presence_done, w);
+        break;
+    }
+    }
+}
+
+static void handle_message(struct session *s, const unsigned char *data, size_t len, bool binary)
+{
+    metrics.frames_in++;
+    if (s->kind == SESSION_ECHO) {
+        struct frame *f = frame_copy(data, len);
+        if (f)
+            queue(s, f, binary);
+        frame_unref(f);
+        return;
+    }
+    if (binary) {
+        send_error(s, PROTO_BAD_JSON, "binary frames are not accepted: send JSON text frames");
+        return;
+    }
+    struct proto_request req;
+    const char *why;
+    enum proto_error e = proto_decode((const char *)data, len, &req, &why);
+    if (e != PROTO_OK) {
+        send_error(s, e, why);
+        return;
+    }
+    handle_request(s, &req);
+    proto_request_free(&req);
+}
+
+int session_receive(struct session *s, const void *in, size_t len)
+{
+    struct lws *wsi = s->wsi;
+    s->last_rx_ms = now_ms();
+    metrics.bytes_in += len;
+    if (s->closing)
+        return 0;
+    if (lws_is_first_fragment(wsi)) {
+        s->rx_len = 0;
+        s->rx_binary = lws_frame_is_binary(wsi);
+    }
+    /* Checked before buffering: the declared rest of this frame counts. */
+    size_t total = (size_t)s->rx_len + len + lws_remaining_packet_payload(wsi);
+    if (total > sessions.cfg->max_message_bytes) {
+        metrics.oversize_closes++;
+        log_info("session %llu (%s): message over %zu bytes, closing", (unsigned long long)s->id,
+                 s->name, sessions.cfg->max_message_bytes);
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = s->rx_cap = 0;
+        static const char reason[] = "message too big";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
+                         sizeof(reason) - 1);
+        return -1;
+    }
+    bool final = lws_is_final_fragment(wsi);
+    if (final && s->rx_len == 0) { /* the common case: one piece, no copy */
+        handle_message(s, in, len, s->rx_binary);
+        return 0;
+    }
+    if (total > s->rx_cap) {
+        unsigned char *n = realloc(s->rx, total);
+        if (!n) {
+            log_error("session %llu: out of memory reassembling", (unsigned long long)s->id);
+            return -1;
+        }
+        s->rx = n;
+        s->rx_cap = (uint32_t)total;
+    }
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += (uint32_t)len;
+    if (final) {
+        handle_message(s, s->rx, s->rx_len, s->rx_binary);
+        /* Large messages are rare: an idle session keeps no buffer. */
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = s->rx_cap = 0;
+    }
+    return 0;
+}
+
+void session_pong(struct session *s)
+{
+    s->last_rx_ms = now_ms();
+}
+
+int session_writable(struct session *s)
+{
+    if (s->closing)
+        return -1;
+    if (s->ping_due) {
+        unsigned char ping[LWS_PRE + 1];
+        s->ping_due = false;
+        if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        if (s->q.count)
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    const struct sendq_entry *e = sendq_peek(&s->q);
+    if (!e)
+        return 0;
+    struct frame *f = e->frame;
+    if (lws_write(s->wsi, frame_data(f), f->len, e->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0)
+        return -1;
+    metrics.frames_out++;
+    metrics.bytes_out += f->len;
+    sendq_pop(&s->q);
+    if (s->q.count)
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+void session_closed(struct session *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (sessions.head == s)
+        sessions.head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    sessions.all_count--;
+    keepalive_cancel(&s->ka);
+    for (struct session_wait *w = s->waits; w; w = w->next)
+        w->s = NULL;
+    s->waits = NULL;
+    sendq_clear(&s->q);
+    free(s->rx);
+    s->rx = NULL;
+    if (s->kind != SESSION_CHAT)
+        return;
+    bool tell = !sessions.shutting_down;
+    rooms_leave_all(&sessions.rooms, &s->rooms, tell);
+    sessions.chat_count--;
+    metrics.connections--;
+    log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->name);
+    if (tell) {
+        announce_global(s->name, "disconnected");
+        bus_clients_changed(sessions.bus, sessions.chat_count);
+    }
+}

@@ -1,0 +1,101 @@
+/* bus: how a gateway hands messages to the cluster and gets them back. Two
+ * implementations with the same behaviour: the in-process bus (single node)
+ * and the Redis bus. Every message, local members' included, comes back
+ * through the handlers, so every member sees one order.
+ *
+ * Callbacks that take an arg are called exactly once, possibly before the
+ * call that started them returns (the in-process bus is synchronous). */
+#ifndef GATEWAY_BUS_H
+#define GATEWAY_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "frame.h"
+#include "proto.h"
+
+struct bus;
+
+/* status: 0 ok, -1 the cluster could not be reached (nothing happened). */
+typedef void (*bus_done_fn)(void *arg, int status);
+
+struct bus_join_result {
+    struct frame **history; /* chat frames after since, oldest first */
+    size_t n;
+    bool truncated;
+    long members; /* distinct names in the room across the cluster */
+};
+typedef void (*bus_join_fn)(void *arg, int status, const struct bus_join_result *r);
+typedef void (*bus_names_fn)(void *arg, int status, const char *const *names, size_t n);
+
+struct bus_handlers {
+    /* A frame of a room: chat (id set) or system (id NULL). */
+    void (*room_frame)(void *ctx, const char *room, size_t room_len, const struct msgid *id,
+                       struct frame *f);
+    /* A frame for every local client: global chat, connection events,
+     * client_count. */
+    void (*broadcast_frame)(void *ctx, struct frame *f);
+    /* The subscription to a room asked for with bus_subscribe is live
+     * (status 0) or could not be made now (-1; the bus keeps trying). */
+    void (*subscribed)(void *ctx, const char *room, size_t room_len, int status);
+    void *ctx;
+};
+
+struct bus_ops {
+    /* Assigns an id, appends to the room's history and delivers. room NULL:
+     * global. rest is proto_chat_rest's output. */
+    void (*publish_chat)(struct bus *b, const char *room, size_t room_len, const char *rest,
+                         size_t len, bus_done_fn done, void *arg);
+    /* Delivers a frame as it is, best effort (system frames). room NULL:
+     * broadcast. Returns -1 when the cluster is unreachable. */
+    int (*publish_frame)(struct bus *b, const char *room, size_t room_len, struct frame *f);
+    void (*subscribe)(struct bus *b, const char *room, size_t room_len);
+    void (*unsubscribe)(struct bus *b, const char *room, size_t room_len);
+    /* Registers name in the room's presence (unless add is false: a
+     * re-join) and fetches the history after since (NULL: all kept). */
+    void (*join)(struct bus *b, const char *room, size_t room_len, const char *name, bool add,
+                 const struct msgid *since, bus_join_fn cb, void *arg);
+    void (*leave)(struct bus *b, const char *room, size_t room_len, const char *name);
+    void (*presence)(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
+    /* Publishes the cluster-wide client count given this node's count. */
+    void (*publish_count)(struct bus *b, long local);
+    bool (*ready)(struct bus *b);
+    /* Withdraws this gateway from the cluster (presence, counts) and closes. */
+    void (*close)(struct bus *b);
+    void (*free)(struct bus *b);
+};
+
+struct bus {
+    const struct bus_ops *ops;
+    struct bus_handlers h;
+    struct event_base *base;
+    const struct config *cfg;
+    /* client_count coalescing, shared by both implementations */
+    struct event *count_timer;
+    long local_clients;
+    bool count_dirty;
+};
+
+/* The Redis bus when cfg->redis_enabled, else the in-process bus. */
+struct bus *bus_new(struct event_base *base, const struct config *cfg,
+                    const struct bus_handlers *h);
+/* Local connects and disconnects: client_count frames follow, coalesced
+ * to a few per second. */
+void bus_clients_changed(struct bus *b, long local);
+void bus_free(struct bus *b);
+
+/* Shared by the implementations. */
+int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *base,
+                  const struct config *cfg, const struct bus_handlers *h);
+void bus_base_free(struct bus *b);
+int64_t bus_now_ms(void);
+
+struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
+                          const struct bus_handlers *h);
+struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
+                          const struct bus_handlers *h);
+
+#endif

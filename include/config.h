@@ -1,0 +1,48 @@
+/* config: the gateway's settings from flags and their environment twins
+ * (GATEWAY_<FLAG>); a flag wins over its twin. */
+#ifndef GATEWAY_CONFIG_H
+#define GATEWAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+struct config {
+    char listen_host[256];
+    int listen_port;
+    bool redis_enabled;
+    char redis_host[256];
+    int redis_port;
+    char redis_prefix[64];
+    char id[128];
+    char client_dir[1024];
+    size_t max_message_bytes;
+    unsigned ping_interval_ms;
+    unsigned pong_timeout_ms;
+    size_t send_queue_limit;
+    char **allowed_origins; /* owned, n_allowed_origins entries */
+    size_t n_allowed_origins;
+    unsigned history;
+    unsigned shutdown_timeout_ms;
+    enum log_level log_level;
+};
+
+enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };
+
+/* Fills c from defaults, the environment and argv. On CONFIG_ERROR, err
+ * holds one line naming the flag. default_client_dir is used when neither
+ * --client-dir nor its twin is given. */
+enum config_result config_parse(struct config *c, int argc, char **argv,
+                                const char *default_client_dir, char *err, size_t errlen);
+void config_usage(FILE *out);
+void config_free(struct config *c);
+
+/* Value parsers, shared with the tests. Each returns false on a bad value. */
+bool config_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+bool config_parse_redis_url(const char *s, char *host, size_t hostlen, int *port);
+bool config_parse_duration_ms(const char *s, unsigned *out);
+bool config_parse_size(const char *s, size_t *out);
+
+#endif

@@ -1,0 +1,42 @@
+/* metrics: process-wide counters and gauges, rendered in the Prometheus
+ * text format for /metrics. Plain integers: one thread touches them. */
+#ifndef GATEWAY_METRICS_H
+#define GATEWAY_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct metrics {
+    uint64_t connections; /* gauge: open /ws sessions */
+    uint64_t connections_total;
+    uint64_t rooms; /* gauge: rooms with local members */
+    uint64_t frames_in;
+    uint64_t frames_out;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t errors[PROTO_ERROR_COUNT];
+    uint64_t slow_consumer_drops;
+    uint64_t keepalive_timeouts;
+    uint64_t oversize_closes;
+    uint64_t redis_up; /* gauge */
+    uint64_t redis_reconnects;
+    uint64_t bus_published;
+    uint64_t bus_received;
+    uint64_t bus_publish_failures;
+    uint64_t rate_limited;
+    uint64_t rejected_upgrades;
+    /* Publish-to-delivery latency of this gateway's own chat messages. */
+    uint64_t latency_buckets[12];
+    uint64_t latency_count;
+    uint64_t latency_sum_us;
+};
+
+extern struct metrics metrics;
+
+void metrics_observe_latency_us(uint64_t us);
+/* Renders into a malloc'd string; returns NULL on OOM. */
+char *metrics_render(size_t *len);
+
+#endif

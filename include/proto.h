@@ -1,0 +1,104 @@
+/* proto: the chat wire protocol (PROTOCOL.md). Decodes and validates client
+ * frames with jansson, and encodes every server frame once, as a shared
+ * frame. Chat frames are laid out as
+ *     {"type":"chat","id":"<ID>",<rest>
+ * so that the id, assigned by whoever orders the room (Redis or the local
+ * bus), can be spliced in without decoding or re-encoding the rest. */
+#ifndef GATEWAY_PROTO_H
+#define GATEWAY_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "frame.h"
+
+#define PROTO_NAME_MAX 32
+#define PROTO_ROOM_MAX 64
+#define MSGID_STR_MAX 44 /* two 20-digit numbers, a dash and a NUL */
+
+/* A message id: "<ms>-<seq>", the form of a Redis stream id. */
+struct msgid {
+    uint64_t ms;
+    uint64_t seq;
+};
+
+bool msgid_parse(const char *s, size_t len, struct msgid *out);
+/* Writes the NUL-terminated id into buf (MSGID_STR_MAX); returns its length. */
+size_t msgid_format(const struct msgid *id, char *buf);
+int msgid_cmp(const struct msgid *a, const struct msgid *b);
+
+/* 1 to max bytes of valid UTF-8 with no control characters (C0, DEL, C1). */
+bool proto_valid_name(const char *s, size_t len, size_t max);
+
+enum proto_type {
+    PROTO_JOIN_ROOM,
+    PROTO_LEAVE_ROOM,
+    PROTO_CHAT,
+    PROTO_ECHO,
+    PROTO_PING,
+    PROTO_PRESENCE,
+};
+
+enum proto_error {
+    PROTO_OK = 0,
+    PROTO_BAD_JSON,
+    PROTO_UNKNOWN_TYPE,
+    PROTO_BAD_ROOM,
+    PROTO_BAD_CONTENT,
+    PROTO_BAD_SINCE,
+    PROTO_NOT_IN_ROOM,
+    PROTO_RATE_LIMITED,
+    PROTO_UNAVAILABLE,
+    PROTO_TOO_MANY_ROOMS,
+    PROTO_ERROR_COUNT
+};
+
+/* The wire code of an error ("bad_json", ...). */
+const char *proto_error_code(enum proto_error e);
+
+struct proto_request {
+    enum proto_type type;
+    const char *room; /* NULL when absent; points into root */
+    size_t room_len;
+    const char *content; /* NULL when absent; points into root */
+    size_t content_len;
+    bool has_since;
+    struct msgid since;
+    json_t *root;
+};
+
+/* Decodes one text frame. On error returns the code and sets *why to a
+ * sentence for people; req holds nothing to free. On success the caller
+ * frees req with proto_request_free. */
+enum proto_error proto_decode(const char *data, size_t len, struct proto_request *req,
+                              const char **why);
+void proto_request_free(struct proto_request *req);
+
+/* Server frames. Each returns a new frame (refcount 1) or NULL on OOM. A
+ * NULL room means global (the field is left out). */
+struct frame *proto_welcome(const char *name, const char *conn_id, const char *gateway, int64_t ts);
+struct frame *proto_error_frame(enum proto_error e, const char *why);
+struct frame *proto_echo(const char *content, size_t len);
+struct frame *proto_pong(void);
+struct frame *proto_left(const char *room, size_t room_len);
+struct frame *proto_system(const char *room, size_t room_len, const char *content, int64_t ts);
+struct frame *proto_client_count(long count, int64_t ts);
+struct frame *proto_presence(const char *room, size_t room_len, const char *const *users, size_t n);
+struct frame *proto_joined(const char *room, size_t room_len, long members,
+                           struct frame *const *history, size_t n, bool truncated);
+
+/* The part of a chat frame after the id: "room":..,"sender":..,"content":..,
+ * "timestamp":..} . Returns a malloc'd string and its length in *len. */
+char *proto_chat_rest(const char *room, size_t room_len, const char *sender, const char *content,
+                      size_t content_len, int64_t ts, size_t *len);
+/* The whole chat frame for an id and a rest. */
+struct frame *proto_chat_assemble(const struct msgid *id, const char *rest, size_t len);
+/* The prefix that proto_chat_assemble puts before the id. */
+extern const char PROTO_CHAT_PREFIX[];
+/* Reads the id back out of an assembled chat frame; false if it is not one. */
+bool proto_chat_id(const unsigned char *payload, size_t len, struct msgid *out);
+
+#endif

@@ -1,0 +1,81 @@
+/* rooms: the local members of every room, the room subscriptions that
+ * follow them (subscribe on the first local member, unsubscribe after the
+ * last), and the join flow: a member counts from its `joined` frame on, and
+ * frames that reach the room while its history is being fetched are held
+ * and merged by id, so it sees neither a gap nor a duplicate. */
+#ifndef GATEWAY_ROOMS_H
+#define GATEWAY_ROOMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bus.h"
+#include "frame.h"
+#include "proto.h"
+#include "sendq.h"
+#include "strmap.h"
+
+struct room;
+
+/* What rooms needs from the owner of a membership (a session). */
+struct rooms_owner_ops {
+    /* Queue a frame to the owner. */
+    void (*deliver)(void *owner, struct frame *f);
+    /* The owner's held frames passed the send-queue limit while joining. */
+    void (*overflow)(void *owner);
+};
+
+enum member_state { MEMBER_JOINING, MEMBER_JOINED };
+
+struct member {
+    struct room *room;
+    void *owner;
+    const char *name;             /* the owner's user name, owned by the owner */
+    struct member *rprev, *rnext; /* in the room */
+    struct member *snext;         /* in the owner's set */
+    struct sendq held;            /* frames that arrived while joining */
+    struct msgid since;
+    enum member_state state;
+    bool has_since;
+    bool in_flight; /* a bus join is outstanding */
+    bool orphaned;  /* left while in flight: freed when the answer comes */
+    bool announced; /* presence registered and "joined the room" sent */
+};
+
+/* The rooms one owner is in. */
+struct room_set {
+    struct member *head;
+    unsigned count;
+};
+
+struct rooms {
+    struct strmap by_name;
+    struct bus *bus;
+    const struct rooms_owner_ops *ops;
+    size_t held_limit;
+};
+
+void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops,
+                size_t held_limit);
+void rooms_free(struct rooms *r);
+
+/* Starts a join; the owner gets `joined` (or an error) through deliver. A
+ * join of a room the owner is in answers `joined` again without a new
+ * announcement. Returns PROTO_OK or an error for the owner. */
+enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, const char *name,
+                            const char *room, size_t room_len, const struct msgid *since);
+/* Leaves a room: PROTO_NOT_IN_ROOM when the owner is not in it. */
+enum proto_error rooms_leave(struct rooms *r, struct room_set *set, const char *room,
+                             size_t room_len);
+/* Leaves every room (disconnect). announce: tell the rooms and presence. */
+void rooms_leave_all(struct rooms *r, struct room_set *set, bool announce);
+/* True once the owner has received `joined` for the room. */
+bool rooms_is_member(const struct room_set *set, const char *room, size_t room_len);
+size_t rooms_count(const struct rooms *r);
+
+/* Bus handlers, wired by the server. */
+void rooms_on_frame(struct rooms *r, const char *room, size_t room_len, const struct msgid *id,
+                    struct frame *f);
+void rooms_on_subscribed(struct rooms *r, const char *room, size_t room_len, int status);
+
+#endif

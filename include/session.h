@@ -1,0 +1,81 @@
+/* session: one connected WebSocket client. Reassembles its frames within
+ * the size limit, hands chat frames to proto and the rooms, queues its
+ * outgoing frames (closing it as a slow consumer past the limit), keeps it
+ * alive with pings, and writes one frame per writable callback. */
+#ifndef GATEWAY_SESSION_H
+#define GATEWAY_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "config.h"
+#include "keepalive.h"
+#include "proto.h"
+#include "rooms.h"
+#include "sendq.h"
+
+struct lws;
+struct session_wait;
+
+enum session_kind { SESSION_CHAT, SESSION_ECHO };
+
+struct session {
+    struct lws *wsi;
+    struct session *prev, *next; /* every open session */
+    uint64_t id;
+    char name[PROTO_NAME_MAX + 1];
+    struct sendq q;
+    struct room_set rooms;
+    struct ka_entry ka;
+    int64_t last_rx_ms;
+    int64_t last_ping_ms;
+    struct session_wait *waits; /* outstanding bus requests */
+    unsigned char *rx;          /* reassembly of a fragmented message */
+    uint32_t rx_len, rx_cap;
+    uint16_t close_code;
+    uint8_t kind;
+    bool rx_binary;
+    bool ping_due;
+    bool closing; /* a close is requested: the next writable sends it */
+};
+
+/* What sessions share; set up once by the server. */
+struct sessions {
+    const struct config *cfg;
+    struct bus *bus;
+    struct rooms rooms;
+    struct keepalive keepalive;
+    struct session *head;
+    long chat_count; /* open /ws sessions */
+    long all_count;  /* open /ws and /echo sessions */
+    uint64_t next_id;
+    bool shutting_down;
+};
+
+extern struct sessions sessions;
+
+int sessions_init(const struct config *cfg, struct bus *bus);
+void sessions_free(void);
+/* Asks every session to close with 1001. */
+void sessions_shutdown(void);
+
+/* Bus handlers for frames meant for every chat client. */
+void sessions_broadcast(struct frame *f);
+
+/* libwebsockets callbacks, in order of a session's life. */
+int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name);
+/* Returns -1 to close (the close reason is set). */
+int session_receive(struct session *s, const void *in, size_t len);
+void session_pong(struct session *s);
+int session_writable(struct session *s);
+void session_closed(struct session *s);
+
+/* Queues a frame to the client; a client whose queue passes the limit is
+ * closed with 1008. */
+void session_send(struct session *s, struct frame *f);
+/* Advances the keepalive wheel one tick. */
+void sessions_keepalive_tick(void);
+
+#endif
