@@ -1,0 +1,221 @@
+// client/chat-client.js in Node against a scripted socket: the reconnect and
+// outbox rules, including the cases a real cluster produces only by chance.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { backoffDelay } from '../../client/backoff.js';
+import { ChatClient } from '../../client/chat-client.js';
+import { compareIds } from '../../client/message-id.js';
+import { waitFor } from './lib/wait.js';
+
+class FakeSocket {
+  static all = [];
+  readyState = 0;
+  sent = [];
+
+  constructor(url) {
+    this.url = url;
+    FakeSocket.all.push(this);
+  }
+
+  static last() { return FakeSocket.all.at(-1); }
+
+  send(text) { this.sent.push(JSON.parse(text)); }
+
+  close() {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({ code: 1006 });
+  }
+
+  // The gateway's side.
+  accept(gateway = 'gw1', username = 'me') {
+    this.readyState = 1;
+    this.deliver({ type: 'welcome', gateway, username, content: `Welcome, ${username}!` });
+  }
+
+  deliver(frame) { this.onmessage?.({ data: JSON.stringify(frame) }); }
+
+  drop(code = 1001) {
+    this.readyState = 3;
+    this.onclose?.({ code });
+  }
+
+  frames(type) { return this.sent.filter((f) => f.type === type); }
+}
+
+function newClient(options = {}) {
+  FakeSocket.all = [];
+  const client = new ChatClient({
+    username: 'me',
+    url: 'ws://gateway.test/ws',
+    backoff: { baseMs: 5, capMs: 20 },
+    WebSocketImpl: FakeSocket,
+    ...options,
+  });
+  const events = [];
+  for (const type of ['message', 'outbox', 'joined', 'error', 'status']) {
+    client.addEventListener(type, (e) => events.push({ type, ...e.detail }));
+  }
+  return { client, events };
+}
+
+const chat = (id, sender, content, room = 'r') => ({ type: 'chat', id, room, sender, content, timestamp: 1 });
+
+/** Waits for the client's next socket after a drop, and accepts it. */
+async function reconnect(previous) {
+  await waitFor(() => FakeSocket.last() !== previous, { what: 'a new socket', timeoutMs: 2000, intervalMs: 2 });
+  FakeSocket.last().accept();
+  return FakeSocket.last();
+}
+
+describe('message ids and backoff', () => {
+  test('ids compare numerically, part by part', () => {
+    assert.ok(compareIds('9-0', '10-0') < 0);
+    assert.ok(compareIds('5-10', '5-9') > 0);
+    assert.equal(compareIds('1700000000000-3', '1700000000000-3'), 0);
+  });
+
+  test('backoff grows, is capped, and keeps half of the delay fixed', () => {
+    const base = { baseMs: 500, capMs: 15000 };
+    assert.equal(backoffDelay(0, base, () => 0), 250);
+    assert.equal(backoffDelay(0, base, () => 1), 500);
+    assert.equal(backoffDelay(3, base, () => 0), 2000);
+    assert.equal(backoffDelay(20, base, () => 1), 15000);
+    assert.equal(backoffDelay(20, base, () => 0), 7500);
+  });
+});
+
+describe('ChatClient', () => {
+  test('connects with the name in the URL and joins rooms once welcomed', () => {
+    const { client } = newClient();
+    client.join('r');
+    client.connect();
+    const ws = FakeSocket.last();
+    assert.equal(ws.url, 'ws://gateway.test/ws?username=me');
+    assert.equal(ws.sent.length, 0, 'nothing is sent before the welcome');
+    ws.accept('gwX');
+    assert.equal(client.state, 'connected');
+    assert.equal(client.gateway, 'gwX');
+    assert.deepEqual(ws.frames('join_room'), [{ type: 'join_room', room: 'r' }]);
+    client.close();
+  });
+
+  test('rejoins with since after a drop, merges history and live frames in order, once each', async () => {
+    const { client, events } = newClient();
+    client.join('r');
+    client.connect();
+    let ws = FakeSocket.last();
+    ws.accept();
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [chat('9-0', 'a', 'one')] });
+    ws.deliver(chat('10-0', 'a', 'two'));
+    ws.drop();
+    assert.equal(client.state, 'reconnecting');
+
+    ws = await reconnect(ws);
+    assert.deepEqual(ws.frames('join_room'), [{ type: 'join_room', room: 'r', since: '10-0' }]);
+    // A live frame may overtake the joined answer; the history repeats one already seen.
+    ws.deliver(chat('12-0', 'a', 'four'));
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [chat('10-0', 'a', 'two'), chat('11-0', 'a', 'three')] });
+    ws.deliver(chat('12-0', 'a', 'four'));
+    ws.deliver(chat('13-0', 'a', 'five'));
+
+    const texts = events.filter((e) => e.type === 'message').map((e) => e.content);
+    assert.deepEqual(texts, ['one', 'two', 'three', 'four', 'five']);
+    client.close();
+  });
+
+  test('what is typed offline is sent after the rejoin and confirmed by its broadcast', async () => {
+    const { client, events } = newClient();
+    client.join('r');
+    client.connect();
+    let ws = FakeSocket.last();
+    ws.accept();
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    ws.drop();
+
+    const entry = client.send('while offline', 'r');
+    assert.equal(client.pending('r')[0].state, 'queued');
+    ws = await reconnect(ws);
+    assert.deepEqual(ws.frames('chat'), [], 'not before the room is joined again');
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    assert.deepEqual(ws.frames('chat'), [{ type: 'chat', room: 'r', content: 'while offline' }]);
+    ws.deliver(chat('20-0', 'me', 'while offline'));
+    const confirmed = events.find((e) => e.type === 'message' && e.content === 'while offline');
+    assert.equal(confirmed.localId, entry.localId);
+    assert.deepEqual(client.pending(), []);
+    client.close();
+  });
+
+  test('a message in flight when the socket drops is resent only if the history lacks it', async () => {
+    const { client } = newClient();
+    client.join('r');
+    client.connect();
+    let ws = FakeSocket.last();
+    ws.accept();
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [chat('1-0', 'a', 'hi')] });
+    client.send('arrived', 'r');
+    client.send('lost', 'r');
+    ws.drop();
+
+    ws = await reconnect(ws);
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [chat('2-0', 'me', 'arrived')] });
+    assert.deepEqual(ws.frames('chat').map((f) => f.content), ['lost']);
+    assert.deepEqual(client.pending().map((e) => [e.content, e.state]), [['lost', 'sent']]);
+    client.close();
+  });
+
+  test('unavailable marks the message failed; retry sends it again', () => {
+    const { client } = newClient();
+    client.join('r');
+    client.connect();
+    const ws = FakeSocket.last();
+    ws.accept();
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const entry = client.send('hello', 'r');
+    ws.deliver({ type: 'error', code: 'unavailable', content: 'Nothing was delivered.' });
+    const [failed] = client.pending();
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.error.code, 'unavailable');
+
+    client.retry(entry.localId);
+    assert.equal(ws.frames('chat').length, 2);
+    ws.deliver(chat('3-0', 'me', 'hello'));
+    assert.deepEqual(client.pending(), []);
+    client.close();
+  });
+
+  test('a global message in flight at a drop is marked failed, not silently resent', async () => {
+    const { client } = newClient();
+    client.connect();
+    const ws = FakeSocket.last();
+    ws.accept();
+    client.send('to everyone');
+    ws.drop();
+    const [entry] = client.pending();
+    assert.equal(entry.state, 'failed');
+    await reconnect(ws);
+    assert.deepEqual(FakeSocket.last().frames('chat'), []);
+    client.close();
+  });
+
+  test('a message never confirmed is marked failed after the confirm timeout', async () => {
+    const { client } = newClient({ confirmTimeoutMs: 50 });
+    client.connect();
+    FakeSocket.last().accept();
+    client.send('into the void');
+    await waitFor(() => client.pending()[0]?.state === 'failed', { what: 'the timeout', timeoutMs: 3000, intervalMs: 20 });
+    assert.equal(client.pending()[0].error.code, 'timeout');
+    client.close();
+  });
+
+  test('a silent connection is pinged and then dropped', async () => {
+    const { client } = newClient({ keepaliveMs: 300 });
+    client.connect();
+    const ws = FakeSocket.last();
+    ws.accept();
+    await waitFor(() => ws.frames('ping').length > 0, { what: 'a ping', timeoutMs: 3000, intervalMs: 20 });
+    await waitFor(() => FakeSocket.last() !== ws, { what: 'a reconnect', timeoutMs: 4000, intervalMs: 20 });
+    client.close();
+  });
+});
