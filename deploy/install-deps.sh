@@ -8,7 +8,8 @@ build_pkgs=(build-essential cmake pkg-config ca-certificates
   libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev)
 run_pkgs=(redis-server nginx-light curl)
 test_pkgs=(python3 python3-websockets python3-pytest haproxy clang
-  libclang-rt-14-dev nodejs npm chromium docker-compose)
+  libclang-rt-14-dev nodejs npm chromium fonts-ipafont-gothic
+  fonts-noto-color-emoji docker-compose)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build-only" ]; then
