@@ -22,6 +22,7 @@ import pytest
 
 from gateway_proc import Gateway
 from redis_proc import RedisServer
+from wsclient import close_leftovers
 
 DEFAULT_TEST_TIMEOUT = 20.0
 
@@ -43,6 +44,8 @@ def pytest_pyfunc_call(pyfuncitem):
             await asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout)
         except asyncio.TimeoutError:
             pytest.fail(f"test exceeded its {timeout}s timeout", pytrace=False)
+        finally:
+            await close_leftovers()
 
     asyncio.run(bounded())
     return True

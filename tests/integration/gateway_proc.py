@@ -72,6 +72,9 @@ class Gateway:
 
         Retries on a fresh port when the chosen one was taken meanwhile by
         another process on this shared machine."""
+        binary = gateway_bin()
+        assert os.access(binary, os.X_OK), \
+            f"gateway binary {binary} is missing or not executable (set GATEWAY_BIN)"
         for _ in range(self.START_ATTEMPTS):
             self.port = free_port()
             argv, env = self._argv_env()

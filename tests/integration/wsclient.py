@@ -6,11 +6,17 @@ quickly instead of hanging it. Frames are JSON objects per PROTOCOL.md."""
 import asyncio
 import json
 import urllib.parse
+import weakref
 
 import websockets
 import websockets.exceptions
 
 DEFAULT_TIMEOUT = 5.0
+
+# Connections a test left open; conftest closes them when the test ends, since
+# an abandoned websockets client waits close_timeout for the TCP close. Weak:
+# the event loop's tasks keep an open connection alive, not this set.
+_open_sockets = weakref.WeakSet()
 
 
 def ws_url(port, username=None, path="/ws"):
@@ -22,9 +28,12 @@ def ws_url(port, username=None, path="/ws"):
 def connect_ws(url, **kwargs):
     """websockets.connect with the options every test wants:
     no compression (the gateway offers none), no client-side pings (they would
-    mask the gateway's keepalive), a bounded handshake and a large max_size."""
+    mask the gateway's keepalive), a bounded handshake, a large max_size, and an
+    unbounded receive queue: with a bounded one the library stops reading from
+    the socket while a test is not calling recv, and then answers neither the
+    gateway's pings nor its close frame."""
     opts = dict(compression=None, ping_interval=None, open_timeout=DEFAULT_TIMEOUT,
-                close_timeout=2, max_size=2**24)
+                close_timeout=2, max_size=2**24, max_queue=None)
     opts.update(kwargs)
     return websockets.connect(url, **opts)
 
@@ -34,6 +43,7 @@ class Client:
 
     def __init__(self, ws, welcome):
         self.ws = ws
+        _open_sockets.add(ws)
         self.welcome = welcome
         self.username = welcome.get("username") if welcome else None
 
@@ -175,6 +185,16 @@ class Client:
 
     async def close(self):
         await self.ws.close()
+
+
+async def close_leftovers(timeout=1.0):
+    """Close every connection still open (a close handshake, else abort the TCP)."""
+    async def close_one(ws):
+        try:
+            await asyncio.wait_for(ws.close(), timeout)
+        except (asyncio.TimeoutError, OSError):
+            ws.transport.abort()
+    await asyncio.gather(*(close_one(ws) for ws in list(_open_sockets) if not ws.closed))
 
 
 async def connect_many(port, usernames, **kwargs):
