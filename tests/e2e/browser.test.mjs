@@ -211,4 +211,29 @@ describe('chat client in chromium, two gateways, one Redis', () => {
     assertClean(dana, erik);
     await Promise.all([dana.close(), erik.close()]);
   });
+
+  // Last: it takes Redis away from the whole cluster for a while.
+  test('a message the cluster cannot take is marked failed, and Retry sends it', async () => {
+    const fay = await open(gwA, { query: { username: 'fay', room: 'outage' } });
+    await fay.waitConnected();
+    await fay.page.locator('#member-list .member-name', { hasText: 'fay' }).waitFor();
+
+    await redis.stop();
+    await waitFor(async () => !(await gwA.ready()), { what: 'gwA to report Redis gone on /readyz' });
+    await fay.send('sent during the outage');
+    const failed = fay.page.locator('#pending-list li.failed', { hasText: 'sent during the outage' });
+    await failed.waitFor();
+    await fay.screenshot('10-failed-with-retry');
+
+    await redis.restart();
+    await waitFor(() => gwA.ready(), { what: 'gwA back on Redis', timeoutMs: 20000 });
+    await fay.waitConnected();
+    await failed.locator('button', { hasText: 'Retry' }).click();
+    await fay.waitForMessage('sent during the outage');
+    await waitFor(async () => (await fay.page.locator('#pending-list li').count()) === 0,
+      { what: 'nothing left pending' });
+    assert.equal((await fay.messages()).filter((m) => m.text === 'sent during the outage').length, 1);
+    assertClean(fay);
+    await fay.close();
+  });
 });

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { LOGS } from './paths.js';
 
@@ -24,7 +25,7 @@ process.on('exit', killAll);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     killAll();
-    process.exit(128 + 1);
+    process.exit(128 + constants.signals[signal]);
   });
 }
 

@@ -12,23 +12,20 @@ const START_TRIES = 3;
 
 /** Starts a process on a fresh port, retrying on another port if it dies while starting. */
 async function startOnFreePort(name, launch, ready) {
-  let lastLog = '';
-  for (let i = 0; i < START_TRIES; i += 1) {
+  for (let attempt = 1; ; attempt += 1) {
     const port = await freePort();
     const proc = launch(port);
-    lastLog = proc.logPath;
+    let outcome;
     try {
-      await waitFor(async () => {
-        if (!isRunning(proc)) throw new Error('exited while starting');
-        return ready(port);
-      }, { what: `${name} on port ${port}`, timeoutMs: 15000, intervalMs: 100 });
-      return { proc, port };
+      outcome = await waitFor(async () => (isRunning(proc) ? (await ready(port)) && 'ready' : 'exited'),
+        { what: `${name} on port ${port}`, timeoutMs: 15000, intervalMs: 100 });
     } catch (error) {
-      await stop(proc, 1000);
-      if (i === START_TRIES - 1) throw new Error(`${name} did not start (log: ${lastLog}): ${error.message}`);
+      outcome = error.message;
     }
+    if (outcome === 'ready') return { proc, port };
+    await stop(proc, 1000);
+    if (attempt === START_TRIES) throw new Error(`${name} did not start (${outcome}; log: ${proc.logPath})`);
   }
-  throw new Error('unreachable');
 }
 
 function redisPing(port) {
@@ -53,7 +50,9 @@ export async function startRedis() {
   const launch = (port) => start('redis', 'redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
   ]);
-  let { proc, port } = await startOnFreePort('redis-server', launch, redisPing);
+  const started = await startOnFreePort('redis-server', launch, redisPing);
+  const { port } = started;
+  let { proc } = started;
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -84,7 +83,9 @@ export async function startGateway({ id, redisUrl }) {
     '--shutdown-timeout', '2s',
   ]);
   const ready = async (port) => await httpStatus(`http://127.0.0.1:${port}/readyz`) === 200;
-  let { proc, port } = await startOnFreePort(`gateway ${id}`, launch, ready);
+  const started = await startOnFreePort(`gateway ${id}`, launch, ready);
+  const { port } = started;
+  let { proc } = started;
   return {
     id,
     port,
