@@ -73,10 +73,8 @@ static void local_join(struct bus *b, const char *room, size_t room_len, const c
                        const struct msgid *since, bus_join_fn cb, void *arg)
 {
     struct bus_local *l = (struct bus_local *)b;
-    if (add && presence_add(&l->presence, room, room_len, name) < 0) {
-        cb(arg, -1, NULL);
-        return;
-    }
+    if (add && presence_add(&l->presence, room, room_len, name) < 0)
+        log_error("presence: out of memory, %s not listed in %.*s", name, (int)room_len, room);
     struct bus_join_result r = {0};
     const struct strmap *names = presence_room(&l->presence, room, room_len);
     r.members = names ? (long)names->count : 0;
@@ -118,9 +116,10 @@ static bool local_ready(struct bus *b)
     return true;
 }
 
-static void local_close(struct bus *b)
+static void local_close(struct bus *b, bus_done_fn done, void *arg)
 {
     (void)b;
+    done(arg, 0);
 }
 
 static void local_free(struct bus *b)

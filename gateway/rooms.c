@@ -119,7 +119,7 @@ static void remove_member(struct rooms *r, struct member *m, bool tell)
 
     /* An in-flight first join registers presence; the leave queued behind
      * it on the same connection undoes it. */
-    if (m->announced || (m->in_flight && !m->announced))
+    if (m->announced || m->in_flight)
         r->bus->ops->leave(r->bus, room->name, room->name_len, x->name);
     if (tell && m->announced)
         announce(r, room, x->name, "left");
@@ -179,6 +179,7 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
             m->state = MEMBER_JOINED;
             flush_held(r, m, NULL);
         } else {
+            r->bus->ops->leave(r->bus, room->name, room->name_len, x->name);
             remove_member(r, m, false);
         }
         return;
@@ -188,8 +189,10 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
     if (!joined) {
         log_error("room %.*s: out of memory building joined", (int)room->name_len, room->name);
         deliver_error(r, m->owner, PROTO_UNAVAILABLE, "the room could not be joined");
-        if (!m->announced)
+        if (!m->announced) {
+            r->bus->ops->leave(r->bus, room->name, room->name_len, x->name);
             remove_member(r, m, false);
+        }
         return;
     }
     r->ops->deliver(m->owner, joined);

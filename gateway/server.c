@@ -112,10 +112,9 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
     sessions_keepalive_tick();
 }
 
-static void finish(void)
+static void on_bus_closed(void *arg, int status)
 {
-    if (srv.bus)
-        srv.bus->ops->close(srv.bus);
+    (void)arg, (void)status;
     lws_context_destroy(srv.lws);
     srv.lws = NULL;
     event_base_loopexit(srv.base, NULL);
@@ -130,7 +129,7 @@ static void shutdown_poll(evutil_socket_t fd, short what, void *arg)
         log_warn("shutdown: %ld clients still open after %u ms, closing anyway", sessions.all_count,
                  srv.cfg->shutdown_timeout_ms);
     event_del(srv.shutdown_timer);
-    finish();
+    srv.bus->ops->close(srv.bus, on_bus_closed, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -232,7 +231,6 @@ int server_run(const struct config *cfg)
     srv.lws = create_lws(cfg);
     if (!srv.lws) {
         log_error("could not listen on %s:%d", cfg->listen_host, cfg->listen_port);
-        srv.bus->ops->close(srv.bus);
         bus_free(srv.bus);
         sessions_free();
         event_base_free(srv.base);

@@ -55,7 +55,8 @@ struct bus_ops {
     void (*subscribe)(struct bus *b, const char *room, size_t room_len);
     void (*unsubscribe)(struct bus *b, const char *room, size_t room_len);
     /* Registers name in the room's presence (unless add is false: a
-     * re-join) and fetches the history after since (NULL: all kept). */
+     * re-join) and fetches the history after since (NULL: all kept). The
+     * registration stands whatever the outcome, until leave. */
     void (*join)(struct bus *b, const char *room, size_t room_len, const char *name, bool add,
                  const struct msgid *since, bus_join_fn cb, void *arg);
     void (*leave)(struct bus *b, const char *room, size_t room_len, const char *name);
@@ -63,8 +64,9 @@ struct bus_ops {
     /* Publishes the cluster-wide client count given this node's count. */
     void (*publish_count)(struct bus *b, long local);
     bool (*ready)(struct bus *b);
-    /* Withdraws this gateway from the cluster (presence, counts) and closes. */
-    void (*close)(struct bus *b);
+    /* Withdraws this gateway from the cluster (presence, counts) and
+     * disconnects; done is called when that is over (or given up). */
+    void (*close)(struct bus *b, bus_done_fn done, void *arg);
     void (*free)(struct bus *b);
 };
 
