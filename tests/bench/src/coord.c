@@ -70,12 +70,13 @@ static void progress_line(struct coord *c, int64_t now)
 
 	fprintf(stderr,
 		"[chatbench %6.1fs] %-8s open %llu/%u joined %llu sent %llu "
-		"delivered %llu (%.0f/s) pings %llu\n",
+		"delivered %llu (%.0f/s) frames %llu pings %llu\n",
 		t, c->stage, (unsigned long long)PROG(c, open), c->o->conns,
 		(unsigned long long)PROG(c, joined),
 		(unsigned long long)PROG(c, sent),
 		(unsigned long long)delivered,
 		dt > 0 ? (double)(delivered - c->last_delivered) / dt : 0.0,
+		(unsigned long long)PROG(c, frames_in),
 		(unsigned long long)PROG(c, pings));
 	c->last_delivered = delivered;
 	c->last_progress_us = now;
@@ -225,9 +226,10 @@ static int run_fanout(struct coord *c, struct run_result *r)
 			  "workers did not finish after the drain");
 }
 
-/* Waits until the gateways stop sending (connect and presence storms), so
- * that the idle window measures keepalive only. */
-static int settle(struct coord *c)
+/* Waits until the gateways stop sending (the frames that announce every
+ * connect to every client), so that the idle window measures keepalive
+ * only. Sets *quiet to whether they did stop. */
+static int settle(struct coord *c, int *quiet)
 {
 	int64_t start = now_us(), quiet_since = start;
 	uint64_t frames = PROG(c, frames_in);
@@ -244,6 +246,7 @@ static int settle(struct coord *c)
 			quiet_since = now_us();
 		}
 	}
+	*quiet = now_us() - quiet_since >= SETTLE_QUIET_US;
 	return 0;
 }
 
@@ -263,7 +266,7 @@ static int run_idle(struct coord *c, struct run_result *r,
 	r->setup_s = (double)(now_us() - c->started_us) / 1e6;
 	c->stage = "settle";
 	t = now_us();
-	if (settle(c))
+	if (settle(c, &r->settled))
 		return -1;
 	r->settle_s = (double)(now_us() - t) / 1e6;
 	sample(c, &a, &have_gw, &have_redis);

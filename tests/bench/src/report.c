@@ -174,6 +174,7 @@ void report_idle(const struct run_result *r)
 	jo_begin(&j, stdout);
 	common(&j, r, "idle");
 	jo_num(&j, "settle_s", round(r->settle_s * 1000) / 1000);
+	jo_bool(&j, "settled", r->settled);
 	jo_num(&j, "idle_s", r->window_s);
 	jo_int(&j, "gateway_rss_before_kb", r->gw_rss_before_kb);
 	jo_int(&j, "gateway_rss_after_kb", r->gw_rss_after_kb);
@@ -194,6 +195,10 @@ void report_idle(const struct run_result *r)
 	fprintf(stderr, "idle: %llu of %u connected, %.0f handshakes/s\n",
 		(unsigned long long)s->connected, r->o->conns,
 		handshake_rate(s));
+	if (!r->settled)
+		fprintf(stderr, "  WARNING: the gateways were still sending after "
+				"%.0f s of settling: the idle figures include "
+				"that traffic\n", r->settle_s);
 	if (r->have_gw)
 		fprintf(stderr, "  gateway RSS %.0f bytes per connection, "
 				"keepalive %.2f%% of a core per 10k connections "

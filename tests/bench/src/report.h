@@ -12,6 +12,7 @@ struct run_result {
 	double window_s;        /* fanout: the measured duration; idle: --idle */
 	double setup_s;         /* first connect to the last worker ready */
 	double settle_s;        /* idle: until the connect storm went quiet */
+	int settled;            /* idle: it did go quiet before the cap */
 	int have_gw;            /* every gateway's pid was given */
 	int have_redis;
 	double gw_cpu_s;

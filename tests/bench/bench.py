@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""Benchmark of the chat gateway: starts Redis and N gateways on free ports,
+runs the scenarios with the chatbench load generator, prints a table and one
+JSON line per scenario, and stops everything it started.
+
+  tests/bench/bench.py                      # fanout, max and idle
+  tests/bench/bench.py --scenarios fanout --rate 300
+  tests/bench/bench.py --smoke              # every scenario, tiny (CI)
+
+The gateway binary is $GATEWAY_BIN (default <repo>/build/gateway); the
+generator is $CHATBENCH_BIN or a build of tests/bench in the temp directory.
+How to read the output: tests/bench/README.md.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib import chatbench, procs, scenarios, table  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+SCENARIOS = ("fanout", "max", "idle")
+
+# Every scenario, tiny: proves the tool works end to end in under 30 s.
+SMOKE = dict(gateways=2, conns=40, rooms=2, publishers=4, rate=50, size=100,
+             warmup=0.5, duration=2, max_start=20, max_factor=2, max_steps=2,
+             max_warmup=0.2, max_step_duration=1, idle_conns=200,
+             idle_gateways=2, idle_workers=2, idle_seconds=1,
+             ping_interval="500ms", shutdown_wait=10)
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help="comma-separated subset of %s (default: all)"
+                    % ",".join(SCENARIOS))
+    ap.add_argument("--smoke", action="store_true",
+                    help="every scenario tiny and quick; fails only if the "
+                    "tool breaks, never on figures")
+    ap.add_argument("--single-node", action="store_true",
+                    help="one gateway, no Redis (overrides --gateways)")
+    ap.add_argument("--gateways", type=int, default=2,
+                    help="gateways for fanout and max (2)")
+    g = ap.add_argument_group("fanout and max")
+    g.add_argument("--conns", type=int, default=1000,
+                   help="room members, over all gateways (1000)")
+    g.add_argument("--rooms", type=int, default=1, help="rooms (1)")
+    g.add_argument("--publishers", type=int, default=10,
+                   help="members that also publish (10)")
+    g.add_argument("--rate", type=float, default=200,
+                   help="fanout: messages/s of all publishers (200)")
+    g.add_argument("--size", type=int, default=100,
+                   help="bytes of chat content (100)")
+    g.add_argument("--warmup", type=float, default=2,
+                   help="fanout: seconds before measuring (2)")
+    g.add_argument("--duration", type=float, default=10,
+                   help="fanout: seconds measured (10)")
+    g.add_argument("--max-start", type=float, default=50,
+                   help="max: first rate in messages/s (50)")
+    g.add_argument("--max-factor", type=float, default=1.25,
+                   help="max: rate multiplier per step (1.25)")
+    g.add_argument("--max-steps", type=int, default=16,
+                   help="max: most steps (16)")
+    g.add_argument("--max-warmup", type=float, default=1,
+                   help="max: warm-up seconds per step (1)")
+    g.add_argument("--max-step-duration", type=float, default=5,
+                   help="max: seconds measured per step (5)")
+    g.add_argument("--max-p99-ms", type=float, default=50,
+                   help="max: a step fails above this p99 (50)")
+    g = ap.add_argument_group("idle")
+    g.add_argument("--idle-conns", type=int, default=40000,
+                   help="connections (40000)")
+    g.add_argument("--idle-gateways", type=int, default=3,
+                   help="gateways: each holds under 20,000 files (3)")
+    g.add_argument("--idle-workers", type=int, default=0,
+                   help="client processes (default: one per 19,000)")
+    g.add_argument("--idle-seconds", type=float, default=20,
+                   help="seconds of idle measurement (20)")
+    g.add_argument("--ping-interval", default="10s",
+                   help="gateway --ping-interval during idle (10s)")
+    g.add_argument("--shutdown-wait", type=float, default=30,
+                   help="longest wait for the gateways to close every "
+                   "connection after SIGTERM (30)")
+    ap.add_argument("--progress", type=float, default=2,
+                    help="seconds between progress lines, 0 off (2)")
+    ap.add_argument("--json-out", help="also append the JSON lines here")
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="keep the gateway and Redis logs")
+    p = ap.parse_args(argv)
+    if p.smoke:
+        for k, v in SMOKE.items():
+            setattr(p, k, v)
+        p.progress = 0
+    p.scenarios = [s for s in p.scenarios.split(",") if s]
+    bad = [s for s in p.scenarios if s not in SCENARIOS]
+    if bad:
+        ap.error("unknown scenario %s" % ",".join(bad))
+    if p.single_node:
+        p.gateways = p.idle_gateways = 1
+    return p
+
+
+def pong_timeout(interval):
+    """Three ping intervals, in the gateway's duration syntax."""
+    if interval.endswith("ms"):
+        return "%dms" % (3 * float(interval[:-2]))
+    return "%gs" % (3 * float(interval.rstrip("s")))
+
+
+def run_scenario(name, p, cb, gateway_bin, log_dir):
+    redis = not p.single_node
+    if name == "idle":
+        extra = ["--ping-interval", p.ping_interval,
+                 "--pong-timeout", pong_timeout(p.ping_interval)]
+        cluster = procs.Cluster(gateway_bin, p.idle_gateways, log_dir, redis,
+                                extra)
+    else:
+        cluster = procs.Cluster(gateway_bin, p.gateways, log_dir, redis)
+    try:
+        if name == "fanout":
+            return scenarios.fanout(cluster, cb, p), table.fanout
+        if name == "max":
+            return scenarios.max_rate(cluster, cb, p), table.max_rate
+        return scenarios.idle(cluster, cb, p), table.idle
+    finally:
+        cluster.close()
+
+
+def broken(name, r):
+    """Why a result shows the tool itself broke (smoke), or None."""
+    if name == "fanout" and not r.get("delivered"):
+        return "no deliveries"
+    if name == "max" and not r.get("steps"):
+        return "no steps"
+    if name == "idle" and not r.get("connected"):
+        return "no connections"
+    return None
+
+
+def main(argv):
+    p = parse_args(argv)
+    gateway_bin = os.environ.get("GATEWAY_BIN",
+                                 os.path.join(REPO, "build", "gateway"))
+    if not os.access(gateway_bin, os.X_OK):
+        print("bench: no gateway binary at %s (set GATEWAY_BIN)" % gateway_bin,
+              file=sys.stderr)
+        return 1
+    # SIGTERM unwinds like Ctrl-C, so every started process is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    log_dir = tempfile.mkdtemp(prefix="chatbench-logs-")
+    failed = None
+    try:
+        cb = chatbench.binary()
+        for name in p.scenarios:
+            print("== %s" % name, file=sys.stderr, flush=True)
+            result, render = run_scenario(name, p, cb, gateway_bin, log_dir)
+            line = json.dumps(result, ensure_ascii=False,
+                              separators=(",", ":"))
+            print(render(result))
+            print(line, flush=True)
+            if p.json_out:
+                with open(p.json_out, "a") as f:
+                    f.write(line + "\n")
+            why = broken(name, result)
+            if why:
+                failed = "%s: %s" % (name, why)
+                break
+    except KeyboardInterrupt:
+        failed = "interrupted"
+    except (procs.StartError, chatbench.ChatbenchError, ValueError,
+            OSError) as e:
+        failed = str(e)
+    if failed:
+        print("bench: FAILED: %s (logs in %s)" % (failed, log_dir),
+              file=sys.stderr)
+        return 130 if failed == "interrupted" else 1
+    if p.keep_logs:
+        print("bench: logs in %s" % log_dir, file=sys.stderr)
+    else:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Orchestration for the chat gateway benchmark (see ../README.md)."""

@@ -1,0 +1,160 @@
+"""Starting and stopping the processes under test: Redis and gateways.
+
+Everything listens on 127.0.0.1 on a port the kernel picked as free, and is
+stopped by the PID we started, never by name.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0
+
+
+class StartError(RuntimeError):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """One process we started, with its log file."""
+
+    def __init__(self, name, argv, log_dir):
+        self.name = name
+        self.log_path = os.path.join(log_dir, name + ".log")
+        self._log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(argv, stdout=self._log,
+                                      stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def log_tail(self, lines=5):
+        with open(self.log_path, "rb") as f:
+            tail = f.read().decode(errors="replace").splitlines()[-lines:]
+        return "\n".join(tail)
+
+    def signal_term(self):
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+
+    def terminate(self):
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
+        self.signal_term()
+        try:
+            self.popen.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        self._log.close()
+
+
+def _wait(check, what, proc):
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise StartError("%s exited at start (status %s):\n%s" % (
+                what, proc.popen.returncode, proc.log_tail()))
+        if check():
+            return
+        time.sleep(0.05)
+    raise StartError("%s not ready after %.0f s:\n%s" % (
+        what, START_TIMEOUT_S, proc.log_tail()))
+
+
+def _redis_pong(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+class Cluster:
+    """Redis (unless single node) and N gateways, stopped on close()."""
+
+    def __init__(self, gateway_bin, gateways, log_dir, redis=True,
+                 gateway_args=()):
+        self.procs = []
+        self.redis = None
+        self.gateways = []  # (Proc, port)
+        try:
+            if redis:
+                port = free_port()
+                self.redis = self._start("redis", [
+                    "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no"], log_dir)
+                _wait(lambda: _redis_pong(port), "redis-server", self.redis)
+                self.redis_url = "redis://127.0.0.1:%d" % port
+            for i in range(gateways):
+                self._start_gateway(gateway_bin, i + 1, log_dir, gateway_args)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, name, argv, log_dir):
+        proc = Proc(name, argv, log_dir)
+        self.procs.append(proc)
+        return proc
+
+    def _start_gateway(self, gateway_bin, n, log_dir, extra):
+        port = free_port()
+        argv = [gateway_bin, "--listen", "127.0.0.1:%d" % port,
+                "--id", "gw%d" % n, "--log-level", "warn"]
+        if self.redis:
+            argv += ["--redis", self.redis_url]
+        proc = self._start("gw%d" % n, argv + list(extra), log_dir)
+        _wait(lambda: _http_ok("http://127.0.0.1:%d/readyz" % port),
+              "gateway gw%d" % n, proc)
+        self.gateways.append((proc, port))
+
+    def chatbench_args(self):
+        args = []
+        for proc, port in self.gateways:
+            args += ["--gateway", "127.0.0.1:%d@%d" % (port, proc.pid)]
+        if self.redis:
+            args += ["--redis-pid", str(self.redis.pid)]
+        return args
+
+    def stop_gateways(self):
+        """SIGTERM every gateway at once. Returns the seconds each took to
+        exit (None: still running after STOP_TIMEOUT_S, then killed)."""
+        start = time.monotonic()
+        for proc, _ in self.gateways:
+            proc.signal_term()
+        took = [None] * len(self.gateways)
+        while time.monotonic() - start < STOP_TIMEOUT_S:
+            for i, (proc, _) in enumerate(self.gateways):
+                if took[i] is None and not proc.alive():
+                    took[i] = round(time.monotonic() - start, 3)
+            if None not in took:
+                break
+            time.sleep(0.01)
+        return took
+
+    def close(self):
+        for proc in reversed(self.procs):
+            proc.terminate()
+        self.procs = []

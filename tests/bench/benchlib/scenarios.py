@@ -1,0 +1,86 @@
+"""The scenarios: each takes a running Cluster and returns its JSON result."""
+from . import chatbench
+
+MAX_P99_US_DEFAULT = 50000
+
+
+def _fanout_args(p, rate, warmup, duration):
+    return ["--conns", p.conns, "--rooms", p.rooms,
+            "--publishers", p.publishers, "--rate", rate, "--size", p.size,
+            "--warmup", warmup, "--duration", duration,
+            "--progress", p.progress]
+
+
+def fanout(cluster, cb, p):
+    result = chatbench.run(cb, "fanout", cluster.chatbench_args() +
+                           _fanout_args(p, p.rate, p.warmup, p.duration))
+    result["redis"] = cluster.redis is not None
+    return result
+
+
+def _step_verdict(r, p99_limit_us):
+    """Why a step is not good, or None when it is."""
+    if r["lost"] or r["lost_connections"] or r["send_skipped"]:
+        return "loss"
+    if r["errors"]["rate_limited"] or r["errors"]["unavailable"]:
+        return "errors"
+    if r["latency_us"]["p99"] > p99_limit_us:
+        return "p99"
+    if r["publishers_behind"]:
+        return "publishers behind (CPU)"
+    if r["generator_limited"]:
+        return "generator saturated"
+    return None
+
+
+def max_rate(cluster, cb, p):
+    """Raises the rate by p.max_factor per step until a step fails."""
+    steps, last_good, rate = [], None, p.max_start
+    for _ in range(p.max_steps):
+        r = chatbench.run(cb, "fanout", cluster.chatbench_args() +
+                          _fanout_args(p, round(rate, 3), p.max_warmup,
+                                       p.max_step_duration))
+        why = _step_verdict(r, p.max_p99_ms * 1000)
+        steps.append({"rate": r["rate"],
+                      "deliveries_per_s": r["deliveries_per_s"],
+                      "loss_pct": r["loss_pct"],
+                      "p99_us": r["latency_us"]["p99"],
+                      "gateway_cpu_per_100k": r["gateway_cpu_per_100k"],
+                      "failed": why})
+        if why:
+            break
+        last_good = r
+        rate *= p.max_factor
+    return {
+        "tool": "chatbench", "scenario": "max",
+        "gateways": len(cluster.gateways), "redis": cluster.redis is not None,
+        "conns": p.conns, "rooms": p.rooms, "publishers": p.publishers,
+        "size": p.size, "max_p99_ms": p.max_p99_ms,
+        "last_good_rate": last_good["rate"] if last_good else None,
+        "last_good_deliveries_per_s":
+            last_good["deliveries_per_s"] if last_good else None,
+        "stopped_by": steps[-1]["failed"] if steps else None,
+        "steps": steps,
+    }
+
+
+def idle(cluster, cb, p):
+    shutdown = {}
+
+    def on_event(event):
+        if event.get("event") == "idle_done":
+            shutdown["took"] = cluster.stop_gateways()
+
+    args = cluster.chatbench_args() + [
+        "--conns", p.idle_conns, "--idle", p.idle_seconds,
+        "--shutdown-wait", p.shutdown_wait, "--progress", p.progress]
+    if p.idle_workers:
+        args += ["--workers", p.idle_workers]
+    result = chatbench.run(cb, "idle", args, on_event)
+    took = shutdown.get("took", [])
+    result["redis"] = cluster.redis is not None
+    result["ping_interval_s"] = p.ping_interval
+    result["shutdown_s"] = took
+    result["shutdown_max_s"] = (max(took) if took and None not in took
+                                else None)
+    return result

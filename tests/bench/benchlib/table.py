@@ -1,0 +1,68 @@
+"""Human-readable tables of the scenario results."""
+
+
+def _fmt(v, spec=""):
+    if v is None:
+        return "-"
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and spec:
+        return format(v, spec)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) >= 10000:
+        return "{:,.0f}".format(v)
+    return str(v)
+
+
+def _ms(us):
+    return None if us is None else us / 1000.0
+
+
+def _render(title, header, rows):
+    cells = [header] + [[_fmt(*c) if isinstance(c, tuple) else _fmt(c)
+                         for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [title]
+    for r in cells:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    return "\n".join(lines)
+
+
+def fanout(r):
+    lat = r["latency_us"]
+    return _render(
+        "fanout (latency in ms, CPU in CPU-seconds per 100,000 deliveries)",
+        ["gw", "conns", "rooms", "pubs", "msg/s", "deliveries/s", "loss%",
+         "dup", "ooo", "p50", "p99", "p99.9", "max", "cpu gw", "cpu redis",
+         "cpu gen", "gen busy"],
+        [[r["gateways"], r["conns"], r["rooms"], r["publishers"],
+          r["sent_per_s"], r["deliveries_per_s"], (r["loss_pct"], ".3f"),
+          r["duplicates"], r["out_of_order"], (_ms(lat["p50"]), ".2f"),
+          (_ms(lat["p99"]), ".2f"), (_ms(lat["p999"]), ".2f"),
+          (_ms(lat["max"]), ".2f"), (r["gateway_cpu_per_100k"], ".3f"),
+          (r["redis_cpu_per_100k"], ".3f"),
+          (r["generator_cpu_per_100k"], ".3f"), r["generator_busy"]]])
+
+
+def max_rate(r):
+    rows = [[s["rate"], s["deliveries_per_s"], (s["loss_pct"], ".3f"),
+             (_ms(s["p99_us"]), ".2f"), (s["gateway_cpu_per_100k"], ".3f"),
+             s["failed"] or "ok"] for s in r["steps"]]
+    table = _render("max (p99 limit %s ms)" % r["max_p99_ms"],
+                    ["msg/s", "deliveries/s", "loss%", "p99 ms",
+                     "cpu gw", "verdict"], rows)
+    return table + "\n  last good: %s deliveries/s (%s msg/s)" % (
+        _fmt(r["last_good_deliveries_per_s"]), _fmt(r["last_good_rate"]))
+
+
+def idle(r):
+    c = r["close_codes"]
+    return _render(
+        "idle (RSS per connection summed over gateways; keepalive in %% of "
+        "one core per 10,000 connections, ping every %s)"
+        % r["ping_interval_s"],
+        ["gw", "conns", "connected", "handshakes/s", "settle s",
+         "RSS B/conn", "keepalive %", "pings", "shutdown s", "1001",
+         "1006", "other"],
+        [[r["gateways"], r["conns"], r["connected"], r["handshakes_per_s"],
+          r["settle_s"], r["rss_per_conn_bytes"],
+          (r["keepalive_cpu_pct_per_10k"], ".2f"), r["pings"],
+          r["shutdown_max_s"], c["1001"], c["1006"],
+          c["1000"] + c["1008"] + c["1009"] + c["other"]]])
