@@ -115,7 +115,8 @@ class Cluster:
 
 
 @pytest.fixture
-def make_cluster(gateways, redis_server):
+def make_cluster(redis_server, gateways):
+    # Redis is set up first so it is torn down last, after the gateways.
     """Factory: make_cluster(count=3, extra=[flags]) -> Cluster, all gateways ready."""
     def make(count=3, extra=()):
         gws = [gateways.start(f"gw{i + 1}", redis_server.port, extra) for i in range(count)]

@@ -4,7 +4,7 @@ import os
 import pathlib
 import subprocess
 
-from netutil import free_port, http_get, metrics, port_is_free, wait_until
+from netutil import GiveUp, free_port, http_get, metrics, port_is_free, wait_until
 from process import Process
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -97,13 +97,16 @@ class Gateway:
             self.wait_ready(timeout)
         return self
 
-    def _healthy(self):
+    def _answers_200(self, path):
         if not self.process.running():
-            raise AssertionError("gateway exited")
-        return self.http("/healthz", timeout=1.0)[0] == 200
+            raise GiveUp(f"gateway exited with status {self.process.exit_code()}")
+        return self.http(path, timeout=1.0)[0] == 200
+
+    def _healthy(self):
+        return self._answers_200("/healthz")
 
     def wait_ready(self, timeout=10.0):
-        wait_until(lambda: self.http("/readyz", timeout=1.0)[0] == 200, timeout,
+        wait_until(lambda: self._answers_200("/readyz"), timeout,
                    what=f"{self.name} /readyz 200")
 
     def readyz_status(self):

@@ -39,12 +39,17 @@ def http_get(port, path, headers=None, timeout=5.0):
         conn.close()
 
 
+class GiveUp(Exception):
+    """Raised by a wait_until predicate when waiting longer cannot help
+    (the server process has exited)."""
+
+
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
     """Poll predicate() until it returns a truthy value or timeout seconds pass.
 
     Exceptions from predicate count as 'not yet' (a server still starting
-    refuses connections). Returns the truthy value; raises AssertionError with
-    the last exception on timeout."""
+    refuses connections), except GiveUp, which ends the wait at once. Returns
+    the truthy value; raises AssertionError with the last exception otherwise."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -52,6 +57,8 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
             value = predicate()
             if value:
                 return value
+        except GiveUp as exc:
+            raise AssertionError(f"gave up waiting for {what}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
             last_exc = exc
         if time.monotonic() >= deadline:

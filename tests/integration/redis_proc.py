@@ -5,7 +5,7 @@ import pathlib
 import shutil
 import socket
 
-from netutil import free_port, port_is_free, wait_until
+from netutil import GiveUp, free_port, port_is_free, wait_until
 from process import Process
 
 START_ATTEMPTS = 3
@@ -30,11 +30,15 @@ class RedisServer:
                 "--dir", self.workdir, "--save", "", "--appendonly", "no"]
         self.process = Process(argv, self.workdir / "redis.log").start()
         try:
-            wait_until(lambda: self.process.running() and redis_ping(self.port), timeout,
-                       what=f"redis-server on port {self.port}")
+            wait_until(self._ready, timeout, what=f"redis-server on port {self.port}")
         except AssertionError:
             self.process.kill()
             raise
+
+    def _ready(self):
+        if not self.process.running():
+            raise GiveUp("redis-server exited")
+        return redis_ping(self.port)
 
     def start(self, timeout=10.0):
         """Start on a fresh free port (retrying if another process grabbed it)."""

@@ -96,3 +96,17 @@ async def test_room_name_64_bytes_is_fine(gateway):
     a = await Client.connect(gateway.port, "alice")
     await a.join("r" * 64)
     await a.join("部" * 21)   # 63 bytes
+
+
+async def test_back_to_back_join_leave_answers_each(gateway):
+    a = await Client.connect(gateway.port, "alice")
+    for _ in range(50):   # not waiting for answers in between
+        await a.send_json({"type": "join_room", "room": "j"})
+        await a.send_json({"type": "leave_room", "room": "j"})
+    answers = []
+    while len(answers) < 100:
+        frame = await a.recv_json()
+        if frame["type"] in ("joined", "left", "error"):
+            answers.append(frame["type"] if frame["type"] != "error" else frame)
+    assert answers == ["joined", "left"] * 50
+    assert await a.presence("j") == []

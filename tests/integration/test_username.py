@@ -63,6 +63,9 @@ INVALID_QUERIES = {
     "too long (11 Japanese chars = 33 bytes)": "username=" + "%E3%81%82" * 11,
     "control char SOH": "username=bo%01b",
     "newline": "username=bo%0Ab",
+    "carriage return": "username=bo%0Db",
+    "tab": "username=%09x",
+    "NUL": "username=bo%00b",
     "DEL": "username=bob%7F",
     "invalid UTF-8 byte": "username=%FF%FE",
     "truncated UTF-8 sequence": "username=ab%E3%81",
@@ -78,3 +81,17 @@ async def test_invalid_username_refused_with_400(gateway, query):
     reason = refused.value.body.decode(errors="replace").strip()
     assert reason, "400 without a reason"
     assert "\n" not in reason, f"reason is not one line: {reason!r}"
+
+
+async def test_refused_upgrades_leave_no_connection_behind(gateway):
+    """The connection gauge counts open chat connections only, whatever
+    became of the refused upgrades (the test above checks the refusals)."""
+    for query in INVALID_QUERIES.values():
+        try:
+            (await asyncio.to_thread(RawClient.connect, gateway.port, query=query)).close()
+        except (HandshakeRefused, ConnectionError):
+            pass
+    ok = await Client.connect(gateway.port, "ok")
+    await asyncio.sleep(0.2)   # let the gateway see the accepted ones close
+    await ok.assert_alive()
+    assert gateway.metrics()["gateway_connections"] == 1
