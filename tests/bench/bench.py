@@ -14,6 +14,7 @@ How to read the output: tests/bench/README.md.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -48,6 +49,9 @@ def parse_args(argv):
                     help="one gateway, no Redis (overrides --gateways)")
     ap.add_argument("--gateways", type=int, default=2,
                     help="gateways for fanout and max (2)")
+    ap.add_argument("--gateway-args", default="",
+                    help="more flags for every gateway, e.g. "
+                    "'--send-queue-limit 4m'")
     g = ap.add_argument_group("fanout and max")
     g.add_argument("--conns", type=int, default=1000,
                    help="room members, over all gateways (1000)")
@@ -116,13 +120,15 @@ def pong_timeout(interval):
 
 def run_scenario(name, p, cb, gateway_bin, log_dir):
     redis = not p.single_node
+    extra = shlex.split(p.gateway_args)
     if name == "idle":
-        extra = ["--ping-interval", p.ping_interval,
-                 "--pong-timeout", pong_timeout(p.ping_interval)]
+        extra += ["--ping-interval", p.ping_interval,
+                  "--pong-timeout", pong_timeout(p.ping_interval)]
         cluster = procs.Cluster(gateway_bin, p.idle_gateways, log_dir, redis,
                                 extra)
     else:
-        cluster = procs.Cluster(gateway_bin, p.gateways, log_dir, redis)
+        cluster = procs.Cluster(gateway_bin, p.gateways, log_dir, redis,
+                                extra)
     try:
         if name == "fanout":
             return scenarios.fanout(cluster, cb, p), table.fanout

@@ -331,11 +331,13 @@ static int process(struct conn *c, const uint8_t *buf, size_t len,
 /* Keeps the unconsumed tail of a read for the next one. */
 static int keep_rest(struct conn *c, const uint8_t *p, size_t n)
 {
-	if (n && reserve(&c->in, &c->in_cap, n)) {
-		finish(c, 1006, "out of memory for a partial frame");
-		return -1;
+	if (n) {
+		if (reserve(&c->in, &c->in_cap, n)) {
+			finish(c, 1006, "out of memory for a partial frame");
+			return -1;
+		}
+		memmove(c->in, p, n);
 	}
-	memmove(c->in, p, n);
 	c->in_len = (uint32_t)n;
 	return 0;
 }
@@ -377,7 +379,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		read_large(c);
 		return;
 	}
-	memcpy(io->rx, c->in, have);
+	if (have)
+		memcpy(io->rx, c->in, have);
 	n = recv(fd, io->rx + have, io->rx_cap - have, 0);
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ struct worker {
 	uint32_t settled; /* opened and ready, or failed */
 	uint64_t open;
 	struct sockaddr_in *dst;
-	char (*host)[32];
+	char (*host)[80]; /* "HOST:PORT" for the Host header */
 	struct wstats st;
 	int running;      /* PH_RUN seen and timeline loaded */
 	int64_t t_go, m_start, m_end;
@@ -58,10 +59,16 @@ struct worker {
 	size_t msg_cap;
 };
 
-static void note_error(struct worker *w, const char *fmt, const char *a)
+__attribute__((format(printf, 2, 3)))
+static void note_error(struct worker *w, const char *fmt, ...)
 {
-	if (!w->st.first_error[0])
-		snprintf(w->st.first_error, sizeof(w->st.first_error), fmt, a);
+	va_list ap;
+
+	if (w->st.first_error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(w->st.first_error, sizeof(w->st.first_error), fmt, ap);
+	va_end(ap);
 }
 
 static void start_more(struct worker *w)
@@ -153,7 +160,7 @@ static void on_closed(void *ctx, struct conn *c, int code, const char *why)
 		w->st.closes_in_run++;
 	if (w->o->mode == MODE_FANOUT && !mb->joined) {
 		w->settled++;
-		note_error(w, "closed before joining: %s", why);
+		note_error(w, "closed before joining: %s (%d)", why, code);
 	}
 }
 
@@ -232,7 +239,7 @@ static void on_text(void *ctx, struct conn *c, const char *p, size_t n,
 
 	w->st.frames_in++;
 	if (jscan_message(p, n, &m)) {
-		note_error(w, "unreadable frame from the gateway%s", "");
+		note_error(w, "unreadable frame from the gateway");
 		return;
 	}
 	if (jspan_is(m.type, "chat")) {
@@ -244,12 +251,9 @@ static void on_text(void *ctx, struct conn *c, const char *p, size_t n,
 			w->settled++;
 		}
 	} else if (jspan_is(m.type, "error")) {
-		char code[40];
-
 		w->st.errors[err_kind_of(m.code)]++;
-		snprintf(code, sizeof(code), "%.*s",
-			 m.code.p ? (int)m.code.n : 0, m.code.p ? m.code.p : "");
-		note_error(w, "error frame from the gateway: %s", code);
+		note_error(w, "error frame from the gateway: %.*s",
+			   m.code.p ? (int)m.code.n : 0, m.code.p ? m.code.p : "");
 	}
 }
 
@@ -478,7 +482,7 @@ int worker_main(const struct options *o, struct shared *sh, unsigned index)
 	int failed;
 
 	if (setup(&w, index)) {
-		note_error(&w, "worker setup failed%s", "");
+		note_error(&w, "worker setup failed");
 		failed = 1;
 	} else {
 		start_more(&w);
