@@ -194,41 +194,10 @@ static void usage_between(const struct coord *c, const struct usage *a,
 	}
 }
 
-static int run_fanout(struct coord *c, struct run_result *r)
-{
-	const struct options *o = c->o;
-	struct shared *sh = c->sh;
-	struct usage a, b;
-	int have_redis;
-
-	c->stage = "setup";
-	if (wait_state(c, WK_READY, o->setup_timeout_s,
-		       "setup timed out (connections or joins missing)"))
-		return -1;
-	r->setup_s = (double)(now_us() - c->started_us) / 1e6;
-	sh->t_go = now_us() + 100000;
-	sh->m_start = sh->t_go + (int64_t)(o->warmup_s * 1e6);
-	sh->m_end = sh->m_start + (int64_t)(o->duration_s * 1e6);
-	atomic_store_explicit(&sh->phase, PH_RUN, memory_order_release);
-	c->stage = "warmup";
-	if (wait_until(c, sh->m_start))
-		return -1;
-	sample(c, &a, &r->have_gw, &have_redis);
-	c->stage = "measure";
-	if (wait_until(c, sh->m_end))
-		return -1;
-	sample(c, &b, &r->have_gw, &r->have_redis);
-	r->have_redis = r->have_redis && have_redis;
-	r->window_s = o->duration_s;
-	usage_between(c, &a, &b, r);
-	c->stage = "drain";
-	return wait_state(c, WK_DONE, o->drain_s + REAP_GRACE_US / 1e6,
-			  "workers did not finish after the drain");
-}
-
-/* Waits until the gateways stop sending (the frames that announce every
- * connect to every client), so that the idle window measures keepalive
- * only. Sets *quiet to whether they did stop. */
+/* Waits until the gateways stop sending the frames that announce every
+ * connect and join to every client (N connections cost about N^2 frames),
+ * so that what is measured next is not queued behind them. Sets *quiet to
+ * whether they did stop. */
 static int settle(struct coord *c, int *quiet)
 {
 	int64_t start = now_us(), quiet_since = start;
@@ -250,6 +219,51 @@ static int settle(struct coord *c, int *quiet)
 	return 0;
 }
 
+static int settle_timed(struct coord *c, struct run_result *r)
+{
+	int64_t t = now_us();
+
+	c->stage = "settle";
+	if (settle(c, &r->settled))
+		return -1;
+	r->settle_s = (double)(now_us() - t) / 1e6;
+	return 0;
+}
+
+static int run_fanout(struct coord *c, struct run_result *r)
+{
+	const struct options *o = c->o;
+	struct shared *sh = c->sh;
+	struct usage a, b;
+	int have_redis;
+
+	c->stage = "setup";
+	if (wait_state(c, WK_READY, o->setup_timeout_s,
+		       "setup timed out (connections or joins missing)"))
+		return -1;
+	r->setup_s = (double)(now_us() - c->started_us) / 1e6;
+	if (settle_timed(c, r))
+		return -1;
+	sh->t_go = now_us() + 100000;
+	sh->m_start = sh->t_go + (int64_t)(o->warmup_s * 1e6);
+	sh->m_end = sh->m_start + (int64_t)(o->duration_s * 1e6);
+	atomic_store_explicit(&sh->phase, PH_RUN, memory_order_release);
+	c->stage = "warmup";
+	if (wait_until(c, sh->m_start))
+		return -1;
+	sample(c, &a, &r->have_gw, &have_redis);
+	c->stage = "measure";
+	if (wait_until(c, sh->m_end))
+		return -1;
+	sample(c, &b, &r->have_gw, &r->have_redis);
+	r->have_redis = r->have_redis && have_redis;
+	r->window_s = o->duration_s;
+	usage_between(c, &a, &b, r);
+	c->stage = "drain";
+	return wait_state(c, WK_DONE, o->drain_s + REAP_GRACE_US / 1e6,
+			  "workers did not finish after the drain");
+}
+
 static int run_idle(struct coord *c, struct run_result *r,
 		    const struct usage *before)
 {
@@ -257,18 +271,14 @@ static int run_idle(struct coord *c, struct run_result *r,
 	struct usage a, b;
 	uint64_t pings;
 	int have_gw, have_redis;
-	int64_t t;
 
 	c->stage = "connect";
 	if (wait_state(c, WK_READY, o->setup_timeout_s,
 		       "setup timed out (connections missing)"))
 		return -1;
 	r->setup_s = (double)(now_us() - c->started_us) / 1e6;
-	c->stage = "settle";
-	t = now_us();
-	if (settle(c, &r->settled))
+	if (settle_timed(c, r))
 		return -1;
-	r->settle_s = (double)(now_us() - t) / 1e6;
 	sample(c, &a, &have_gw, &have_redis);
 	pings = PROG(c, pings);
 	c->stage = "idle";

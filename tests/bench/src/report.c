@@ -61,6 +61,16 @@ static void common(struct jout *j, const struct run_result *r,
 	jo_num(j, "handshakes_per_s", handshake_rate(s));
 	latency(j, "handshake_us", &s->handshake);
 	jo_num(j, "setup_s", round(r->setup_s * 1000) / 1000);
+	jo_num(j, "settle_s", round(r->settle_s * 1000) / 1000);
+	jo_bool(j, "settled", r->settled);
+}
+
+static void warn_unsettled(const struct run_result *r)
+{
+	if (!r->settled)
+		fprintf(stderr, "  WARNING: the gateways were still sending setup "
+				"traffic after %.0f s of settling: the figures "
+				"include it\n", r->settle_s);
 }
 
 static void generator(struct jout *j, const struct run_result *r,
@@ -143,6 +153,7 @@ void report_fanout(const struct run_result *r)
 	fprintf(stderr, "%s  generator %.3f (busiest worker %.0f%% of a core)\n",
 		r->have_gw ? "" : " ", per_100k(r->gen_cpu_s, s->measured),
 		r->gen_busy_max * 100);
+	warn_unsettled(r);
 	if (r->gen_busy_max > BUSY_LIMIT)
 		fprintf(stderr, "  WARNING: the generator was saturated (a worker "
 				"used %.0f%% of a core): the figures are a lower "
@@ -173,8 +184,6 @@ void report_idle(const struct run_result *r)
 	}
 	jo_begin(&j, stdout);
 	common(&j, r, "idle");
-	jo_num(&j, "settle_s", round(r->settle_s * 1000) / 1000);
-	jo_bool(&j, "settled", r->settled);
 	jo_num(&j, "idle_s", r->window_s);
 	jo_int(&j, "gateway_rss_before_kb", r->gw_rss_before_kb);
 	jo_int(&j, "gateway_rss_after_kb", r->gw_rss_after_kb);
@@ -195,10 +204,7 @@ void report_idle(const struct run_result *r)
 	fprintf(stderr, "idle: %llu of %u connected, %.0f handshakes/s\n",
 		(unsigned long long)s->connected, r->o->conns,
 		handshake_rate(s));
-	if (!r->settled)
-		fprintf(stderr, "  WARNING: the gateways were still sending after "
-				"%.0f s of settling: the idle figures include "
-				"that traffic\n", r->settle_s);
+	warn_unsettled(r);
 	if (r->have_gw)
 		fprintf(stderr, "  gateway RSS %.0f bytes per connection, "
 				"keepalive %.2f%% of a core per 10k connections "

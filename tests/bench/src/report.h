@@ -11,8 +11,8 @@ struct run_result {
 	struct wstats st;       /* every worker's, added up */
 	double window_s;        /* fanout: the measured duration; idle: --idle */
 	double setup_s;         /* first connect to the last worker ready */
-	double settle_s;        /* idle: until the connect storm went quiet */
-	int settled;            /* idle: it did go quiet before the cap */
+	double settle_s;        /* after setup, until the gateways went quiet */
+	int settled;            /* they did, before the cap */
 	int have_gw;            /* every gateway's pid was given */
 	int have_redis;
 	double gw_cpu_s;
