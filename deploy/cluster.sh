@@ -3,11 +3,13 @@
 # redis-server, three gateways and a load balancer on the same ports, with
 # the same load-balancer configuration files.
 #
-# Usage: deploy/cluster.sh [run|start|stop|status|check]
+# Usage: deploy/cluster.sh [run|start|stop [NAME...]|status|check]
 #   run     (default) install what is missing, build, start everything, wait
 #           until it is ready, print the URLs; Ctrl-C stops it all
 #   start   the same in the background: returns once everything is ready
-#   stop    stop a cluster started with `start`
+#   stop [NAME...]  stop a cluster started with `start`, or only the named
+#           components (lb gw1 gw2 gw3 redis), e.g. `stop gw2` to watch its
+#           clients fail over
 #   status  what runs and whether it is ready (exit 1 if anything is not)
 #   check   validate the load-balancer configurations (nginx -t, haproxy -c)
 #
@@ -91,17 +93,24 @@ running_any() {
   return 1
 }
 
+stop_one() {
+  case $1 in
+    gw*) proc_stop "$1" TERM "$gw_stop_timeout" ;;
+    *) proc_stop "$1" TERM 10 ;;
+  esac
+}
+
 stop_all() {
   # Gateways first, while Redis and the load balancer still run: their
   # clients get a clean 1001, not a reset.
   local name stoppers=()
   for name in "${gw_names[@]}"; do
-    proc_stop "$name" TERM "$gw_stop_timeout" &
+    stop_one "$name" &
     stoppers+=($!)
   done
   wait "${stoppers[@]}"
-  proc_stop lb TERM 10
-  proc_stop redis TERM 10
+  stop_one lb
+  stop_one redis
   rm -f "$dir/cluster.env"
 }
 
@@ -240,7 +249,15 @@ case $cmd in
     start
     trap - EXIT
     ;;
-  stop) stop_all ;;
+  stop)
+    if [ $# -le 1 ]; then
+      stop_all
+    fi
+    for name in "${@:2}"; do
+      [[ " ${components[*]} " == *" $name "* ]] || die "no component '$name' (${components[*]})"
+      stop_one "$name"
+    done
+    ;;
   status)
     # The ports of the cluster that runs, not of this shell's environment.
     if [ -f "$dir/cluster.env" ]; then
