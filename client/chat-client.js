@@ -99,6 +99,11 @@ export class ChatClient extends EventTarget {
     this.#connectTimeoutMs = connectTimeoutMs;
     this.#WebSocket = WebSocketImpl;
     globalThis.addEventListener?.('online', () => this.reconnectNow());
+    // A socket can take a keepalive period to notice the network is gone;
+    // the browser knows at once.
+    globalThis.addEventListener?.('offline', () => {
+      if (this.#state === 'connected' || this.#state === 'connecting') this.#drop();
+    });
   }
 
   get state() { return this.#state; }

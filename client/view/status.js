@@ -18,7 +18,7 @@ export class StatusView {
   update({ state, retryAt, gateway, attempt }) {
     clearInterval(this.#countdown);
     this.#el.dataset.state = state;
-    this.#retry.hidden = state !== 'reconnecting' && state !== 'offline';
+    this.#retry.hidden = state !== 'reconnecting';
     if (state === 'reconnecting') {
       const tick = () => this.#showCountdown(retryAt);
       tick();
@@ -28,10 +28,13 @@ export class StatusView {
     this.#text.textContent = {
       connecting: attempt > 0 ? 'Reconnecting…' : 'Connecting…',
       connected: gateway ? `Connected · ${gateway}` : 'Connected',
-      offline: 'Offline · waiting for the network',
+      offline: 'Offline',
       closed: 'Disconnected',
     }[state] ?? state;
-    this.#el.title = state === 'connected' && gateway ? `You are on gateway ${gateway}` : '';
+    this.#el.title = {
+      connected: gateway ? `You are on gateway ${gateway}` : '',
+      offline: 'Your device is offline; the chat reconnects when the network is back.',
+    }[state] ?? '';
   }
 
   #showCountdown(retryAt) {

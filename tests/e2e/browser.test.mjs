@@ -161,6 +161,34 @@ describe('chat client in chromium, two gateways, one Redis', () => {
     await Promise.all([sakura.close(), taro.close()]);
   });
 
+  test('offline and back: the status says so, and what was typed offline goes out once', async () => {
+    const gus = await open(gwB, { query: { username: 'gus', room: 'train' }, viewport: { width: 390, height: 844 } });
+    const hana = await open(gwA, { query: { username: 'hana', room: 'train' } });
+    await Promise.all([gus.waitConnected(), hana.waitConnected()]);
+    await waitFor(async () => (await hana.members()).length === 2, { what: 'both in the room' });
+    await hana.send('Entering the tunnel?');
+    await gus.waitForMessage('Entering the tunnel?');
+
+    await gus.context.setOffline(true);
+    await gus.page.locator('#status[data-state="offline"]').waitFor();
+    await gus.send('sent from the tunnel');
+    await gus.page.locator('#pending-list li.pending', { hasText: 'Waiting for connection' }).waitFor();
+    await hana.send('are you there?');
+    await gus.screenshot('11-phone-offline');
+
+    await gus.context.setOffline(false);
+    await gus.waitConnected();
+    await hana.waitForMessage('sent from the tunnel');
+    await gus.waitForMessage('are you there?');
+    for (const chat of [gus, hana]) {
+      const texts = (await chat.messages()).map((m) => m.text);
+      assert.deepEqual(texts.filter((t) => t === 'sent from the tunnel' || t === 'are you there?').sort(),
+        ['are you there?', 'sent from the tunnel'], 'each message exactly once');
+    }
+    assertClean(gus, hana);
+    await Promise.all([gus.close(), hana.close()]);
+  });
+
   test('a gateway restart loses nothing: every message once, in order, and offline typing is sent', async () => {
     const dana = await open(gwA, { query: { username: 'dana', room: 'relay' } });
     const erik = await open(gwB, { query: { username: 'erik', room: 'relay' } });
