@@ -14,10 +14,15 @@ export class MessageListView {
   #scroller = byId('messages');
   #list = byId('message-list');
   #pending = byId('pending-list');
+  #jump = byId('jump-latest');
   #handlers;
 
   constructor({ onRetry, onDiscard }) {
     this.#handlers = { onRetry, onDiscard };
+    this.#jump.addEventListener('click', () => this.#scrollToEnd());
+    this.#scroller.addEventListener('scroll', () => {
+      if (this.#nearBottom()) this.#jump.hidden = true;
+    }, { passive: true });
   }
 
   /** Draws a room from scratch, scrolled to its newest message. */
@@ -41,6 +46,7 @@ export class MessageListView {
       this.#scroller.scrollTop = top;
     }
     if (follow) this.#scrollToEnd();
+    else if (appended) this.#jump.hidden = false;
   }
 
   /** entries: the outbox of the selected room; online: whether a send can happen now. */
@@ -71,6 +77,7 @@ export class MessageListView {
 
   #scrollToEnd() {
     this.#scroller.scrollTop = this.#scroller.scrollHeight;
+    this.#jump.hidden = true;
   }
 }
 
