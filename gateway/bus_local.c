@@ -6,6 +6,7 @@
 #include "bus.h"
 #include "history.h"
 #include "log.h"
+#include "metrics.h"
 #include "presence.h"
 
 /* Rooms whose history is kept in memory; the least recently used go first. */
@@ -156,6 +157,7 @@ struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
         return NULL;
     }
     history_init(&l->history, cfg->history, LOCAL_HISTORY_ROOMS);
+    metrics.redis_up = 1; /* the in-process bus is always there */
     presence_init(&l->presence);
     return &l->base;
 }

@@ -53,61 +53,62 @@
     "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
 
 static const char lua_chat[] =
-    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'r', ARGV[3])\n"
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', tonumber(ARGV[2]) + 1, '*', 'r', ARGV[3])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
     "redis.call('PUBLISH', ARGV[1], ARGV[5] .. id .. '\",' .. ARGV[3])\n"
     "return id\n";
 
-static const char lua_room[] = LUA_NOW
-    "local function names(hash, zset)\n"
-    "  local now, alive, seen, out = now_ms(), {}, {}, {}\n"
-    "  for _, f in ipairs(redis.call('HKEYS', hash)) do\n"
-    "    local gw, name = string.match(f, '^(.*)\\t([^\\t]*)$')\n"
-    "    if gw then\n"
-    "      local ok = alive[gw]\n"
-    "      if ok == nil then\n"
-    "        local s = redis.call('ZSCORE', zset, gw)\n"
-    "        ok = s ~= false and tonumber(s) > now\n"
-    "        alive[gw] = ok\n"
-    "      end\n"
-    "      if ok then\n"
-    "        if not seen[name] then seen[name] = true; out[#out + 1] = name end\n"
-    "      else\n"
-    "        redis.call('HDEL', hash, f)\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  table.sort(out)\n"
-    "  return out\n"
-    "end\n"
-    "local function idless(x, y)\n"
-    "  local a1, b1 = string.match(x, '^(%d+)-(%d+)$')\n"
-    "  local a2, b2 = string.match(y, '^(%d+)-(%d+)$')\n"
-    "  a1, b1, a2, b2 = tonumber(a1), tonumber(b1), tonumber(a2), tonumber(b2)\n"
-    "  return a1 < a2 or (a1 == a2 and b1 < b2)\n"
-    "end\n"
-    "local mode = ARGV[1]\n"
-    "if mode == 'presence' then return names(KEYS[2], KEYS[3]) end\n"
-    "if mode == 'join' then\n"
-    "  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
-    "  redis.call('SADD', KEYS[4], ARGV[4])\n"
-    "end\n"
-    "local members = 0\n"
-    "if mode ~= 'fill' then members = #names(KEYS[2], KEYS[3]) end\n"
-    "local since = ARGV[3]\n"
-    "local entries\n"
-    "if since == '' then entries = redis.call('XRANGE', KEYS[1], '-', '+')\n"
-    "else entries = redis.call('XRANGE', KEYS[1], '(' .. since, '+') end\n"
-    "local truncated, last = 0, '0-0'\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-    "  for i = 1, #info, 2 do\n"
-    "    if info[i] == 'max-deleted-entry-id' and since ~= '' and idless(since, info[i + 1]) "
-    "then truncated = 1 end\n"
-    "    if info[i] == 'last-generated-id' then last = info[i + 1] end\n"
-    "  end\n"
-    "end\n"
-    "return {members, truncated, last, entries}\n";
+static const char lua_room[] =
+    LUA_NOW "local function names(hash, zset)\n"
+            "  local now, alive, seen, out = now_ms(), {}, {}, {}\n"
+            "  for _, f in ipairs(redis.call('HKEYS', hash)) do\n"
+            "    local gw, name = string.match(f, '^(.*)\\t([^\\t]*)$')\n"
+            "    if gw then\n"
+            "      local ok = alive[gw]\n"
+            "      if ok == nil then\n"
+            "        local s = redis.call('ZSCORE', zset, gw)\n"
+            "        ok = s ~= false and tonumber(s) > now\n"
+            "        alive[gw] = ok\n"
+            "      end\n"
+            "      if ok then\n"
+            "        if not seen[name] then seen[name] = true; out[#out + 1] = name end\n"
+            "      else\n"
+            "        redis.call('HDEL', hash, f)\n"
+            "      end\n"
+            "    end\n"
+            "  end\n"
+            "  table.sort(out)\n"
+            "  return out\n"
+            "end\n"
+            "local function idless(x, y)\n"
+            "  local a1, b1 = string.match(x, '^(%d+)-(%d+)$')\n"
+            "  local a2, b2 = string.match(y, '^(%d+)-(%d+)$')\n"
+            "  a1, b1, a2, b2 = tonumber(a1), tonumber(b1), tonumber(a2), tonumber(b2)\n"
+            "  return a1 < a2 or (a1 == a2 and b1 < b2)\n"
+            "end\n"
+            "local mode = ARGV[1]\n"
+            "if mode == 'presence' then return names(KEYS[2], KEYS[3]) end\n"
+            "if mode == 'join' then\n"
+            "  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
+            "  redis.call('SADD', KEYS[4], ARGV[4])\n"
+            "end\n"
+            "local members = 0\n"
+            "if mode ~= 'fill' then members = #names(KEYS[2], KEYS[3]) end\n"
+            /* The stream keeps one entry more than the history: the newest that
+             * clients can no longer get. A since before it means messages are gone. */
+            "local since, keep = ARGV[3], tonumber(ARGV[5])\n"
+            "local entries\n"
+            "if since == '' then entries = redis.call('XRANGE', KEYS[1], '-', '+')\n"
+            "else entries = redis.call('XRANGE', KEYS[1], '(' .. since, '+') end\n"
+            "while #entries > keep do table.remove(entries, 1) end\n"
+            "local truncated, last = 0, '0-0'\n"
+            "local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+            "if #newest > 0 then last = newest[1][1] end\n"
+            "if since ~= '' and redis.call('XLEN', KEYS[1]) > keep then\n"
+            "  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
+            "  if idless(since, oldest[1][1]) then truncated = 1 end\n"
+            "end\n"
+            "return {members, truncated, last, entries}\n";
 
 static const char lua_leave[] = "if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then\n"
                                 "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
@@ -493,10 +494,10 @@ static int room_request(struct rbus *rb, const char *mode, const char *room, siz
                         const char *name, const struct msgid *since, struct request **out)
 {
     char stream[KEY_MAX], pres[KEY_MAX], gws[KEY_MAX], gwrooms[KEY_MAX], field[200],
-        sincebuf[MSGID_STR_MAX];
+        sincebuf[MSGID_STR_MAX], keep[16];
     const char *id = rb->base.cfg->id;
-    const char *argv[8];
-    size_t lens[8];
+    const char *argv[9];
+    size_t lens[9];
     lens[0] = make_key(stream, rb, "history:", room, room_len);
     lens[1] = make_key(pres, rb, "presence:", room, room_len);
     lens[2] = make_key(gws, rb, "gateways", "", 0);
@@ -508,7 +509,8 @@ static int room_request(struct rbus *rb, const char *mode, const char *room, siz
     argv[5] = field, lens[5] = (size_t)flen;
     argv[6] = sincebuf, lens[6] = slen;
     argv[7] = room, lens[7] = room_len;
-    struct request *q = request_new(rb, S_ROOM, 8, argv, lens);
+    argv[8] = keep, lens[8] = (size_t)snprintf(keep, sizeof(keep), "%u", rb->base.cfg->history);
+    struct request *q = request_new(rb, S_ROOM, 9, argv, lens);
     if (!q)
         return -1;
     memcpy(q->room, room, room_len);
@@ -938,9 +940,12 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     char why[200];
     snprintf(why, sizeof(why), "%s connection closed%s%s", was_sub ? "subscriber" : "command",
              status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : c->errstr);
-    if (was_sub && rb->state == LINK_READY)
-        log_warn("redis: the subscriber connection was closed by the server; if Redis logged "
-                 "'client-output-buffer-limit', this gateway fell behind its pub/sub traffic");
+    /* Redis also closes a subscriber that passes its pub/sub output buffer
+     * limit; it logs 'client-output-buffer-limit' when it does. */
+    if (was_sub && rb->cmd_up)
+        log_warn("redis: the server closed the subscriber connection while the command "
+                 "connection was up: if Redis logged 'client-output-buffer-limit', this "
+                 "gateway fell behind its pub/sub traffic");
     teardown(rb, why);
 }
 

@@ -139,6 +139,21 @@ static void remove_member(struct rooms *r, struct member *m, bool tell)
 }
 
 static void join_done(void *arg, int status, const struct bus_join_result *res);
+static void flush_held(struct rooms *r, struct member *m, const struct msgid *cutoff);
+
+/* Answers a join that could not complete. A failed re-join keeps the
+ * membership; a failed first join undoes its presence registration. */
+static void join_failed(struct rooms *r, struct member *m, const char *why)
+{
+    deliver_error(r, m->owner, PROTO_UNAVAILABLE, why);
+    if (m->announced) {
+        m->state = MEMBER_JOINED;
+        flush_held(r, m, NULL);
+    } else {
+        r->bus->ops->leave(r->bus, m->room->name, m->room->name_len, ext(m)->name);
+        remove_member(r, m, false);
+    }
+}
 
 static void start_join(struct rooms *r, struct member *m)
 {
@@ -172,27 +187,18 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
         return;
     }
     struct room *room = m->room;
+    void *owner = m->owner;
     if (status < 0) {
-        deliver_error(r, m->owner, PROTO_UNAVAILABLE,
-                      "the room could not be joined: the cluster is unreachable");
-        if (m->announced) { /* a failed re-join keeps the membership */
-            m->state = MEMBER_JOINED;
-            flush_held(r, m, NULL);
-        } else {
-            r->bus->ops->leave(r->bus, room->name, room->name_len, x->name);
-            remove_member(r, m, false);
-        }
+        join_failed(r, m, "the room could not be joined: the cluster is unreachable");
+        r->ops->join_answered(owner);
         return;
     }
     struct frame *joined = proto_joined(room->name, room->name_len, res->members, res->history,
                                         res->n, res->truncated);
     if (!joined) {
         log_error("room %.*s: out of memory building joined", (int)room->name_len, room->name);
-        deliver_error(r, m->owner, PROTO_UNAVAILABLE, "the room could not be joined");
-        if (!m->announced) {
-            r->bus->ops->leave(r->bus, room->name, room->name_len, x->name);
-            remove_member(r, m, false);
-        }
+        join_failed(r, m, "the room could not be joined: out of memory");
+        r->ops->join_answered(owner);
         return;
     }
     r->ops->deliver(m->owner, joined);
@@ -212,6 +218,7 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
         m->announced = true;
         announce(r, room, x->name, "joined");
     }
+    r->ops->join_answered(owner);
 }
 
 enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, const char *name,
@@ -219,8 +226,6 @@ enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, 
 {
     struct member *m = find(set, room_name, room_len);
     if (m) {
-        if (m->state == MEMBER_JOINING)
-            return PROTO_OK; /* the answer to the first request is on its way */
         m->state = MEMBER_JOINING;
         m->has_since = since != NULL;
         if (since)
@@ -334,9 +339,11 @@ void rooms_on_subscribed(struct rooms *r, const char *room_name, size_t room_len
         if (status == 0) {
             start_join(r, m);
         } else {
-            deliver_error(r, m->owner, PROTO_UNAVAILABLE,
+            void *owner = m->owner;
+            deliver_error(r, owner, PROTO_UNAVAILABLE,
                           "the room could not be joined: the cluster is unreachable");
             remove_member(r, m, false);
+            r->ops->join_answered(owner);
         }
     }
 }

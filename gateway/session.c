@@ -153,7 +153,28 @@ static void rooms_overflow(void *owner)
     request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
 }
 
-static const struct rooms_owner_ops owner_ops = {rooms_deliver, rooms_overflow};
+static void process_request_frame(struct session *s, const unsigned char *data, size_t len);
+
+static void rooms_join_answered(void *owner)
+{
+    struct session *s = owner;
+    s->busy = false;
+    if (s->draining)
+        return; /* answered during the loop below: it goes on */
+    s->draining = true;
+    const struct sendq_entry *e;
+    while (!s->busy && !s->closing && (e = sendq_peek(&s->waiting))) {
+        struct frame *f = frame_ref(e->frame);
+        sendq_pop(&s->waiting);
+        process_request_frame(s, frame_data(f), f->len);
+        frame_unref(f);
+    }
+    sendq_shrink(&s->waiting);
+    s->draining = false;
+}
+
+static const struct rooms_owner_ops owner_ops = {rooms_deliver, rooms_overflow,
+                                                 rooms_join_answered};
 
 static void keepalive_fire(struct ka_entry *e, void *ctx)
 {
@@ -232,6 +253,7 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     s->kind = (uint8_t)kind;
     s->id = ++sessions.next_id;
     sendq_init(&s->q);
+    sendq_init(&s->waiting);
     s->last_rx_ms = s->last_ping_ms = now_ms();
     s->next = sessions.head;
     if (sessions.head)
@@ -319,10 +341,13 @@ static void handle_request(struct session *s, const struct proto_request *req)
     enum proto_error e;
     switch (req->type) {
     case PROTO_JOIN_ROOM:
+        s->busy = true;
         e = rooms_join(&sessions.rooms, &s->rooms, s, s->name, req->room, req->room_len,
                        req->has_since ? &req->since : NULL);
-        if (e != PROTO_OK)
+        if (e != PROTO_OK) {
+            s->busy = false;
             send_error(s, e, "the room could not be joined");
+        }
         break;
     case PROTO_LEAVE_ROOM:
         if (rooms_leave(&sessions.rooms, &s->rooms, req->room, req->room_len) == PROTO_OK)
@@ -365,6 +390,20 @@ static void handle_message(struct session *s, const unsigned char *data, size_t 
         send_error(s, PROTO_BAD_JSON, "binary frames are not accepted: send JSON text frames");
         return;
     }
+    if (s->busy) {
+        /* Bounded like the send queue: a client cannot make it grow freely. */
+        bool room = s->waiting.bytes + len <= sessions.cfg->send_queue_limit;
+        struct frame *f = room ? frame_copy(data, len) : NULL;
+        if (!f || sendq_push(&s->waiting, f, false) < 0)
+            request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many requests in flight");
+        frame_unref(f);
+        return;
+    }
+    process_request_frame(s, data, len);
+}
+
+static void process_request_frame(struct session *s, const unsigned char *data, size_t len)
+{
     struct proto_request req;
     const char *why;
     enum proto_error e = proto_decode((const char *)data, len, &req, &why);
@@ -437,9 +476,11 @@ int session_writable(struct session *s)
     if (s->closing)
         return -1;
     if (s->ping_due) {
+        /* A payload, because lws reports no pong that comes back empty. */
         unsigned char ping[LWS_PRE + 1];
+        ping[LWS_PRE] = 'k';
         s->ping_due = false;
-        if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        if (lws_write(s->wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0)
             return -1;
         if (s->q.count)
             lws_callback_on_writable(s->wsi);
@@ -461,6 +502,8 @@ int session_writable(struct session *s)
 
 void session_closed(struct session *s)
 {
+    if (!s->wsi)
+        return; /* the upgrade failed before the session opened */
     if (s->prev)
         s->prev->next = s->next;
     else if (sessions.head == s)
@@ -473,6 +516,7 @@ void session_closed(struct session *s)
         w->s = NULL;
     s->waits = NULL;
     sendq_clear(&s->q);
+    sendq_clear(&s->waiting);
     free(s->rx);
     s->rx = NULL;
     if (s->kind != SESSION_CHAT)

@@ -23,6 +23,8 @@ struct rooms_owner_ops {
     void (*deliver)(void *owner, struct frame *f);
     /* The owner's held frames passed the send-queue limit while joining. */
     void (*overflow)(void *owner);
+    /* A join that rooms_join started is answered (`joined` or an error). */
+    void (*join_answered)(void *owner);
 };
 
 enum member_state { MEMBER_JOINING, MEMBER_JOINED };
@@ -59,12 +61,14 @@ void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *
                 size_t held_limit);
 void rooms_free(struct rooms *r);
 
-/* Starts a join; the owner gets `joined` (or an error) through deliver. A
- * join of a room the owner is in answers `joined` again without a new
- * announcement. Returns PROTO_OK or an error for the owner. */
+/* Starts a join; the owner gets `joined` (or an error) through deliver,
+ * then join_answered, possibly before this returns. A join of a room the
+ * owner is in answers `joined` again without a new announcement. Returns
+ * PROTO_OK, or an error for the owner (and then no join_answered). */
 enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, const char *name,
                             const char *room, size_t room_len, const struct msgid *since);
-/* Leaves a room: PROTO_NOT_IN_ROOM when the owner is not in it. */
+/* Leaves a room: PROTO_NOT_IN_ROOM when the owner is not in it. Meant for
+ * an owner with no join in flight (the session serialises its requests). */
 enum proto_error rooms_leave(struct rooms *r, struct room_set *set, const char *room,
                              size_t room_len);
 /* Leaves every room (disconnect). announce: tell the rooms and presence. */

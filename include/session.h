@@ -1,7 +1,9 @@
 /* session: one connected WebSocket client. Reassembles its frames within
  * the size limit, hands chat frames to proto and the rooms, queues its
  * outgoing frames (closing it as a slow consumer past the limit), keeps it
- * alive with pings, and writes one frame per writable callback. */
+ * alive with pings, and writes one frame per writable callback. A client's
+ * requests are handled in order: while one of its joins is in flight, what
+ * it sends next waits, so every request is answered in the order sent. */
 #ifndef GATEWAY_SESSION_H
 #define GATEWAY_SESSION_H
 
@@ -27,6 +29,7 @@ struct session {
     uint64_t id;
     char name[PROTO_NAME_MAX + 1];
     struct sendq q;
+    struct sendq waiting; /* requests that came while a join was answered */
     struct room_set rooms;
     struct ka_entry ka;
     int64_t last_rx_ms;
@@ -38,7 +41,9 @@ struct session {
     uint8_t kind;
     bool rx_binary;
     bool ping_due;
-    bool closing; /* a close is requested: the next writable sends it */
+    bool closing;  /* a close is requested: the next writable sends it */
+    bool busy;     /* a join is in flight: later requests wait their turn */
+    bool draining; /* working through waiting */
 };
 
 /* What sessions share; set up once by the server. */
