@@ -31,6 +31,7 @@ SCENARIOS = ("fanout", "max", "idle")
 # Every scenario, tiny: proves the tool works end to end in under 30 s.
 SMOKE = dict(gateways=2, conns=40, rooms=2, publishers=4, rate=50, size=100,
              warmup=0.5, duration=2, max_start=20, max_factor=2, max_steps=2,
+             max_retries=0,
              max_warmup=0.2, max_step_duration=1, idle_conns=200,
              idle_gateways=2, idle_workers=2, idle_seconds=1,
              ping_interval="500ms", shutdown_wait=10)
@@ -71,7 +72,9 @@ def parse_args(argv):
     g.add_argument("--max-factor", type=float, default=1.25,
                    help="max: rate multiplier per step (1.25)")
     g.add_argument("--max-steps", type=int, default=16,
-                   help="max: most steps (16)")
+                   help="max: most steps, retries included (16)")
+    g.add_argument("--max-retries", type=int, default=1,
+                   help="max: runs of a failed step before stopping (1)")
     g.add_argument("--max-warmup", type=float, default=1,
                    help="max: warm-up seconds per step (1)")
     g.add_argument("--max-step-duration", type=float, default=5,

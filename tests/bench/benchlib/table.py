@@ -44,10 +44,10 @@ def fanout(r):
 def max_rate(r):
     rows = [[s["rate"], s["deliveries_per_s"], (s["loss_pct"], ".3f"),
              (_ms(s["p99_us"]), ".2f"), (s["gateway_cpu_per_100k"], ".3f"),
-             s["failed"] or "ok"] for s in r["steps"]]
+             s["generator_busy"], s["failed"] or "ok"] for s in r["steps"]]
     table = _render("max (p99 limit %s ms)" % r["max_p99_ms"],
                     ["msg/s", "deliveries/s", "loss%", "p99 ms",
-                     "cpu gw", "verdict"], rows)
+                     "cpu gw", "gen busy", "verdict"], rows)
     return table + "\n  last good: %s deliveries/s (%s msg/s)" % (
         _fmt(r["last_good_deliveries_per_s"]), _fmt(r["last_good_rate"]))
 
