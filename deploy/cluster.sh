@@ -152,29 +152,36 @@ CLUSTER_LB_PORT=$lb_port
 CLUSTER_GATEWAY_PORTS="${gw_ports[*]}"
 CLUSTER_REDIS_PORT=$redis_port
 EOF
+  # Each tier once the one it needs is ready, as compose's depends_on does:
+  # a load balancer that probed a gateway still connecting to Redis would
+  # keep it out for a while.
   mkdir -p "$dir/redis"
   proc_spawn redis "$dir/logs/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
     --dir "$dir/redis" --save '' --appendonly no
+  wait_ready redis
   export GATEWAY_CLIENT_DIR=${GATEWAY_CLIENT_DIR:-$REPO/client}
   for i in "${!gw_names[@]}"; do
     proc_spawn "${gw_names[i]}" "$dir/logs/${gw_names[i]}.log" "$gateway_bin" \
       --listen "127.0.0.1:${gw_ports[i]}" --redis "redis://127.0.0.1:$redis_port" --id "${gw_names[i]}"
   done
+  wait_ready "${gw_names[@]}"
   lb_start "$lb" "$dir" "$dir/logs/$lb.log" "$lb_port" "${gw_ports[@]}"
+  wait_ready lb
 }
 
-# Waits until every component is ready; fails at once if one has exited.
+# NAME... : waits until they are all ready; fails at once if one has exited.
+# One deadline for the whole start.
 wait_ready() {
-  local deadline=$((SECONDS + start_timeout)) name pending
+  local name pending
   while :; do
     pending=()
-    for name in redis "${gw_names[@]}" lb; do
+    for name; do
       proc_pid "$name" >/dev/null || die "$name exited while starting; its log ends:
 $(tail -n 20 "$(log_of "$name")")"
       ready "$name" || pending+=("$name")
     done
     [ ${#pending[@]} -eq 0 ] && return 0
-    [ "$SECONDS" -lt "$deadline" ] || die "not ready after ${start_timeout}s: ${pending[*]} (logs in $dir/logs)"
+    [ "$SECONDS" -lt "$start_deadline" ] || die "not ready after ${start_timeout}s: ${pending[*]} (logs in $dir/logs)"
     sleep 0.2
   done
 }
@@ -203,8 +210,8 @@ start() {
   # interrupted halfway.
   trap 'stop_all' EXIT
   trap 'exit 130' INT TERM
+  start_deadline=$((SECONDS + start_timeout))
   start_components
-  wait_ready
   print_urls
 }
 
