@@ -57,6 +57,8 @@ def parse_args(argv):
     g.add_argument("--conns", type=int, default=1000,
                    help="room members, over all gateways (1000)")
     g.add_argument("--rooms", type=int, default=1, help="rooms (1)")
+    g.add_argument("--workers", type=int, default=0,
+                   help="client processes (default: one per 19,000 conns)")
     g.add_argument("--publishers", type=int, default=10,
                    help="members that also publish (10)")
     g.add_argument("--rate", type=float, default=200,
@@ -121,7 +123,21 @@ def pong_timeout(interval):
     return "%gs" % (3 * float(interval.rstrip("s")))
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def run_scenario(name, p, cb, gateway_bin, log_dir):
+    """Runs one scenario on a fresh cluster; returns (result, renderer)."""
+    before = loadavg()
+    result, render = _run_on_cluster(name, p, cb, gateway_bin, log_dir)
+    result.update(loadavg_before=before, loadavg_after=loadavg(),
+                  cores=os.cpu_count())
+    return result, render
+
+
+def _run_on_cluster(name, p, cb, gateway_bin, log_dir):
     redis = not p.single_node
     extra = shlex.split(p.gateway_args)
     if name == "idle":

@@ -5,10 +5,11 @@ MAX_P99_US_DEFAULT = 50000
 
 
 def _fanout_args(p, rate, warmup, duration):
-    return ["--conns", p.conns, "--rooms", p.rooms,
+    args = ["--conns", p.conns, "--rooms", p.rooms,
             "--publishers", p.publishers, "--rate", rate, "--size", p.size,
             "--warmup", warmup, "--duration", duration,
             "--progress", p.progress]
+    return args + (["--workers", p.workers] if p.workers else [])
 
 
 def fanout(cluster, cb, p):

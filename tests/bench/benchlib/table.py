@@ -25,6 +25,31 @@ def _render(title, header, rows):
     return "\n".join(lines)
 
 
+LATE_TIMER_US = 50000
+
+
+def warnings(r):
+    """Lines that say why the figures of result r may not be trusted."""
+    out = []
+    if r.get("generator_limited"):
+        out.append("the generator was saturated: figures are a lower bound "
+                   "(add --workers)")
+    if r.get("publishers_behind"):
+        out.append("publishers sent less than asked: the machine was short "
+                   "of CPU")
+    if r.get("max_send_lag_us", 0) > LATE_TIMER_US:
+        out.append("the publishing timer ran up to %.0f ms late: the "
+                   "generator was not scheduled" % (r["max_send_lag_us"] / 1e3))
+    if r.get("settled") is False:
+        out.append("the gateways never went quiet after setup: the figures "
+                   "include setup traffic")
+    load = r.get("loadavg_before")
+    if load is not None and load > r.get("cores", 1) / 2:
+        out.append("load average %.1f before the run on %d cores: other "
+                   "processes competed for CPU" % (load, r.get("cores", 1)))
+    return "".join("\n  WARNING: " + w for w in out)
+
+
 def fanout(r):
     lat = r["latency_us"]
     return _render(
@@ -38,7 +63,8 @@ def fanout(r):
           (_ms(lat["p99"]), ".2f"), (_ms(lat["p999"]), ".2f"),
           (_ms(lat["max"]), ".2f"), (r["gateway_cpu_per_100k"], ".3f"),
           (r["redis_cpu_per_100k"], ".3f"),
-          (r["generator_cpu_per_100k"], ".3f"), r["generator_busy"]]])
+          (r["generator_cpu_per_100k"], ".3f"), r["generator_busy"]]]) + \
+        warnings(r)
 
 
 def max_rate(r):
@@ -49,7 +75,8 @@ def max_rate(r):
                     ["msg/s", "deliveries/s", "loss%", "p99 ms",
                      "cpu gw", "gen busy", "verdict"], rows)
     return table + "\n  last good: %s deliveries/s (%s msg/s)" % (
-        _fmt(r["last_good_deliveries_per_s"]), _fmt(r["last_good_rate"]))
+        _fmt(r["last_good_deliveries_per_s"]), _fmt(r["last_good_rate"])) + \
+        warnings(r)
 
 
 def idle(r):
@@ -65,4 +92,4 @@ def idle(r):
           r["settle_s"], r["rss_per_conn_bytes"],
           (r["keepalive_cpu_pct_per_10k"], ".2f"), r["pings"],
           r["shutdown_max_s"], c["1001"], c["1006"],
-          c["1000"] + c["1008"] + c["1009"] + c["other"]]])
+          c["1000"] + c["1008"] + c["1009"] + c["other"]]]) + warnings(r)
