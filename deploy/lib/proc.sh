@@ -15,13 +15,15 @@ proc_stat() {
 # NAME LOG CMD... : start CMD in a session of its own (a Ctrl-C on the
 # terminal reaches only cluster.sh, which then stops everything in order).
 proc_spawn() {
-  local name=$1 log=$2 pid start _state
+  local name=$1 log=$2 pid stat
   shift 2
   echo "=== $(date '+%F %T') $*" >>"$log"
   setsid "$@" >>"$log" 2>&1 </dev/null &
   pid=$!
-  read -r start _state < <(proc_stat "$pid")
-  echo "$pid $start" >"$PID_DIR/$name.pid"
+  # It may already have failed and been reaped: the file then names a
+  # process that is not running, which the caller's readiness wait reports.
+  stat=$(proc_stat "$pid") || stat=exited
+  echo "$pid ${stat%% *}" >"$PID_DIR/$name.pid"
 }
 
 # NAME -> the pid, if that process is still the one started and not a zombie.

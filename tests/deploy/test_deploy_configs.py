@@ -1,0 +1,197 @@
+"""What cannot run here (no Docker engine, no Kubernetes) is checked by the
+tools that can read it: `docker-compose config`, `nginx -t`, `haproxy -c`,
+and a YAML parser for the manifests; plus the rules that tie them together
+(ports, probes, timeouts against the gateways' 54 s ping interval)."""
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from native_cluster import DEPLOY, REPO, Cluster, gateway_bin
+
+PING_INTERVAL_S = 54  # the gateways' default --ping-interval (README)
+SHUTDOWN_TIMEOUT_S = 5  # the gateways' default --shutdown-timeout (README)
+GATEWAY_SERVICES = {"gateway1": ("gw1", 8081), "gateway2": ("gw2", 8082),
+                    "gateway3": ("gw3", 8083)}
+
+
+def run(argv, **kwargs):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+def seconds(value):
+    """nginx/HAProxy/compose durations: 90s, 1m, 500ms, bare seconds."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)?", str(value))
+    assert m, f"duration {value!r}"
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def compose_config(*args):
+    result = run(["docker-compose", *args, "config"], cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def published(service):
+    return {int(p["published"]): int(p["target"]) for p in service.get("ports", [])}
+
+
+def test_load_balancer_configs_pass_nginx_t_and_haproxy_c(tmp_path):
+    """The native renderings, exactly as cluster.sh runs them."""
+    cluster = Cluster(tmp_path, "nginx")
+    cluster.choose_ports()
+    result = cluster.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_haproxy_cfg_passes_haproxy_c_with_compose_defaults():
+    # Compose's service names do not resolve here; init-addr lets it start
+    # without them, as it would before Docker's DNS knows a gateway.
+    result = run(["haproxy", "-c", "-f", str(DEPLOY / "haproxy.cfg")])
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_file_is_valid_and_has_the_topology():
+    services = compose_config()["services"]
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {"redis", "nginx", *GATEWAY_SERVICES}
+    assert "healthcheck" in services["redis"]
+    for name, (gateway_id, port) in GATEWAY_SERVICES.items():
+        gateway = services[name]
+        assert published(gateway) == {port: 8080}, name
+        assert gateway["environment"]["GATEWAY_ID"] == gateway_id
+        assert gateway["environment"]["GATEWAY_REDIS"] == "redis://redis:6379"
+        assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert seconds(gateway["stop_grace_period"]) > SHUTDOWN_TIMEOUT_S
+        assert gateway["build"]["dockerfile"] == "deploy/Dockerfile"
+    nginx = services["nginx"]
+    assert published(nginx) == {8080: 8080}
+    assert {d: c["condition"] for d, c in nginx["depends_on"].items()} == \
+        {name: "service_healthy" for name in GATEWAY_SERVICES}
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in nginx["volumes"]}
+    assert mounts == {"/etc/nginx/nginx.conf": str(DEPLOY / "nginx.conf"),
+                      "/etc/nginx/listen.conf": str(DEPLOY / "compose" / "listen.conf"),
+                      "/etc/nginx/upstream-servers.conf":
+                          str(DEPLOY / "compose" / "upstream-servers.conf")}
+
+
+def test_compose_haproxy_profile_is_valid():
+    services = compose_config("--profile", "haproxy")["services"]
+    assert services["haproxy"]["profiles"] == ["haproxy"]
+    assert published(services["haproxy"]) == {8090: 8080}
+    assert set(services["haproxy"]["depends_on"]) == set(GATEWAY_SERVICES)
+
+
+def test_compose_nginx_sends_to_every_gateway_service():
+    servers = re.findall(r"^server (\S+)", (DEPLOY / "compose" / "upstream-servers.conf")
+                         .read_text(), re.M)
+    assert sorted(servers) == [f"{name}:8080" for name in sorted(GATEWAY_SERVICES)]
+    assert (DEPLOY / "compose" / "listen.conf").read_text().count("listen 8080;") == 1
+
+
+def test_haproxy_defaults_match_compose():
+    cfg = (DEPLOY / "haproxy.cfg").read_text()
+    defaults = set(re.findall(r"\$\{GW\d_ADDR-([^}]+)\}", cfg))
+    assert defaults == {f"{name}:8080" for name in GATEWAY_SERVICES}
+    assert '"${LB_BIND-:8080}"' in cfg
+
+
+def test_load_balancer_timeouts_outlast_the_ping_interval():
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    for directive in ("proxy_read_timeout", "proxy_send_timeout"):
+        (value,) = re.findall(rf"^\s*{directive}\s+(\S+);", nginx, re.M)
+        assert seconds(value) > PING_INTERVAL_S, directive
+    haproxy = (DEPLOY / "haproxy.cfg").read_text()
+    for timeout in ("client", "server", "tunnel"):
+        (value,) = re.findall(rf"^\s*timeout {timeout}\s+(\S+)", haproxy, re.M)
+        assert seconds(value) > PING_INTERVAL_S, timeout
+    ingress = yaml.safe_load((DEPLOY / "k8s" / "ingress.yaml").read_text())
+    for key in ("proxy-read-timeout", "proxy-send-timeout"):
+        value = ingress["metadata"]["annotations"][f"nginx.ingress.kubernetes.io/{key}"]
+        assert seconds(value) > PING_INTERVAL_S, key
+
+
+def k8s_objects():
+    objects = {}
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    return objects
+
+
+def test_k8s_gateway_deployment_probes_shutdown_and_resources():
+    objects = k8s_objects()
+    pod = objects[("Deployment", "chat-gateway")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    env = {e["name"]: e for e in container["env"]}
+    shutdown = seconds(env["GATEWAY_SHUTDOWN_TIMEOUT"]["value"])
+    # SIGTERM comes after preStop; the gateway then needs its shutdown timeout.
+    assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + shutdown
+    assert env["GATEWAY_REDIS"]["value"] == "redis://redis:6379"
+    assert env["GATEWAY_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_k8s_services_select_their_pods():
+    objects = k8s_objects()
+    for name, port in (("chat-gateway", "http"), ("redis", "redis")):
+        deployment = objects[("Deployment", name)]
+        service = objects[("Service", name)]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items(), name
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in container["ports"]}
+        assert service["spec"]["ports"][0]["targetPort"] == port
+    backend = objects[("Ingress", "chat-gateway")]["spec"]["rules"][0]["http"]["paths"][0]
+    assert backend["backend"]["service"] == {"name": "chat-gateway", "port": {"name": "http"}}
+
+
+def test_dockerfile_stages_user_healthcheck_and_signal():
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, re.M)
+    assert stages == ["debian:bookworm", "debian:bookworm-slim"]
+    runtime = text.split("FROM debian:bookworm-slim", 1)[1]
+    assert "build-essential" not in runtime and "cmake" not in runtime
+    (user,) = re.findall(r"^USER (\S+)", runtime, re.M)
+    assert not user.startswith(("root", "0")), user
+    assert re.search(r"^HEALTHCHECK .*\n?.*healthcheck", runtime, re.M)
+    assert re.search(r"^STOPSIGNAL SIGTERM$", runtime, re.M)
+    # Exec form: the gateway is PID 1 and gets SIGTERM itself.
+    assert re.search(r'^ENTRYPOINT \["/usr/local/bin/gateway"\]$', runtime, re.M)
+    for copied in re.findall(r"^COPY (?!--from)(\S+)", runtime, re.M):
+        assert (REPO / copied).exists(), copied
+
+
+def test_dockerignore_keeps_what_the_build_reads():
+    ignored = [line for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line and not line.startswith("#")]
+    for needed in ("CMakeLists.txt", "gateway", "include", "client", "deploy", "tests/unit"):
+        assert not any(needed == p.rstrip("/") or needed.startswith(p.rstrip("/") + "/")
+                       for p in ignored), needed
+
+
+def test_runtime_packages_cover_the_gateways_libraries():
+    binary = gateway_bin()
+    result = run([str(DEPLOY / "runtime-packages.sh"), binary])
+    assert result.returncode == 0, result.stderr
+    packages = set(result.stdout.split())
+    for lib in ("libevent", "libhiredis", "libjansson", "libssl"):
+        assert any(p.startswith(lib) and not p.endswith("-dev") for p in packages), \
+            (lib, packages)
+
+
+@pytest.mark.parametrize("script", ["cluster.sh", "healthcheck.sh", "runtime-packages.sh"])
+def test_scripts_are_strict(script):
+    text = (DEPLOY / script).read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in text
