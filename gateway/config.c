@@ -1,14 +1,15 @@
 #include "config.h"
 
+#include "proto.h"
+
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_LISTEN, K_REDIS, K_STRING, K_SIZE, K_DURATION, K_UINT, K_ORIGINS, K_LOGLEVEL };
+enum kind { K_LISTEN, K_REDIS, K_STRING, K_ID, K_SIZE, K_DURATION, K_UINT, K_ORIGINS, K_LOGLEVEL };
 
 struct option_def {
     const char *flag;
@@ -28,7 +29,8 @@ static const struct option_def defs[] = {
      "redis://HOST:PORT; absent: single node with an in-process bus"},
     {"redis-prefix", "GATEWAY_REDIS_PREFIX", K_STRING, FIELD(redis_prefix),
      "prefix of Redis keys and channels (default chat:)"},
-    {"id", "GATEWAY_ID", K_STRING, FIELD(id), "gateway id (default HOST:PORT)"},
+    {"id", "GATEWAY_ID", K_ID, FIELD(id),
+     "gateway id, up to 64 bytes without control characters (default HOST:PORT)"},
     {"client-dir", "GATEWAY_CLIENT_DIR", K_STRING, FIELD(client_dir),
      "directory of the browser client served at /"},
     {"max-message-bytes", "GATEWAY_MAX_MESSAGE_BYTES", K_SIZE, FIELD(max_message_bytes),
@@ -50,12 +52,22 @@ static const struct option_def defs[] = {
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 
+/* Reads a run of decimal digits (at least one, at most 18) into *v and
+ * returns what follows, or NULL. Stricter than strtol: no sign, no spaces. */
+static const char *digits(const char *s, unsigned long long *v)
+{
+    const char *p = s;
+    *v = 0;
+    while (*p >= '0' && *p <= '9' && p - s < 18)
+        *v = *v * 10 + (unsigned long long)(*p++ - '0');
+    return p == s || (*p >= '0' && *p <= '9') ? NULL : p;
+}
+
 static bool parse_port(const char *s, int *port)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 0 || v > 65535)
+    unsigned long long v;
+    const char *end = digits(s, &v);
+    if (!end || *end || v > 65535)
         return false;
     *port = (int)v;
     return true;
@@ -95,25 +107,39 @@ bool config_parse_redis_url(const char *s, char *host, size_t hostlen, int *port
         return false; /* database numbers are not supported: pub/sub ignores them */
     memcpy(buf, s, n);
     buf[n] = '\0';
-    if (!strchr(buf, ':'))
+    bool has_port = buf[0] == '[' ? strstr(buf, "]:") != NULL : strchr(buf, ':') != NULL;
+    if (!has_port) {
+        if (n + sizeof(":6379") > sizeof(buf))
+            return false;
         strcat(buf, ":6379");
+    }
     return config_parse_hostport(buf, host, hostlen, port) && *port > 0;
 }
 
 bool config_parse_duration_ms(const char *s, unsigned *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    /* DIGITS[.DIGITS][ms|s]: no signs, exponents, hex or spaces. */
+    unsigned long long whole, frac = 0, frac_scale = 1;
+    const char *p = digits(s, &whole);
+    if (!p)
         return false;
-    double scale = 1000;
-    if (strcmp(end, "ms") == 0)
+    if (*p == '.') {
+        const char *q = digits(p + 1, &frac);
+        if (!q)
+            return false;
+        for (const char *d = p + 1; d < q; d++)
+            frac_scale *= 10;
+        p = q;
+    }
+    unsigned long long scale = 1000;
+    if (strcmp(p, "ms") == 0)
         scale = 1;
-    else if (strcmp(end, "s") != 0 && *end)
+    else if (*p && strcmp(p, "s") != 0)
         return false;
-    double ms = v * scale;
-    if (ms > 86400000.0)
+    if (whole > 86400000ULL)
+        return false;
+    unsigned long long ms = whole * scale + frac * scale / frac_scale;
+    if (ms > 86400000ULL)
         return false;
     *out = (unsigned)ms;
     return true;
@@ -121,12 +147,9 @@ bool config_parse_duration_ms(const char *s, unsigned *out)
 
 bool config_parse_size(const char *s, size_t *out)
 {
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*s))
-        return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
+    unsigned long long v;
+    const char *end = digits(s, &v);
+    if (!end)
         return false;
     unsigned long long scale = 1;
     if (*end == 'k' || *end == 'K')
@@ -189,6 +212,11 @@ static bool apply(struct config *c, const struct option_def *d, const char *v)
         return config_parse_redis_url(v, c->redis_host, sizeof(c->redis_host), &c->redis_port);
     case K_STRING:
         if (!*v || strlen(v) >= d->size)
+            return false;
+        strcpy(field, v);
+        return true;
+    case K_ID:
+        if (!proto_valid_name(v, strlen(v), GATEWAY_ID_MAX))
             return false;
         strcpy(field, v);
         return true;
@@ -278,7 +306,7 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
         return CONFIG_ERROR;
     }
     if (!c->id[0])
-        snprintf(c->id, sizeof(c->id), "%s:%d", c->listen_host, c->listen_port);
+        snprintf(c->id, sizeof(c->id), "%.50s:%d", c->listen_host, c->listen_port);
     return CONFIG_OK;
 }
 

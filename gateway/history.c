@@ -10,8 +10,8 @@ struct history_entry {
 struct history_room {
     const char *name; /* the strmap's key copy */
     size_t name_len;
-    struct history_entry *ring; /* per_room entries */
-    unsigned head, count;
+    struct history_entry *ring; /* cap entries, grown up to per_room */
+    unsigned head, count, cap;
     bool dropped_any;
     struct msgid last_dropped; /* newest id ever forgotten */
     struct history_room *prev, *next;
@@ -22,7 +22,7 @@ void history_init(struct history *h, unsigned per_room, size_t max_rooms)
     strmap_init(&h->rooms);
     h->lru_head = h->lru_tail = NULL;
     h->per_room = per_room;
-    h->max_rooms = max_rooms;
+    h->max_rooms = max_rooms ? max_rooms : 1;
 }
 
 static void lru_unlink(struct history *h, struct history_room *r)
@@ -49,10 +49,10 @@ static void lru_push_front(struct history *h, struct history_room *r)
         h->lru_tail = r;
 }
 
-static void room_free(struct history *h, struct history_room *r)
+static void room_free(struct history_room *r)
 {
     for (unsigned i = 0; i < r->count; i++)
-        frame_unref(r->ring[(r->head + i) % h->per_room].frame);
+        frame_unref(r->ring[(r->head + i) % r->cap].frame);
     free(r->ring);
     free(r);
 }
@@ -62,7 +62,7 @@ void history_free(struct history *h)
     while (h->lru_head) {
         struct history_room *r = h->lru_head;
         lru_unlink(h, r);
-        room_free(h, r);
+        room_free(r);
     }
     strmap_free(&h->rooms);
 }
@@ -72,7 +72,26 @@ static void evict_oldest(struct history *h)
     struct history_room *r = h->lru_tail;
     lru_unlink(h, r);
     strmap_del(&h->rooms, r->name, r->name_len);
-    room_free(h, r);
+    room_free(r);
+}
+
+/* Rings grow as a room's messages come, so that a room with one message
+ * does not cost a whole history. */
+static int grow(struct history_room *r, unsigned per_room)
+{
+    unsigned ncap = r->cap ? r->cap * 2 : 4;
+    if (ncap > per_room)
+        ncap = per_room;
+    struct history_entry *n = malloc(sizeof(*n) * ncap);
+    if (!n)
+        return -1;
+    for (unsigned i = 0; i < r->count; i++)
+        n[i] = r->ring[(r->head + i) % r->cap];
+    free(r->ring);
+    r->ring = n;
+    r->cap = ncap;
+    r->head = 0;
+    return 0;
 }
 
 int history_append(struct history *h, const char *room, size_t room_len, const struct msgid *id,
@@ -83,13 +102,11 @@ int history_append(struct history *h, const char *room, size_t room_len, const s
     struct history_room *r = strmap_get(&h->rooms, room, room_len);
     if (!r) {
         r = calloc(1, sizeof(*r));
-        if (!r || !(r->ring = malloc(sizeof(*r->ring) * h->per_room))) {
-            free(r);
+        if (!r)
             return -1;
-        }
         r->name = strmap_put(&h->rooms, room, room_len, r);
         if (!r->name) {
-            room_free(h, r);
+            room_free(r);
             return -1;
         }
         r->name_len = room_len;
@@ -105,10 +122,12 @@ int history_append(struct history *h, const char *room, size_t room_len, const s
         r->dropped_any = true;
         r->last_dropped = old->id;
         frame_unref(old->frame);
-        r->head = (r->head + 1) % h->per_room;
+        r->head = (r->head + 1) % r->cap;
         r->count--;
+    } else if (r->count == r->cap && grow(r, h->per_room) < 0) {
+        return -1;
     }
-    r->ring[(r->head + r->count) % h->per_room] =
+    r->ring[(r->head + r->count) % r->cap] =
         (struct history_entry){.id = *id, .frame = frame_ref(f)};
     r->count++;
     return 0;
@@ -125,8 +144,7 @@ size_t history_since(struct history *h, const char *room, size_t room_len,
     unsigned start = 0;
     if (since) {
         *truncated = r->dropped_any && msgid_cmp(since, &r->last_dropped) < 0;
-        while (start < r->count &&
-               msgid_cmp(&r->ring[(r->head + start) % h->per_room].id, since) <= 0)
+        while (start < r->count && msgid_cmp(&r->ring[(r->head + start) % r->cap].id, since) <= 0)
             start++;
     }
     size_t n = r->count - start;
@@ -136,7 +154,7 @@ size_t history_since(struct history *h, const char *room, size_t room_len,
     if (!arr)
         return 0;
     for (size_t i = 0; i < n; i++)
-        arr[i] = frame_ref(r->ring[(r->head + start + i) % h->per_room].frame);
+        arr[i] = frame_ref(r->ring[(r->head + start + i) % r->cap].frame);
     *out = arr;
     return n;
 }

@@ -40,7 +40,7 @@ void keepalive_cancel(struct ka_entry *e)
 void keepalive_schedule(struct keepalive *k, struct ka_entry *e, uint32_t delay_ms)
 {
     keepalive_cancel(e);
-    uint64_t ticks = (delay_ms + k->tick_ms - 1) / k->tick_ms;
+    uint64_t ticks = ((uint64_t)delay_ms + k->tick_ms - 1) / k->tick_ms;
     if (ticks == 0)
         ticks = 1;
     if (ticks > k->nslots - 1)

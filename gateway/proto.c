@@ -170,16 +170,14 @@ enum proto_error proto_decode(const char *data, size_t len, struct proto_request
         return fail(root, PROTO_UNKNOWN_TYPE, why, "unknown frame type");
     req->type = types[i].type;
 
-    if (!string_field(root, "room", &req->room, &req->room_len))
-        return fail(root, PROTO_BAD_ROOM, why, room_rule);
     bool room_needed = req->type == PROTO_JOIN_ROOM || req->type == PROTO_LEAVE_ROOM ||
                        req->type == PROTO_PRESENCE;
-    bool room_used = room_needed || req->type == PROTO_CHAT;
-    if (room_used && (req->room || room_needed) &&
-        !proto_valid_name(req->room, req->room_len, PROTO_ROOM_MAX))
-        return fail(root, PROTO_BAD_ROOM, why, room_rule);
-    if (!room_used)
-        req->room = NULL, req->room_len = 0;
+    if (room_needed || req->type == PROTO_CHAT) { /* other types ignore a room */
+        if (!string_field(root, "room", &req->room, &req->room_len) ||
+            ((req->room || room_needed) &&
+             !proto_valid_name(req->room, req->room_len, PROTO_ROOM_MAX)))
+            return fail(root, PROTO_BAD_ROOM, why, room_rule);
+    }
 
     if (req->type == PROTO_CHAT || req->type == PROTO_ECHO) {
         if (!string_field(root, "content", &req->content, &req->content_len) || !req->content ||

@@ -276,7 +276,7 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     sessions.chat_count++;
     metrics.connections++;
     metrics.connections_total++;
-    char conn_id[160];
+    char conn_id[sizeof(sessions.cfg->id) + 24];
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", sessions.cfg->id, (unsigned long long)s->id);
     log_info("session %llu (%s): connected", (unsigned long long)s->id, s->name);
     send_owned(s, proto_welcome(s->name, conn_id, sessions.cfg->id, bus_now_ms()));

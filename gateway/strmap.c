@@ -74,15 +74,17 @@ static int grow(struct strmap *m)
 
 const char *strmap_put(struct strmap *m, const char *key, size_t len, void *value)
 {
+    uint64_t h = hash_bytes(key, len);
+    if (m->cap) {
+        struct strmap_slot *s = &m->slots[find_slot(m, key, len, h)];
+        if (s->key) { /* a replacement never allocates */
+            s->value = value;
+            return s->key;
+        }
+    }
     if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0)
         return NULL;
-    uint64_t h = hash_bytes(key, len);
-    size_t i = find_slot(m, key, len, h);
-    struct strmap_slot *s = &m->slots[i];
-    if (s->key) {
-        s->value = value;
-        return s->key;
-    }
+    struct strmap_slot *s = &m->slots[find_slot(m, key, len, h)];
     char *copy = malloc(len + 1);
     if (!copy)
         return NULL;

@@ -9,6 +9,9 @@
 
 #include "log.h"
 
+/* Gateway ids end up in Redis keys and presence entries. */
+#define GATEWAY_ID_MAX 64
+
 struct config {
     char listen_host[256];
     int listen_port;
@@ -16,7 +19,7 @@ struct config {
     char redis_host[256];
     int redis_port;
     char redis_prefix[64];
-    char id[128];
+    char id[GATEWAY_ID_MAX + 1];
     char client_dir[1024];
     size_t max_message_bytes;
     unsigned ping_interval_ms;

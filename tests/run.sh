@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs every test: C unit tests (ctest), integration and deployment tests
+# against real gateways, Redis, nginx and HAProxy (pytest), browser tests in
+# Chromium (node --test) and a smoke run of the benchmark tool.
+#
+# Usage: tests/run.sh [--sanitize]
+#   --sanitize  then builds again with AddressSanitizer and
+#               UndefinedBehaviorSanitizer and runs the unit and integration
+#               tests against that build (what CI does).
+# Installs what is missing first (Debian bookworm, as root).
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+sanitize=0
+[ "${1:-}" = "--sanitize" ] && sanitize=1
+
+logs=$(mktemp -d /tmp/gateway-tests.XXXXXX)
+summary=()
+failed=0
+passed_total=0
+failed_total=0
+
+# Runs one suite, keeps its output, and remembers its closing lines.
+#   suite NAME PATTERN COMMAND...   (PATTERN: grep -E for the closing lines)
+suite() {
+  local name=$1 pattern=$2
+  shift 2
+  echo "==== $name: $*"
+  local log="$logs/${name// /_}.log"
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local closing
+  closing=$(grep -E "$pattern" "$log" | tail -n 3)
+  [ -n "$closing" ] || closing="(no summary line; exit status $rc)"
+  summary+=("[$name] exit $rc" "$closing")
+  if [ "$rc" -ne 0 ]; then
+    failed=1
+  fi
+  count_results "$log"
+}
+
+# Adds a suite's pass/fail counts to the totals (ctest, pytest, node).
+count_results() {
+  local log=$1 p=0 f=0 line
+  if line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -n1); then
+    local total fails
+    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+    fails=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$line")
+    p=$((total - fails)) f=$fails
+  elif line=$(grep -E "^=+ .*(passed|failed|error).* in [0-9.]+s" "$log" | tail -n1); then
+    p=$(grep -oE "[0-9]+ passed" <<<"$line" | awk '{s += $1} END {print s + 0}')
+    f=$(grep -oE "[0-9]+ (failed|errors?)" <<<"$line" | awk '{s += $1} END {print s + 0}')
+  elif grep -qE "^# pass [0-9]+" "$log"; then
+    p=$(grep -E "^# pass [0-9]+" "$log" | tail -n1 | grep -oE "[0-9]+")
+    f=$(grep -E "^# fail [0-9]+" "$log" | tail -n1 | grep -oE "[0-9]+")
+  fi
+  passed_total=$((passed_total + ${p:-0}))
+  failed_total=$((failed_total + ${f:-0}))
+}
+
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+    cmake --build "$dir" -j"$(nproc)"
+}
+
+# Each pass: unit tests, then the suites that run the built gateway.
+run_pass() {
+  local label=$1 dir=$2 full=$3
+  suite "ctest$label" "tests passed|tests failed" \
+    ctest --test-dir "$dir" --output-on-failure
+  local pytest_dirs=(tests/integration)
+  [ "$full" = 1 ] && [ -d tests/deploy ] && pytest_dirs+=(tests/deploy)
+  suite "pytest$label" "^=+ .* in [0-9.]+s" \
+    env GATEWAY_BIN="$root/$dir/gateway" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    "${pytest_dirs[@]}"
+  if [ "$full" = 1 ]; then
+    if [ -x tests/e2e/run.sh ]; then
+      suite "node e2e" "^# (tests|pass|fail) [0-9]+" env GATEWAY_BIN="$root/$dir/gateway" tests/e2e/run.sh
+    fi
+    if [ -f tests/bench/bench.py ]; then
+      suite "bench smoke" "smoke|passed|failed" \
+        env GATEWAY_BIN="$root/$dir/gateway" /usr/bin/python3 tests/bench/bench.py --smoke
+    fi
+  fi
+}
+
+"$root/deploy/install-deps.sh" || { echo "installing dependencies failed"; exit 1; }
+
+echo "==== build (build/)"
+if ! build build; then
+  echo "build failed"
+  exit 1
+fi
+run_pass "" build 1
+
+if [ "$sanitize" = 1 ]; then
+  echo "==== build with -fsanitize=address,undefined (build-asan/)"
+  if build build-asan -DGATEWAY_SANITIZE=ON; then
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=98}
+    run_pass " (asan+ubsan)" build-asan 0
+  else
+    summary+=("[asan build] failed")
+    failed=1
+  fi
+fi
+
+echo
+echo "==== summary (logs in $logs)"
+printf '%s\n' "${summary[@]}"
+echo "$passed_total passed, $failed_total failed"
+exit "$failed"
