@@ -7,6 +7,11 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# A relative GATEWAY_BIN means relative to where the caller stands.
+if [ -n "${GATEWAY_BIN:-}" ]; then
+  GATEWAY_BIN="$(realpath -m "$GATEWAY_BIN")"
+  export GATEWAY_BIN
+fi
 cd "$here"
 
 stamp=node_modules/.package-lock.sha256
