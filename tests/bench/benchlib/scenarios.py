@@ -71,3 +71,25 @@ def max_rate(cluster, cb, p):
         "stopped_by": steps[-1]["failed"] if steps else None,
         "steps": steps,
     }
+
+
+def idle(cluster, cb, p):
+    shutdown = {}
+
+    def on_event(event):
+        if event.get("event") == "idle_done":
+            shutdown["took"] = cluster.stop_gateways()
+
+    args = cluster.chatbench_args() + [
+        "--conns", p.idle_conns, "--idle", p.idle_seconds,
+        "--shutdown-wait", p.shutdown_wait, "--progress", p.progress]
+    if p.idle_workers:
+        args += ["--workers", p.idle_workers]
+    result = chatbench.run(cb, "idle", args, on_event)
+    took = shutdown.get("took", [])
+    result["redis"] = cluster.redis is not None
+    result["ping_interval_s"] = p.ping_interval
+    result["shutdown_s"] = took
+    result["shutdown_max_s"] = (max(took) if took and None not in took
+                                else None)
+    return result
