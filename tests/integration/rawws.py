@@ -39,7 +39,8 @@ def _read_http_head(sock):
 
 
 def _read_body(sock, headers, rest, timeout):
-    """A refused handshake's body: Content-Length bytes, else until EOF or idle."""
+    """A refused handshake's body: Content-Length bytes, else until EOF or idle.
+    A body shorter than its Content-Length is an error, not a short reason."""
     length = headers.get("content-length")
     sock.settimeout(timeout)
     body = rest
@@ -51,6 +52,9 @@ def _read_body(sock, headers, rest, timeout):
             body += chunk
     except socket.timeout:
         pass
+    if length is not None and len(body) < int(length):
+        raise ConnectionError(f"refusal body cut short: {len(body)} of {length} bytes "
+                              f"within {timeout}s: {body!r}")
     return body
 
 

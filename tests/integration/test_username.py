@@ -81,6 +81,7 @@ async def test_invalid_username_refused_with_400(gateway, query):
     reason = refused.value.body.decode(errors="replace").strip()
     assert reason, "400 without a reason"
     assert "\n" not in reason, f"reason is not one line: {reason!r}"
+    assert not reason.startswith("<"), f"an HTML page is not a one-line reason: {reason!r}"
 
 
 async def test_refused_upgrades_leave_no_connection_behind(gateway):
