@@ -11,10 +11,41 @@ from process import Process
 START_ATTEMPTS = 3
 
 
-def redis_ping(port, timeout=1.0):
+def _read_reply(f):
+    """One RESP2 reply from a buffered socket file, as Python values."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError(f"short reply from redis: {line!r}")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError(f"redis error: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2].decode(errors="replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise ConnectionError(f"unexpected reply from redis: {line!r}")
+
+
+def redis_command(port, *args, timeout=2.0):
+    """Run one command on a fresh connection, e.g. redis_command(p, "PUBSUB", "CHANNELS")."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"PING\r\n")
-        return s.recv(64).startswith(b"+PONG")
+        s.sendall(b"".join(parts))
+        with s.makefile("rb") as f:
+            return _read_reply(f)
+
+
+def redis_ping(port, timeout=1.0):
+    return redis_command(port, "PING", timeout=timeout) == "PONG"
 
 
 class RedisServer:
@@ -57,6 +88,9 @@ class RedisServer:
         assert not self.running(), "restart() of a running redis-server"
         self._launch(timeout)
         return self
+
+    def command(self, *args):
+        return redis_command(self.port, *args)
 
     def stop(self, timeout=10.0):
         return self.process.stop(timeout) if self.process else None

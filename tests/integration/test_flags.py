@@ -1,10 +1,14 @@
 """Command line and environment: bad values exit 2 with one line naming the
 flag, --help exits 0, every flag has a GATEWAY_* twin and the flag wins."""
 
+import asyncio
+import json
+
 import pytest
 
 from gateway_proc import run_gateway
 from netutil import free_port
+from rawws import HandshakeRefused, RawClient
 from wsclient import Client
 
 README_FLAGS = ["--listen", "--redis", "--redis-prefix", "--id", "--client-dir",
@@ -98,3 +102,22 @@ async def test_default_id_is_host_port(gateways):
     gw = gateways.start(None)
     c = await Client.connect(gw.port, "a")
     assert c.welcome["gateway"].endswith(f":{gw.port}"), c.welcome
+
+
+async def test_more_env_twins(gateways, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("env-site")
+    gw = gateways.start("envs", env={"GATEWAY_CLIENT_DIR": str(site),
+                                     "GATEWAY_MAX_MESSAGE_BYTES": "1k",
+                                     "GATEWAY_ALLOWED_ORIGINS": "https://env.example",
+                                     "GATEWAY_LOG_LEVEL": "debug"})
+    assert gw.http("/")[2] == b"env-site"
+    (await asyncio.to_thread(RawClient.connect, gw.port, username="o",
+                             headers={"Origin": "https://env.example"})).close()
+    with pytest.raises(HandshakeRefused):
+        await asyncio.to_thread(RawClient.connect, gw.port, username="o",
+                                headers={"Origin": "https://other.example"})
+    c = await Client.connect(gw.port, "big")
+    await c.send_raw(json.dumps({"type": "echo", "content": "x" * 1100}))
+    assert await c.expect_closed() == 1009
