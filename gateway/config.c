@@ -9,7 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_LISTEN, K_REDIS, K_STRING, K_ID, K_SIZE, K_DURATION, K_UINT, K_ORIGINS, K_LOGLEVEL };
+enum kind {
+    K_LISTEN,
+    K_REDIS,
+    K_STRING,
+    K_ID,
+    K_SIZE,
+    K_DURATION,
+    K_UINT,
+    K_ORIGINS,
+    K_LOGLEVEL,
+    K_BOOL
+};
 
 struct option_def {
     const char *flag;
@@ -47,6 +58,8 @@ static const struct option_def defs[] = {
      "chat messages kept per room (default 100)"},
     {"shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT", K_DURATION, FIELD(shutdown_timeout_ms),
      "longest wait for clients to close on SIGTERM (default 5s)"},
+    {"announce-connections", "GATEWAY_ANNOUNCE_CONNECTIONS", K_BOOL, FIELD(announce_connections),
+     "on or off: tell every client \"NAME connected\"/\"disconnected\" (default on)"},
     {"log-level", "GATEWAY_LOG_LEVEL", K_LOGLEVEL, FIELD(log_level),
      "error, warn, info or debug (default info)"},
 };
@@ -235,6 +248,14 @@ static bool apply(struct config *c, const struct option_def *d, const char *v)
         return parse_origins(c, v);
     case K_LOGLEVEL:
         return log_parse_level(v, (enum log_level *)(void *)field);
+    case K_BOOL:
+        if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            *(bool *)(void *)field = true;
+        else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+            *(bool *)(void *)field = false;
+        else
+            return false;
+        return true;
     }
     return false;
 }
@@ -252,6 +273,7 @@ static void set_defaults(struct config *c, const char *default_client_dir)
     c->send_queue_limit = 1024 * 1024;
     c->history = 100;
     c->shutdown_timeout_ms = 5000;
+    c->announce_connections = true;
     c->log_level = LOG_INFO;
 }
 

@@ -280,7 +280,8 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", sessions.cfg->id, (unsigned long long)s->id);
     log_info("session %llu (%s): connected", (unsigned long long)s->id, s->name);
     send_owned(s, proto_welcome(s->name, conn_id, sessions.cfg->id, bus_now_ms()));
-    announce_global(s->name, "connected");
+    if (sessions.cfg->announce_connections)
+        announce_global(s->name, "connected");
     bus_clients_changed(sessions.bus, sessions.chat_count);
     return 0;
 }
@@ -527,7 +528,8 @@ void session_closed(struct session *s)
     metrics.connections--;
     log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->name);
     if (tell) {
-        announce_global(s->name, "disconnected");
+        if (sessions.cfg->announce_connections)
+            announce_global(s->name, "disconnected");
         bus_clients_changed(sessions.bus, sessions.chat_count);
     }
 }

@@ -29,6 +29,7 @@ struct config {
     size_t n_allowed_origins;
     unsigned history;
     unsigned shutdown_timeout_ms;
+    bool announce_connections; /* every connect costs a frame per client */
     enum log_level log_level;
 };
 
