@@ -129,7 +129,7 @@ export class ChatClient extends EventTarget {
   close() {
     clearTimeout(this.#retryTimer);
     const ws = this.#ws;
-    this.#detach();
+    this.#forgetSocket();
     ws?.close(1000);
     this.#setState('closed');
   }
@@ -206,6 +206,13 @@ export class ChatClient extends EventTarget {
   }
 
   #lost(code) {
+    this.#forgetSocket();
+    this.#emit('disconnected', { code });
+    this.#scheduleReconnect();
+  }
+
+  /** What a socket's end means for the rooms and for messages it carried. */
+  #forgetSocket() {
     this.#detach();
     for (const rs of this.#rooms.values()) {
       rs.synced = false;
@@ -222,20 +229,14 @@ export class ChatClient extends EventTarget {
         this.#emitOutbox(entry);
       }
     }
-    this.#emit('disconnected', { code });
-    this.#scheduleReconnect();
   }
 
   #scheduleReconnect() {
-    if (globalThis.navigator?.onLine === false) {
-      this.#retryAt = 0;
-      this.#setState('offline');
-      return;
-    }
+    // Offline still retries on the timer: `online` is not fired everywhere.
     const delay = backoffDelay(this.#attempt++, this.#backoff);
     this.#retryAt = Date.now() + delay;
     this.#retryTimer = setTimeout(() => this.#open(), delay);
-    this.#setState('reconnecting');
+    this.#setState(globalThis.navigator?.onLine === false ? 'offline' : 'reconnecting');
   }
 
   #tick() {
