@@ -17,7 +17,7 @@ export function launchBrowser() {
 }
 
 export class ChatPage {
-  /** Problems seen on the page: script errors, CSP violations, dialogs. */
+  /** Problems seen on the page: script errors, CSP violations, failed requests, dialogs. */
   problems = [];
 
   constructor(context, page, gateway) {
@@ -35,6 +35,9 @@ export class ChatPage {
     page.on('pageerror', (error) => chat.problems.push(`page error: ${error.message}`));
     page.on('console', (msg) => {
       if (/Content Security Policy|Refused to/i.test(msg.text())) chat.problems.push(`CSP: ${msg.text()}`);
+    });
+    page.on('response', (response) => {
+      if (response.status() >= 400) chat.problems.push(`HTTP ${response.status()} for ${response.url()}`);
     });
     page.on('dialog', (dialog) => {
       chat.problems.push(`dialog opened: ${dialog.message()}`);
