@@ -6,18 +6,20 @@ and network helpers serve here too."""
 import asyncio
 import os
 import pathlib
+import random
 import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from netutil import free_port  # noqa: E402
+from netutil import port_is_free  # noqa: E402
 
 DEPLOY = REPO / "deploy"
 CLUSTER_SH = DEPLOY / "cluster.sh"
 START_ATTEMPTS = 3
 GATEWAYS = ("gw1", "gw2", "gw3")
+PRIVATE_PORTS_FROM = 20000
 
 
 def run_async(coro, timeout):
@@ -41,10 +43,14 @@ def healthcheck(port):
 
 
 def distinct_free_ports(n):
-    ports = set()
-    while len(ports) < n:
-        ports.add(free_port())
-    return list(ports)
+    """n free ports below the kernel's ephemeral range: a port from bind(0)
+    (netutil.free_port) is one that outgoing connections, the tests' own
+    included, may take before cluster.sh binds it."""
+    low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = random.sample(range(PRIVATE_PORTS_FROM, low), 10 * n)
+    ports = [port for port in candidates if port_is_free(port)][:n]
+    assert len(ports) == n, f"fewer than {n} free ports in {PRIVATE_PORTS_FROM}-{low}"
+    return ports
 
 
 class Cluster:
@@ -83,7 +89,9 @@ class Cluster:
             result = self.run("start")
             if result.returncode == 0:
                 return self
-            if "is in use" not in result.stderr:
+            # cluster.sh's own port check, or a server's bind error in the
+            # log tail it prints.
+            if "in use" not in result.stderr:
                 break
         raise AssertionError(f"cluster.sh start failed ({result.returncode}):\n"
                              f"{result.stdout}{result.stderr}\n{self.log_tails()}")

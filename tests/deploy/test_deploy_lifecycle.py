@@ -81,12 +81,14 @@ def test_foreground_run_stops_everything_on_ctrl_c(tmp_path):
         for line in proc.stdout:
             output.append(line)
             if "Ctrl-C" in line:
-                ready.set()
+                break
+        ready.set()  # also when cluster.sh exited without getting ready
+        output.extend(proc.stdout)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert ready.wait(60), "never ready:\n" + "".join(output)
+        assert ready.wait(60) and proc.poll() is None, "never ready:\n" + "".join(output)
         pids = cluster.pids()
         assert set(pids) == COMPONENTS
         os.kill(proc.pid, signal.SIGINT)
