@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake pkg-config ca-certificates
 run_pkgs=(redis-server nginx-light curl)
 test_pkgs=(python3 python3-websockets python3-pytest haproxy clang
   libclang-rt-14-dev nodejs npm chromium fonts-ipafont-gothic
-  fonts-noto-color-emoji docker-compose)
+  fonts-noto-color-emoji docker-compose python3-yaml)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build-only" ]; then
