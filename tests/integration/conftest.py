@@ -17,6 +17,7 @@ fails; its log tail is printed then, which pytest shows for failed tests.
 
 import asyncio
 import inspect
+import re
 
 import pytest
 
@@ -37,7 +38,8 @@ def pytest_pyfunc_call(pyfuncitem):
         return None
     marker = pyfuncitem.get_closest_marker("timeout")
     timeout = marker.args[0] if marker else DEFAULT_TEST_TIMEOUT
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    params = inspect.signature(pyfuncitem.obj).parameters
+    kwargs = {name: pyfuncitem.funcargs[name] for name in params}
 
     async def bounded():
         try:
@@ -51,8 +53,17 @@ def pytest_pyfunc_call(pyfuncitem):
     return True
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when GATEWAY_BIN is a
+# sanitizer build.
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
+
+
 class GatewayFactory:
-    """Starts gateways in a test's temp dir and stops all of them at the end."""
+    """Starts gateways in a test's temp dir and stops all of them at the end.
+
+    At the end every gateway the test did not SIGKILL itself must exit 0 on
+    SIGTERM within 5 s, and no log may hold a sanitizer report; otherwise the
+    test errors in teardown even if its own assertions passed."""
 
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
@@ -62,14 +73,22 @@ class GatewayFactory:
               wait_ready=False):
         gw = Gateway(self.tmp_path / f"gw{len(self.started)}-{name}", name, redis_port,
                      extra, env, listen_via_env)
+        gw.start(wait_ready=wait_ready)
         self.started.append(gw)
-        return gw.start(wait_ready=wait_ready)
+        return gw
 
     def stop_all(self):
+        problems = []
         for gw in self.started:
             code = gw.stop(timeout=5)
             print(f"----- gateway {gw.name} (port {gw.port}) exit {code}; log tail:\n"
                   f"{gw.log_tail()}")
+            if SANITIZER_REPORT.search(gw.log_text()):
+                problems.append(f"{gw.name}: sanitizer report in its log")
+            if code != 0 and not gw.killed:
+                problems.append(f"{gw.name}: exit status {code} (not 0 within 5 s of SIGTERM)")
+        if problems:
+            pytest.fail("; ".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ class Gateway:
         self.listen_via_env = listen_via_env
         self.port = None
         self.process = None
+        self.killed = False   # SIGKILLed on purpose: no clean exit expected
 
     def _argv_env(self):
         argv = [gateway_bin()]
@@ -123,6 +124,7 @@ class Gateway:
         return self.process.stop(timeout) if self.process else None
 
     def kill(self):
+        self.killed = True
         return self.process.kill() if self.process else None
 
     def wait_exit(self, timeout):

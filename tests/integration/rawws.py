@@ -88,7 +88,7 @@ class RawClient:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
             status, resp_headers, rest = _read_http_head(sock)
             if status != 101:
-                raise HandshakeRefused(status, resp_headers, _read_body(sock, resp_headers, rest, 2.0))
+                raise HandshakeRefused(status, resp_headers, _read_body(sock, resp_headers, rest, 1.0))
         except BaseException:
             sock.close()
             raise
