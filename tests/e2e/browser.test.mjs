@@ -81,7 +81,7 @@ describe('chat client in chromium, two gateways, one Redis', () => {
     await bob.send('Hello Alice! B here 👋');
     await alice.waitForMessage('Hello Alice! B here 👋');
     await alice.send('日本語も大丈夫？ 絵文字も 🎌');
-    await bob.waitForMessage('日本語も大丈夫？ 絵文字も 🎌');
+    await Promise.all([alice, bob].map((chat) => chat.waitForMessage('日本語も大丈夫？ 絵文字も 🎌')));
 
     const seenByAlice = await alice.messages();
     assert.deepEqual(seenByAlice.map((m) => [m.sender, m.own, m.text]), [
@@ -178,8 +178,10 @@ describe('chat client in chromium, two gateways, one Redis', () => {
 
     await gus.context.setOffline(false);
     await gus.waitConnected();
-    await hana.waitForMessage('sent from the tunnel');
-    await gus.waitForMessage('are you there?');
+    for (const chat of [gus, hana]) {
+      await chat.waitForMessage('sent from the tunnel');
+      await chat.waitForMessage('are you there?');
+    }
     for (const chat of [gus, hana]) {
       const texts = (await chat.messages()).map((m) => m.text);
       assert.deepEqual(texts.filter((t) => t === 'sent from the tunnel' || t === 'are you there?').sort(),
@@ -220,8 +222,10 @@ describe('chat client in chromium, two gateways, one Redis', () => {
     await gwA.restart();
     await dana.waitConnected(20000);
     await talk(16, 20);
-    await dana.waitForMessage('message 20 from erik');
-    await erik.waitForMessage('typed while offline');
+    for (const chat of [dana, erik]) {
+      await chat.waitForMessage('message 20 from erik');
+      await chat.waitForMessage('typed while offline');
+    }
     await waitFor(async () => (await dana.page.locator('#pending-list li').count()) === 0,
       { what: 'dana has nothing left pending' });
 
