@@ -222,12 +222,15 @@ run_foreground() {
   # A component that exits is reported; the rest keep running (a stopped
   # gateway is a failover demo, not a reason to stop).
   local pid name
-  while wait -n -p pid; do
+  while :; do
+    pid=
+    wait -n -p pid || true
+    [ -n "$pid" ] || break  # no component left
     for name in "${components[@]}"; do
-      proc_pid "$name" >/dev/null || [ ! -f "$PID_DIR/$name.pid" ] || {
+      if [ -f "$PID_DIR/$name.pid" ] && ! proc_pid "$name" >/dev/null; then
         echo "$name (pid $pid) exited; its log: $(log_of "$name")" >&2
         rm -f "$PID_DIR/$name.pid"
-      }
+      fi
     done
   done
 }

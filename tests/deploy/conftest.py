@@ -22,3 +22,4 @@ def start_cluster(tmp_path):
         result = cluster.stop()
         print(f"----- cluster {cluster.dir}\n{cluster.log_tails()}")
         assert result.returncode == 0, f"cluster.sh stop: {result.stdout}{result.stderr}"
+        assert cluster.sanitizer_reports() == []

@@ -107,6 +107,14 @@ class Cluster:
         """{component: pid} from cluster.sh's pid files."""
         return {f.stem: int(f.read_text().split()[0]) for f in (self.dir / "pids").glob("*.pid")}
 
+    def sanitizer_reports(self):
+        """Lines of AddressSanitizer/UBSan reports in the gateways' logs (a
+        sanitizer build as $GATEWAY_BIN reports there, at the latest on exit)."""
+        return [line for g in GATEWAYS
+                for line in (self.dir / "logs" / f"{g}.log").read_text(errors="replace")
+                .splitlines()
+                if "Sanitizer" in line or "runtime error:" in line]
+
     def log_tails(self, lines=30):
         out = []
         for log in sorted((self.dir / "logs").glob("*.log")):
