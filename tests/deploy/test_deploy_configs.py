@@ -168,8 +168,9 @@ def test_dockerfile_stages_user_healthcheck_and_signal():
     assert re.search(r"^STOPSIGNAL SIGTERM$", runtime, re.M)
     # Exec form: the gateway is PID 1 and gets SIGTERM itself.
     assert re.search(r'^ENTRYPOINT \["/usr/local/bin/gateway"\]$', runtime, re.M)
-    for copied in re.findall(r"^COPY (?!--from)(\S+)", runtime, re.M):
-        assert (REPO / copied).exists(), copied
+    for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
+        for source in line.split()[:-1]:
+            assert (REPO / source).exists(), source
 
 
 def test_dockerignore_keeps_what_the_build_reads():
