@@ -40,6 +40,10 @@ def warnings(r):
     if r.get("max_send_lag_us", 0) > LATE_TIMER_US:
         out.append("the publishing timer ran up to %.0f ms late: the "
                    "generator was not scheduled" % (r["max_send_lag_us"] / 1e3))
+    if r.get("lost_connections"):
+        out.append("the gateways closed %d connections during the run "
+                   "(first: %s)" % (r["lost_connections"],
+                                    r.get("first_error") or "?"))
     if r.get("settled") is False:
         out.append("the gateways never went quiet after setup: the figures "
                    "include setup traffic")

@@ -224,16 +224,20 @@ static int handle_frame(struct conn *c, const struct ws_frame *f,
 	case WS_OP_PONG:
 		return 0;
 	case WS_OP_CLOSE: {
+		static char reason[128]; /* read by on_closed before any reuse */
 		int code = f->len >= 2 ? (p[0] << 8 | p[1]) : 1005;
 		size_t n = ws_encode_client(io->tx, WS_OP_CLOSE, p,
 					    f->len >= 2 ? 2 : 0,
 					    (uint32_t)next_rand(io));
 
+		snprintf(reason, sizeof(reason), "%.*s",
+			 f->len > 2 ? (int)f->len - 2 : 0, (const char *)p + 2);
+
 		/* Echoing the code completes the closing handshake; whether
 		 * the server reads it does not change what we measured. */
 		if (send(c->fd, io->tx, n, MSG_NOSIGNAL) < 0)
 			code = code == 1005 ? 1006 : code;
-		finish(c, code, "closed by the server");
+		finish(c, code, reason);
 		return -1;
 	}
 	default:

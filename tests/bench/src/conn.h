@@ -23,7 +23,8 @@ struct conn_handlers {
 	void (*on_ping)(void *ctx, struct conn *c);
 	/* Called once per started connection, after its socket is closed.
 	 * code: the close code the server sent, 1006 when the connection
-	 * dropped without one, 0 when it never opened (why says what). */
+	 * dropped without one, 0 when it never opened. why: the server's
+	 * close reason, or what went wrong; valid during the call only. */
 	void (*on_closed)(void *ctx, struct conn *c, int code, const char *why);
 };
 

@@ -156,8 +156,10 @@ static void on_closed(void *ctx, struct conn *c, int code, const char *why)
 		w->st.first_close_us = now;
 	w->st.last_close_us = now;
 	if (atomic_load(&w->slot->state) == WK_READY &&
-	    atomic_load(&w->sh->phase) != PH_SHUTDOWN)
+	    atomic_load(&w->sh->phase) != PH_SHUTDOWN) {
 		w->st.closes_in_run++;
+		note_error(w, "closed by the gateway with %d (%s)", code, why);
+	}
 	if (w->o->mode == MODE_FANOUT && !mb->joined) {
 		w->settled++;
 		note_error(w, "closed before joining: %s (%d)", why, code);
