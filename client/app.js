@@ -1,5 +1,6 @@
 // Entry point: a name from ?username= or the prompt, then the chat screen,
-// opened on ?room= when given.
+// opened on ?room= when given. With ?token= (gateways that require a JWT)
+// the name comes from the token and there is no prompt.
 
 import { ChatApp } from './chat-app.js';
 import { roomProblem, usernameProblem } from './validate.js';
@@ -9,14 +10,16 @@ const LAST_NAME_KEY = 'chat.lastUsername';
 
 async function main() {
   const params = new URLSearchParams(location.search);
-  let name = params.get('username');
-  const nameProblem = name === null ? null : usernameProblem(name);
-  if (name === null || nameProblem) {
-    name = await askUsername({ suggestion: name ?? remembered(), problem: nameProblem });
+  const token = params.get('token');
+  const given = params.get('username');
+  const problem = given === null ? null : usernameProblem(given);
+  let name = problem ? null : given;
+  if (name === null && token === null) {
+    name = await askUsername({ suggestion: given ?? remembered(), problem });
+    remember(name);
   }
-  remember(name);
   const room = params.get('room');
-  new ChatApp(name).start(room !== null && !roomProblem(room) ? room : null);
+  new ChatApp({ username: name ?? '', token }).start(room !== null && !roomProblem(room) ? room : null);
 }
 
 function remembered() {

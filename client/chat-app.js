@@ -24,8 +24,12 @@ export class ChatApp {
   #presenceTimer = null;
   #views;
 
-  constructor(username) {
-    this.#client = new ChatClient({ username });
+  #token;
+
+  /** token: a JWT for gateways that require one; it stays in the page URL for reloads. */
+  constructor({ username, token }) {
+    this.#token = token;
+    this.#client = new ChatClient({ username, token });
     this.#views = {
       status: new StatusView({ onRetryNow: () => this.#client.reconnectNow() }),
       rooms: new RoomListView({
@@ -219,6 +223,7 @@ export class ChatApp {
       // Storage can be full or disabled; the rooms are then simply not remembered.
     }
     const params = new URLSearchParams({ username: this.#client.username });
+    if (this.#token) params.set('token', this.#token);
     if (this.#selected !== GLOBAL) params.set('room', this.#selected);
     history.replaceState(null, '', `?${params}`);
   }

@@ -48,6 +48,8 @@ class RoomState extends Timeline {
 export class ChatClient extends EventTarget {
   #url;
   #requestedName;
+  #token;
+  #openSeq = 0;
   #username;
   #gateway = null;
   #backoff;
@@ -73,7 +75,9 @@ export class ChatClient extends EventTarget {
 
   /**
    * @param {object} options
-   * @param {string} options.username  name to ask for (the gateway may pick another: see `username`)
+   * @param {string} [options.username]  name to ask for (the gateway may pick another: see `username`)
+   * @param {string|function():(string|Promise<string>)} [options.token]  JWT for gateways that
+   *   require one (`?token=`); a function is called before every connection, so it can renew
    * @param {string} [options.url]      WebSocket URL without query; default: this page's host, path /ws
    * @param {{baseMs:number, capMs:number}} [options.backoff]
    * @param {number} [options.keepaliveMs]  silence after which a ping is sent; twice that drops the socket
@@ -81,7 +85,8 @@ export class ChatClient extends EventTarget {
    * @param {number} [options.connectTimeoutMs]  a connection not welcomed by then is dropped
    */
   constructor({
-    username,
+    username = '',
+    token = null,
     url = defaultUrl(),
     backoff = DEFAULT_BACKOFF,
     keepaliveMs = 25000,
@@ -92,6 +97,7 @@ export class ChatClient extends EventTarget {
     super();
     this.#url = url;
     this.#requestedName = username;
+    this.#token = token;
     this.#username = username;
     this.#backoff = backoff;
     this.#keepaliveMs = keepaliveMs;
@@ -186,15 +192,31 @@ export class ChatClient extends EventTarget {
 
   #open() {
     this.#detach();
-    const url = new URL(this.#url);
-    url.searchParams.set('username', this.#requestedName);
     this.#setState('connecting');
     this.#openedAt = Date.now();
+    // The tick also bounds a token function that never answers.
+    this.#tickTimer = setInterval(() => this.#tick(), Math.min(TICK_MS, this.#keepaliveMs / 4));
+    if (typeof this.#token !== 'function') {
+      this.#dial(this.#token);
+      return;
+    }
+    // Only the latest attempt may dial, and only if nothing ended it meanwhile.
+    const seq = ++this.#openSeq;
+    const current = () => seq === this.#openSeq && this.#state === 'connecting';
+    Promise.resolve().then(() => this.#token()).then(
+      (token) => { if (current()) this.#dial(token); },
+      () => { if (current()) this.#lost(4001); },
+    );
+  }
+
+  #dial(token) {
+    const url = new URL(this.#url);
+    if (this.#requestedName) url.searchParams.set('username', this.#requestedName);
+    if (token) url.searchParams.set('token', token);
     const ws = new this.#WebSocket(url.href);
     this.#ws = ws;
     ws.onmessage = (event) => { if (this.#ws === ws) this.#onFrame(event.data); };
     ws.onclose = (event) => { if (this.#ws === ws) this.#lost(event.code); };
-    this.#tickTimer = setInterval(() => this.#tick(), Math.min(TICK_MS, this.#keepaliveMs / 4));
   }
 
   #detach() {

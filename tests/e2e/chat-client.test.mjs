@@ -101,6 +101,21 @@ describe('ChatClient', () => {
     client.close();
   });
 
+  test('a token function is asked before every connection', async () => {
+    let issued = 0;
+    const { client } = newClient({ username: '', token: async () => `jwt-${++issued}` });
+    client.connect();
+    await waitFor(() => FakeSocket.all.length === 1, { what: 'the first socket', timeoutMs: 2000, intervalMs: 2 });
+    const ws = FakeSocket.last();
+    assert.equal(ws.url, 'ws://gateway.test/ws?token=jwt-1');
+    ws.accept('gw1', 'from-token');
+    assert.equal(client.username, 'from-token');
+    ws.drop();
+    await reconnect(ws);
+    assert.equal(FakeSocket.last().url, 'ws://gateway.test/ws?token=jwt-2');
+    client.close();
+  });
+
   test('rejoins with since after a drop, merges history and live frames in order, once each', async () => {
     const { client, events } = newClient();
     client.join('r');
