@@ -19,7 +19,7 @@ export class MembersView {
     this.#title.textContent = room.users ? `In this room · ${users.length}` : 'In this room';
     fill(this.#list, users.map((name) => h('li', { className: name === me ? 'member self' : 'member' },
       h('span', { className: `avatar small ${colourClass(name)}`, attrs: { 'aria-hidden': 'true' } }, initial(name)),
-      h('span', { className: 'member-name' }, name),
+      h('span', { className: 'member-name', attrs: { title: name } }, name),
       name === me ? h('span', { className: 'you' }, 'you') : null)));
   }
 }

@@ -40,7 +40,7 @@ export class RoomListView {
     },
     h('span', { className: room.key === GLOBAL ? 'room-icon global' : 'room-icon', attrs: { 'aria-hidden': 'true' } },
       room.key === GLOBAL ? '◎' : '#'),
-    h('span', { className: 'room-name' }, roomLabel(room.key)),
+    h('span', { className: 'room-name', attrs: { title: roomLabel(room.key) } }, roomLabel(room.key)),
     hasFailed ? h('span', { className: 'badge failed', attrs: { title: 'Messages not sent' } }, '!') : null,
     room.unread > 0 ? h('span', { className: 'badge', attrs: { 'aria-label': `${room.unread} unread` } },
       room.unread > 99 ? '99+' : String(room.unread)) : null);
