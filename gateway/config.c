@@ -58,6 +58,24 @@ static const struct option_def defs[] = {
      "chat messages kept per room (default 100)"},
     {"shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT", K_DURATION, FIELD(shutdown_timeout_ms),
      "longest wait for clients to close on SIGTERM (default 5s)"},
+    {"jwt-secret", "GATEWAY_JWT_SECRET", K_STRING, FIELD(jwt_secret),
+     "require ?token= with an HS256 JWT signed with this secret"},
+    {"tls-cert", "GATEWAY_TLS_CERT", K_STRING, FIELD(tls_cert),
+     "PEM certificate: serve HTTPS and WSS (with --tls-key)"},
+    {"tls-key", "GATEWAY_TLS_KEY", K_STRING, FIELD(tls_key), "PEM private key of --tls-cert"},
+    {"rate-limit", "GATEWAY_RATE_LIMIT", K_UINT, FIELD(rate_limit),
+     "frames per second one connection may send, 0 for no limit (default 20)"},
+    {"rate-burst", "GATEWAY_RATE_BURST", K_UINT, FIELD(rate_burst),
+     "frames a connection may send at once before the rate applies (default 40)"},
+    {"max-rooms", "GATEWAY_MAX_ROOMS", K_UINT, FIELD(max_rooms),
+     "rooms one connection may be in (default 100)"},
+    {"max-connections-per-ip", "GATEWAY_MAX_CONNECTIONS_PER_IP", K_UINT, FIELD(max_conns_per_ip),
+     "open WebSocket connections per client address, 0 for no limit "
+     "(default 0: behind a load balancer all share one address)"},
+    {"handshake-timeout", "GATEWAY_HANDSHAKE_TIMEOUT", K_DURATION, FIELD(handshake_timeout_ms),
+     "longest time for an HTTP request or WebSocket upgrade (default 10s)"},
+    {"max-header-bytes", "GATEWAY_MAX_HEADER_BYTES", K_SIZE, FIELD(max_header_bytes),
+     "largest HTTP request header block (default 4096, at most 65535)"},
     {"announce-connections", "GATEWAY_ANNOUNCE_CONNECTIONS", K_BOOL, FIELD(announce_connections),
      "on or off: tell every client \"NAME connected\"/\"disconnected\" (default on)"},
     {"log-level", "GATEWAY_LOG_LEVEL", K_LOGLEVEL, FIELD(log_level),
@@ -274,6 +292,11 @@ static void set_defaults(struct config *c, const char *default_client_dir)
     c->history = 100;
     c->shutdown_timeout_ms = 5000;
     c->announce_connections = true;
+    c->rate_limit = 20;
+    c->rate_burst = 40;
+    c->max_rooms = 100;
+    c->handshake_timeout_ms = 10000;
+    c->max_header_bytes = 4096;
     c->log_level = LOG_INFO;
 }
 
@@ -325,6 +348,23 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
     }
     if (c->ping_interval_ms < 100) {
         snprintf(err, errlen, "invalid value for --ping-interval: at least 100ms");
+        return CONFIG_ERROR;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        snprintf(err, errlen, "invalid value for --%s: --tls-cert and --tls-key go together",
+                 c->tls_cert[0] ? "tls-key" : "tls-cert");
+        return CONFIG_ERROR;
+    }
+    if (c->max_header_bytes < 512 || c->max_header_bytes > 65535) {
+        snprintf(err, errlen, "invalid value for --max-header-bytes: 512 to 65535");
+        return CONFIG_ERROR;
+    }
+    if (c->handshake_timeout_ms < 1000) {
+        snprintf(err, errlen, "invalid value for --handshake-timeout: at least 1s");
+        return CONFIG_ERROR;
+    }
+    if (c->rate_limit && c->rate_burst == 0) {
+        snprintf(err, errlen, "invalid value for --rate-burst: at least 1 with a rate limit");
         return CONFIG_ERROR;
     }
     if (!c->id[0])

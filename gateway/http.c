@@ -3,11 +3,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 
+#include "auth.h"
 #include "log.h"
 #include "metrics.h"
+
+/* What lws adds to its own responses with the best-practice option. */
+#define SECURITY_HEADERS                                                                           \
+    "content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"                      \
+    "x-content-type-options: nosniff\r\n"                                                          \
+    "x-frame-options: deny\r\n"                                                                    \
+    "referrer-policy: no-referrer\r\n"
 
 static const struct config *http_cfg;
 static struct bus *http_bus;
@@ -84,11 +93,46 @@ bool http_origin_allowed(const char *origin, const char *host, char *const *allo
     return false;
 }
 
+static const char *reason_phrase(unsigned status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 429:
+        return "Too Many Requests";
+    default:
+        return "Service Unavailable";
+    }
+}
+
+/* Refuses an upgrade. The response is written whole here because lws
+ * only learns the request's HTTP version for requests that are not
+ * upgrades, and would answer an upgrade with HTTP/1.0. */
 static int refuse(struct lws *wsi, unsigned status, const char *why)
 {
     metrics.rejected_upgrades++;
     log_info("upgrade refused (%u): %s", status, why);
-    return respond_text(wsi, status, why) < 0 ? -1 : 1;
+    unsigned char buf[LWS_PRE + 1024];
+    char *p = (char *)buf + LWS_PRE;
+    int n = snprintf(p, sizeof(buf) - LWS_PRE,
+                     "HTTP/1.1 %u %s\r\n"
+                     "content-type: text/plain; charset=utf-8\r\n"
+                     "content-length: %zu\r\n"
+                     "cache-control: no-store\r\n"
+                     "connection: close\r\n"
+                     "%s"
+                     "%s\r\n%s\n",
+                     status, reason_phrase(status), strlen(why) + 1,
+                     status == 401 ? "www-authenticate: Bearer\r\n" : "", SECURITY_HEADERS, why);
+    if (n < 0 || (size_t)n >= sizeof(buf) - LWS_PRE)
+        return -1;
+    return lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_FINAL) < 0 ? -1 : 1;
 }
 
 /* Copies the request path (no query) into buf. */
@@ -99,33 +143,73 @@ static void request_path(struct lws *wsi, char *buf, size_t size)
         buf[0] = '\0';
 }
 
-/* Looks up ?username=; returns 1 if present (copied), 0 if absent, -1 if
- * it does not fit. */
-static int username_arg(struct lws *wsi, char *out, size_t size)
+/* Looks up ?KEY=value (key given with its '='); returns 1 if present
+ * (copied), 0 if absent, -1 if it does not fit. */
+static int query_arg(struct lws *wsi, const char *key, char *out, size_t size)
 {
-    char frag[1024];
+    char frag[AUTH_TOKEN_MAX + 32];
+    size_t klen = strlen(key);
     for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
          i++) {
-        if (strncmp(frag, "username=", 9) != 0)
+        if (strncmp(frag, key, klen) != 0)
             continue;
-        size_t len = strlen(frag + 9);
+        size_t len = strlen(frag + klen);
         if (len >= size)
             return -1;
-        memcpy(out, frag + 9, len + 1);
+        memcpy(out, frag + klen, len + 1);
         return 1;
     }
     /* An argument longer than frag is not copied at all: call it too long. */
     return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, 0) >= (int)sizeof(frag) ? -1 : 0;
 }
 
-enum session_kind http_upgrade_kind(struct lws *wsi, char *name, size_t name_size)
+static void peer_address(struct lws *wsi, char *addr, size_t size)
+{
+    if (!lws_get_peer_simple(wsi, addr, size))
+        snprintf(addr, size, "unknown");
+}
+
+/* Who a /ws upgrade speaks for: the token's name when tokens are required,
+ * else ?username= ("" when absent: the session picks one). Returns 0, or
+ * the HTTP status to refuse with and *why. */
+static unsigned chat_identity(struct lws *wsi, char *name, const char **why)
+{
+    name[0] = '\0';
+    if (http_cfg->jwt_secret[0]) {
+        char token[AUTH_TOKEN_MAX + 1];
+        int found = query_arg(wsi, "token=", token, sizeof(token));
+        if (found <= 0)
+            token[0] = '\0';
+        if (found < 0) {
+            *why = "token too long";
+            return 401;
+        }
+        return auth_verify(token, strlen(token), http_cfg->jwt_secret, (int64_t)time(NULL), name,
+                           why)
+                   ? 0
+                   : 401;
+    }
+    char arg[64];
+    int found = query_arg(wsi, "username=", arg, sizeof(arg));
+    if (found < 0 || (found && !proto_valid_name(arg, strlen(arg), PROTO_NAME_MAX))) {
+        *why = "username must be 1 to 32 bytes of UTF-8 without control characters";
+        return 400;
+    }
+    if (found)
+        strcpy(name, arg);
+    return 0;
+}
+
+enum session_kind http_upgrade_kind(struct lws *wsi, char *name, char *addr, size_t addr_size)
 {
     char path[256];
+    const char *why;
     request_path(wsi, path, sizeof(path));
+    peer_address(wsi, addr, addr_size);
     name[0] = '\0';
     if (strcmp(path, "/echo") == 0)
         return SESSION_ECHO;
-    if (username_arg(wsi, name, name_size) < 0)
+    if (chat_identity(wsi, name, &why) != 0) /* vetted at the upgrade: cannot fail now */
         name[0] = '\0';
     return SESSION_CHAT;
 }
@@ -145,12 +229,14 @@ int http_confirm_upgrade(struct lws *wsi)
         host[0] = '\0';
     if (!http_origin_allowed(origin, host, http_cfg->allowed_origins, http_cfg->n_allowed_origins))
         return refuse(wsi, 403, "origin not allowed");
+    char addr[64];
+    peer_address(wsi, addr, sizeof(addr));
+    if (!peers_allowed(&sessions.peers, addr))
+        return refuse(wsi, 429, "too many connections from this address");
     if (!chat)
         return 0;
-    char name[64];
-    int found = username_arg(wsi, name, sizeof(name));
-    if (found < 0 || (found && !proto_valid_name(name, strlen(name), PROTO_NAME_MAX)))
-        return refuse(wsi, 400,
-                      "username must be 1 to 32 bytes of UTF-8 without control characters");
-    return 0;
+    char name[PROTO_NAME_MAX + 1];
+    const char *why;
+    unsigned status = chat_identity(wsi, name, &why);
+    return status ? refuse(wsi, status, why) : 0;
 }

@@ -20,8 +20,6 @@
  * pieces and are reassembled by the session; small buffers keep idle
  * connections light (lws allocates this for every connection). */
 #define RX_BUFFER_SIZE 512
-/* Seconds an HTTP request or WebSocket handshake may take. */
-#define HANDSHAKE_TIMEOUT_S 10
 #define SHUTDOWN_POLL_MS 20
 
 static struct {
@@ -48,9 +46,9 @@ static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return http_confirm_upgrade(wsi);
     case LWS_CALLBACK_ESTABLISHED: {
-        char name[PROTO_NAME_MAX + 1];
-        enum session_kind kind = http_upgrade_kind(wsi, name, sizeof(name));
-        return session_open(s, wsi, kind, name);
+        char name[PROTO_NAME_MAX + 1], addr[64];
+        enum session_kind kind = http_upgrade_kind(wsi, name, addr, sizeof(addr));
+        return session_open(s, wsi, kind, name, addr);
     }
     case LWS_CALLBACK_RECEIVE:
         return session_receive(s, in, len);
@@ -181,13 +179,20 @@ static struct lws_context *create_lws(const struct config *cfg)
     info.mounts = &m_health;
     info.foreign_loops = foreign_loops;
     info.retry_and_idle_policy = &no_lws_keepalive;
-    info.timeout_secs = HANDSHAKE_TIMEOUT_S;
+    info.timeout_secs = (cfg->handshake_timeout_ms + 999) / 1000;
+    info.timeout_secs_ah_idle = info.timeout_secs;
+    info.max_http_header_data = (unsigned short)cfg->max_header_bytes;
     info.vhost_name = "gateway";
     info.server_string = "chat-gateway";
     info.options = LWS_SERVER_OPTION_LIBEVENT | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     if (!v6)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cfg->tls_cert[0]) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+    }
     return lws_create_context(&info);
 }
 

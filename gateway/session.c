@@ -219,6 +219,7 @@ int sessions_init(const struct config *cfg, struct bus *bus)
     if (keepalive_init(&sessions.keepalive, KEEPALIVE_TICK_MS, longest, keepalive_fire, NULL) < 0)
         return -1;
     rooms_init(&sessions.rooms, bus, &owner_ops, cfg->send_queue_limit);
+    peers_init(&sessions.peers, cfg->max_conns_per_ip);
     return 0;
 }
 
@@ -226,6 +227,7 @@ void sessions_free(void)
 {
     rooms_free(&sessions.rooms);
     keepalive_free(&sessions.keepalive);
+    peers_free(&sessions.peers);
 }
 
 void sessions_shutdown(void)
@@ -246,7 +248,8 @@ static void announce_global(const char *name, const char *what)
     }
 }
 
-int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name)
+int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name,
+                 const char *peer_addr)
 {
     memset(s, 0, sizeof(*s));
     s->wsi = wsi;
@@ -255,6 +258,8 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     sendq_init(&s->q);
     sendq_init(&s->waiting);
     s->last_rx_ms = s->last_ping_ms = now_ms();
+    ratelimit_init(&s->rate, s->last_rx_ms, sessions.cfg->rate_burst);
+    s->peer_addr = peers_acquire(&sessions.peers, peer_addr);
     s->next = sessions.head;
     if (sessions.head)
         sessions.head->prev = s;
@@ -342,6 +347,11 @@ static void handle_request(struct session *s, const struct proto_request *req)
     enum proto_error e;
     switch (req->type) {
     case PROTO_JOIN_ROOM:
+        if (s->rooms.count >= sessions.cfg->max_rooms &&
+            !rooms_is_member(&s->rooms, req->room, req->room_len)) {
+            send_error(s, PROTO_TOO_MANY_ROOMS, "you are in as many rooms as allowed: leave one");
+            break;
+        }
         s->busy = true;
         e = rooms_join(&sessions.rooms, &s->rooms, s, s->name, req->room, req->room_len,
                        req->has_since ? &req->since : NULL);
@@ -380,6 +390,21 @@ static void handle_request(struct session *s, const struct proto_request *req)
 static void handle_message(struct session *s, const unsigned char *data, size_t len, bool binary)
 {
     metrics.frames_in++;
+    const struct config *cfg = sessions.cfg;
+    switch (ratelimit_take(&s->rate, s->last_rx_ms, cfg->rate_limit, cfg->rate_burst)) {
+    case RATELIMIT_OK:
+        break;
+    case RATELIMIT_REFUSED:
+        metrics.rate_limited++;
+        send_error(s, PROTO_RATE_LIMITED, "too many frames: slow down");
+        return;
+    case RATELIMIT_FLOODING:
+        metrics.rate_limited++;
+        log_info("session %llu (%s): flooding past the rate limit, closing",
+                 (unsigned long long)s->id, s->name);
+        request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flooding");
+        return;
+    }
     if (s->kind == SESSION_ECHO) {
         struct frame *f = frame_copy(data, len);
         if (f)
@@ -512,6 +537,8 @@ void session_closed(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     sessions.all_count--;
+    peers_release(&sessions.peers, s->peer_addr);
+    s->peer_addr = NULL;
     keepalive_cancel(&s->ka);
     for (struct session_wait *w = s->waits; w; w = w->next)
         w->s = NULL;

@@ -29,6 +29,15 @@ struct config {
     size_t n_allowed_origins;
     unsigned history;
     unsigned shutdown_timeout_ms;
+    char jwt_secret[256]; /* "" : no authentication */
+    char tls_cert[1024];  /* "" : plain HTTP and WebSocket */
+    char tls_key[1024];
+    unsigned rate_limit; /* frames per second per connection, 0: off */
+    unsigned rate_burst;
+    unsigned max_rooms;        /* rooms one connection may be in */
+    unsigned max_conns_per_ip; /* 0: off */
+    unsigned handshake_timeout_ms;
+    size_t max_header_bytes;
     bool announce_connections; /* every connect costs a frame per client */
     enum log_level log_level;
 };

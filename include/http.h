@@ -20,9 +20,10 @@ int http_serve_endpoint(struct lws *wsi, const char *path);
 /* Vets an upgrade. Returns 0 to let it proceed, 1 when a refusal was
  * written, -1 to hang up. */
 int http_confirm_upgrade(struct lws *wsi);
-/* The kind of session the upgraded connection serves and the user name
- * asked for ("" when none). Valid from the upgrade to ESTABLISHED. */
-enum session_kind http_upgrade_kind(struct lws *wsi, char *name, size_t name_size);
+/* The kind of session the upgraded connection serves, the user name it
+ * speaks for (PROTO_NAME_MAX + 1 bytes; "" when none was asked for) and the
+ * client's address. Valid from the upgrade to ESTABLISHED. */
+enum session_kind http_upgrade_kind(struct lws *wsi, char *name, char *addr, size_t addr_size);
 
 /* Pure checks, shared with the tests. */
 bool http_origin_allowed(const char *origin, const char *host, char *const *allowed,

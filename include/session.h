@@ -14,7 +14,9 @@
 #include "bus.h"
 #include "config.h"
 #include "keepalive.h"
+#include "peers.h"
 #include "proto.h"
+#include "ratelimit.h"
 #include "rooms.h"
 #include "sendq.h"
 
@@ -35,7 +37,9 @@ struct session {
     int64_t last_rx_ms;
     int64_t last_ping_ms;
     struct session_wait *waits; /* outstanding bus requests */
-    unsigned char *rx;          /* reassembly of a fragmented message */
+    struct ratelimit rate;
+    const char *peer_addr; /* counted in sessions.peers, or NULL */
+    unsigned char *rx;     /* reassembly of a fragmented message */
     uint32_t rx_len, rx_cap;
     uint16_t close_code;
     uint8_t kind;
@@ -52,6 +56,7 @@ struct sessions {
     struct bus *bus;
     struct rooms rooms;
     struct keepalive keepalive;
+    struct peers peers;
     struct session *head;
     long chat_count; /* open /ws sessions */
     long all_count;  /* open /ws and /echo sessions */
@@ -70,7 +75,8 @@ void sessions_shutdown(void);
 void sessions_broadcast(struct frame *f);
 
 /* libwebsockets callbacks, in order of a session's life. */
-int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name);
+int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name,
+                 const char *peer_addr);
 /* Returns -1 to close (the close reason is set). */
 int session_receive(struct session *s, const void *in, size_t len);
 void session_pong(struct session *s);
