@@ -177,7 +177,9 @@ def main(argv):
         print("bench: no gateway binary at %s (set GATEWAY_BIN)" % gateway_bin,
               file=sys.stderr)
         return 1
-    # SIGTERM unwinds like Ctrl-C, so every started process is stopped.
+    # SIGINT and SIGTERM unwind through the finally blocks that stop every
+    # started process, even where the parent shell had SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     log_dir = tempfile.mkdtemp(prefix="chatbench-logs-")
     failed = None
