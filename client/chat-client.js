@@ -3,46 +3,18 @@
 // is documented in README.md beside this file.
 
 import { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
-import { compareIds, maxId } from './message-id.js';
+import { compareIds } from './message-id.js';
 import { Outbox } from './outbox.js';
+import { RoomState, Timeline } from './timeline.js';
 
-// Frame types the gateway answers a chat frame with when it refuses it.
+// Error codes with which the gateway refuses a chat frame.
 const CHAT_ERRORS = new Set(['unavailable', 'rate_limited', 'not_in_room', 'bad_content']);
-// How many ids per room are remembered to drop duplicates; far more than a
-// room's history, which is the most that can arrive twice.
-const SEEN_LIMIT = 2000;
 // Timers are checked this often (or four times per keepalive period, if shorter).
 const TICK_MS = 1000;
 
 export function defaultUrl(loc = globalThis.location) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${loc.host}/ws`;
-}
-
-class Timeline {
-  // One per room and one for Global: what has been seen, to ask for what
-  // was missed (`since`) and to drop what arrives twice.
-  lastId = null;
-  #seen = new Set();
-
-  /** False when the id was seen already. */
-  admit(id) {
-    if (id == null) return true;
-    if (this.#seen.has(id)) return false;
-    this.#seen.add(id);
-    if (this.#seen.size > SEEN_LIMIT) this.#seen.delete(this.#seen.values().next().value);
-    this.lastId = maxId(this.lastId, id);
-    return true;
-  }
-}
-
-class RoomState extends Timeline {
-  // False from a (re)connect until `joined`: live frames wait in `buffer`
-  // so that they merge with the history in id order.
-  synced = false;
-  everJoined = false;
-  buffer = [];
-  retriedWithoutSince = false;
 }
 
 export class ChatClient extends EventTarget {

@@ -4,10 +4,6 @@
 
 const ID_PATTERN = /^(\d+)-(\d+)$/;
 
-export function isMessageId(value) {
-  return typeof value === 'string' && ID_PATTERN.test(value);
-}
-
 function parts(id) {
   const m = ID_PATTERN.exec(id);
   if (!m) throw new TypeError(`not a message id: ${id}`);
