@@ -2,12 +2,20 @@
 // gateways, pages on each. Screenshots of the main screens go to artifacts/.
 
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ChatPage, launchBrowser } from './lib/browser.js';
 import { startGateway, startRedis } from './lib/servers.js';
 import { sleep, waitFor } from './lib/wait.js';
 
 const XSS = '<img src=x onerror=alert(1)>';
+
+/** An HS256 JWT, as a backend holding the gateway's --jwt-secret would mint it. */
+function mintToken(claims, secret) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
 
 describe('chat client in chromium, two gateways, one Redis', () => {
   let redis;
@@ -242,6 +250,28 @@ describe('chat client in chromium, two gateways, one Redis', () => {
     await dana.screenshot('05-after-reconnect');
     assertClean(dana, erik);
     await Promise.all([dana.close(), erik.close()]);
+  });
+
+  test('with a gateway that requires tokens, ?token= signs in and the name comes from the token', async () => {
+    const secret = 'e2e-secret-not-for-production';
+    const gwT = await startGateway({ id: 'gwT', redisUrl: redis.url, args: ['--jwt-secret', secret] });
+    try {
+      const token = mintToken({ sub: 'u-42', name: 'Ines', exp: Math.floor(Date.now() / 1000) + 3600 }, secret);
+      const ines = await open(gwT, { query: { token, room: 'members-only' } });
+      await ines.waitConnected();
+      assert.equal(await ines.page.textContent('#me'), 'Ines');
+      await ines.send('signed in with a token');
+      await ines.waitForMessage('signed in with a token');
+      assert.match(ines.page.url(), /token=/, 'a reload keeps the token');
+
+      const stranger = await open(gwT, { query: { username: 'stranger' } });
+      await stranger.page.locator('#status[data-state="reconnecting"]').waitFor();
+      assert.equal(await ines.page.locator('#login').isVisible(), false);
+      assertClean(ines);
+      await Promise.all([ines.close(), stranger.close()]);
+    } finally {
+      await gwT.stop();
+    }
   });
 
   // Last: it takes Redis away from the whole cluster for a while.

@@ -74,13 +74,14 @@ async function httpStatus(url) {
   }
 }
 
-export async function startGateway({ id, redisUrl }) {
+/** args: more gateway flags, e.g. ['--jwt-secret', S]. */
+export async function startGateway({ id, redisUrl, args = [] }) {
   if (!existsSync(GATEWAY_BIN)) {
     throw new Error(`gateway binary not found at ${GATEWAY_BIN}: build it, or set GATEWAY_BIN`);
   }
   const launch = (port) => start(`gateway-${id}`, GATEWAY_BIN, [
     '--listen', `127.0.0.1:${port}`, '--id', id, '--redis', redisUrl, '--client-dir', CLIENT_DIR,
-    '--shutdown-timeout', '2s',
+    '--shutdown-timeout', '2s', ...args,
   ]);
   const ready = async (port) => await httpStatus(`http://127.0.0.1:${port}/readyz`) === 200;
   const started = await startOnFreePort(`gateway ${id}`, launch, ready);
