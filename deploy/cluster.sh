@@ -30,9 +30,9 @@ set -euo pipefail
 
 DEPLOY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$DEPLOY")
-# shellcheck source=lib/proc.sh
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
 . "$DEPLOY/lib/proc.sh"
-# shellcheck source=lib/lb.sh
+# shellcheck source-path=SCRIPTDIR source=lib/lb.sh
 . "$DEPLOY/lib/lb.sh"
 
 cmd=${1:-run}

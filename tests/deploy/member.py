@@ -28,6 +28,7 @@ class Member:
         self.gateways = []     # the gateway of each connection, from `welcome`
         self.close_codes = []  # close code of each connection the gateway ended
         self.recovered = 0     # messages that came from history on a rejoin
+        self.rejoins = []      # (since, ids of the history) per rejoin, for failures
 
     async def connect(self):
         """Connect through the load balancer and join (with `since` once a
@@ -38,6 +39,7 @@ class Member:
         assert joined.get("truncated") is False, f"{self.name}: history truncated: {joined}"
         if since is not None:
             self.recovered += len(joined["history"])
+            self.rejoins.append((since, [m["id"] for m in joined["history"]]))
         for frame in joined["history"]:
             self._take(frame)
         self.client = client
@@ -48,11 +50,12 @@ class Member:
         await self.client.chat(content, room=self.room)
 
     async def follow(self, total):
-        """Read the room until total chat messages have arrived, reconnecting
+        """Read the room until total distinct chat messages have arrived
+        (a duplicate must not stand in for a missing one), reconnecting
         whenever the gateway closes the connection. (Counting, not waiting
         for a last message: messages sent one after the other through
         different gateways may reach the room in either order.)"""
-        while len(self.ids) < total:
+        while len(set(self.ids)) < total:
             try:
                 raw = await self.client.ws.recv()
             except websockets.exceptions.ConnectionClosed as exc:

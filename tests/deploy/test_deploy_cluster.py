@@ -6,6 +6,7 @@ balancer with `since`, without a gap."""
 import asyncio
 import collections
 import itertools
+import socket
 
 import pytest
 
@@ -49,6 +50,15 @@ async def settle(readers, timeout=10):
             task.cancel()
 
 
+def gap_report(member, reference):
+    missing = [i for i in reference.ids if i not in member.ids]
+    extra = [i for i, n in collections.Counter(member.ids).items() if n > 1 or
+             i not in reference.ids]
+    return (f"{member.name} (via {member.gateways}) differs after reconnecting: "
+            f"missing {missing}, duplicate or unknown {extra}; rejoins (since, history) "
+            f"{member.rejoins}; room order {reference.ids}")
+
+
 def now(read):
     """A probe for aio.eventually that reads state without awaiting anything."""
     async def probe():
@@ -70,6 +80,30 @@ def test_http_and_health_through_load_balancer(start_cluster, lb):
     # The image's HEALTHCHECK script, against every gateway.
     for name, port in cluster.gateway_ports.items():
         assert healthcheck(port).returncode == 0, name
+
+
+def upgrade_status(port, origin):
+    """The status a WebSocket upgrade from origin gets, read from the raw
+    status line (the gateway refuses with an HTTP/1.0 line, which the
+    websockets client will not parse)."""
+    request = (f"GET /ws?username=browser HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               f"Origin: {origin}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        status_line = sock.makefile("rb").readline().decode()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.parametrize("lb", LOAD_BALANCERS)
+def test_page_origin_is_the_load_balancers(start_cluster, lb):
+    """The gateway accepts an upgrade from its own origin: behind the load
+    balancer that is the load balancer's host and port, so the Host header
+    must reach the gateway unchanged."""
+    cluster = start_cluster(lb)
+    assert upgrade_status(cluster.lb_port, f"http://127.0.0.1:{cluster.lb_port}") == 101
+    assert upgrade_status(cluster.lb_port, "http://elsewhere.example") == 403
 
 
 @pytest.mark.parametrize("lb", LOAD_BALANCERS)
@@ -143,5 +177,4 @@ def test_stopped_gateway_clients_recover_through_load_balancer(start_cluster, lb
         assert set(member.close_codes) == {1001}, f"{member.name}: close codes {member.close_codes}"
         assert member.gateways[-1] in {"gw1", "gw3"}, f"{member.name}: {member.gateways}"
         assert member.recovered >= AWAY, f"{member.name} got {member.recovered} from history"
-        assert member.ids == reference.ids, \
-            f"{member.name} (via {member.gateways}) has a gap or duplicate after reconnecting"
+        assert member.ids == reference.ids, gap_report(member, reference)
