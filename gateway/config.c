@@ -66,7 +66,7 @@ static const struct option_def defs[] = {
     {"rate-limit", "GATEWAY_RATE_LIMIT", K_UINT, FIELD(rate_limit),
      "frames per second one connection may send, 0 for no limit (default 20)"},
     {"rate-burst", "GATEWAY_RATE_BURST", K_UINT, FIELD(rate_burst),
-     "frames a connection may send at once before the rate applies (default 40)"},
+     "frames a connection may send at once before the rate applies (default 120)"},
     {"max-rooms", "GATEWAY_MAX_ROOMS", K_UINT, FIELD(max_rooms),
      "rooms one connection may be in (default 100)"},
     {"max-connections-per-ip", "GATEWAY_MAX_CONNECTIONS_PER_IP", K_UINT, FIELD(max_conns_per_ip),
@@ -293,7 +293,7 @@ static void set_defaults(struct config *c, const char *default_client_dir)
     c->shutdown_timeout_ms = 5000;
     c->announce_connections = true;
     c->rate_limit = 20;
-    c->rate_burst = 40;
+    c->rate_burst = 120; /* a reconnecting client rejoins up to max_rooms rooms at once */
     c->max_rooms = 100;
     c->handshake_timeout_ms = 10000;
     c->max_header_bytes = 4096;
