@@ -9,6 +9,10 @@ from process import Process
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
+# For tests whose one connection sends hundreds of frames on purpose (load,
+# ordering, churn): the default per-connection rate limit would refuse them.
+NO_RATE_LIMIT = ("--rate-limit", "0")
+
 
 def gateway_bin():
     """The binary under test: $GATEWAY_BIN (e.g. a sanitizer build) or build/gateway."""

@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from gateway_proc import NO_RATE_LIMIT
 from msgid import assert_increasing
 from wsclient import Client
 
@@ -12,7 +13,8 @@ ROUNDS = 300
 
 
 @pytest.mark.timeout(40)
-async def test_join_leave_churn(cluster):
+async def test_join_leave_churn(make_cluster):
+    cluster = make_cluster(extra=NO_RATE_LIMIT)
     steady = await Client.connect(cluster.ports[1], "steady")   # on gw2
     churner = await Client.connect(cluster.ports[0], "churner")  # the only member on gw1
     await steady.join("c")

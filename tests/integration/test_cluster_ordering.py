@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from gateway_proc import NO_RATE_LIMIT
 from msgid import assert_increasing
 from wsclient import connect_many
 
@@ -16,7 +17,8 @@ async def collect(client, count):
 
 
 @pytest.mark.timeout(60)
-async def test_same_order_everywhere(cluster):
+async def test_same_order_everywhere(make_cluster):
+    cluster = make_cluster(extra=NO_RATE_LIMIT)
     publishers, members = [], []
     for i, port in enumerate(cluster.ports):
         publishers += await connect_many(port, [f"pub{i}"])

@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from aio import eventually
+from gateway_proc import NO_RATE_LIMIT
 from msgid import assert_increasing
 from rawws import RawClient
 from wsclient import Client
@@ -26,7 +27,7 @@ async def read_chats(client, count, gap):
 
 @pytest.mark.timeout(40)
 async def test_slow_consumer_is_dropped_others_unaffected(gateways):
-    gw = gateways.start("slow", extra=["--send-queue-limit", "256k"])
+    gw = gateways.start("slow", extra=["--send-queue-limit", "256k", *NO_RATE_LIMIT])
     flooder = await Client.connect(gw.port, "flooder")
     normal = await Client.connect(gw.port, "normal")
     slow = await asyncio.to_thread(RawClient.connect, gw.port, username="slow", rcvbuf=4096)
