@@ -75,10 +75,16 @@ INVALID_QUERIES = {
 
 @pytest.mark.parametrize("query", INVALID_QUERIES.values(), ids=INVALID_QUERIES.keys())
 async def test_invalid_username_refused_with_400(gateway, query):
-    with pytest.raises(HandshakeRefused) as refused:
-        await asyncio.to_thread(RawClient.connect, gateway.port, query=query)
-    assert refused.value.status == 400
-    reason = refused.value.body.decode(errors="replace").strip()
+    try:
+        raw = await asyncio.to_thread(RawClient.connect, gateway.port, query=query)
+    except HandshakeRefused as refused:
+        status, body = refused.status, refused.body
+    else:
+        welcome = await asyncio.to_thread(raw.recv_json, 2)
+        raw.close()
+        pytest.fail(f"upgrade with ?{query} accepted; welcome: {welcome}")
+    assert status == 400
+    reason = body.decode(errors="replace").strip()
     assert reason, "400 without a reason"
     assert "\n" not in reason, f"reason is not one line: {reason!r}"
     assert not reason.startswith("<"), f"an HTML page is not a one-line reason: {reason!r}"
