@@ -8,12 +8,18 @@ build_pkgs=(build-essential cmake pkg-config ca-certificates
   libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev)
 run_pkgs=(redis-server nginx-light curl)
 test_pkgs=(python3 python3-websockets python3-pytest haproxy clang
-  libclang-rt-14-dev nodejs npm chromium fonts-ipafont-gothic
+  libclang-rt-14-dev chromium fonts-ipafont-gothic
   fonts-noto-color-emoji docker-compose python3-yaml)
+# Node.js and npm may come from elsewhere (NodeSource's nodejs bundles npm
+# and conflicts with Debian's npm package): what counts is the commands.
+command_pkgs=(node:nodejs npm:npm)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build-only" ]; then
   want+=("${run_pkgs[@]}" "${test_pkgs[@]}")
+  for cp in "${command_pkgs[@]}"; do
+    command -v "${cp%%:*}" >/dev/null 2>&1 || want+=("${cp#*:}")
+  done
 fi
 
 missing=()

@@ -139,7 +139,7 @@ static void remove_member(struct rooms *r, struct member *m, bool tell)
 }
 
 static void join_done(void *arg, int status, const struct bus_join_result *res);
-static void flush_held(struct rooms *r, struct member *m, const struct msgid *cutoff);
+static void flush_held(struct rooms *r, struct member *m);
 
 /* Answers a join that could not complete. A failed re-join keeps the
  * membership; a failed first join undoes its presence registration. */
@@ -148,7 +148,7 @@ static void join_failed(struct rooms *r, struct member *m, const char *why)
     deliver_error(r, m->owner, PROTO_UNAVAILABLE, why);
     if (m->announced) {
         m->state = MEMBER_JOINED;
-        flush_held(r, m, NULL);
+        flush_held(r, m);
     } else {
         r->bus->ops->leave(r->bus, m->room->name, m->room->name_len, ext(m)->name);
         remove_member(r, m, false);
@@ -160,16 +160,31 @@ static void start_join(struct rooms *r, struct member *m)
     m->in_flight = true;
     struct room *room = m->room;
     r->bus->ops->join(r->bus, room->name, room->name_len, ext(m)->name, !m->announced,
-                      m->has_since ? &m->since : NULL, join_done, m);
+                      m->has_seen ? &m->seen : NULL, join_done, m);
 }
 
-static void flush_held(struct rooms *r, struct member *m, const struct msgid *cutoff)
+/* Whether a frame is new to the member, noting its id if so. Ids increase
+ * in a room's one order, so a chat frame at or below what the member has is
+ * one it got already: in its history, or over the subscription after the
+ * history was read on the other Redis connection. */
+static bool is_new(struct member *m, const struct msgid *id)
+{
+    if (!id)
+        return true; /* system frames carry no id */
+    if (m->has_seen && msgid_cmp(id, &m->seen) <= 0)
+        return false;
+    m->seen = *id;
+    m->has_seen = true;
+    return true;
+}
+
+static void flush_held(struct rooms *r, struct member *m)
 {
     const struct sendq_entry *e;
     while ((e = sendq_peek(&m->held))) {
         struct msgid id;
         struct frame *f = e->frame;
-        if (!cutoff || !proto_chat_id(frame_data(f), f->len, &id) || msgid_cmp(&id, cutoff) > 0)
+        if (is_new(m, proto_chat_id(frame_data(f), f->len, &id) ? &id : NULL))
             r->ops->deliver(m->owner, f);
         sendq_pop(&m->held);
     }
@@ -204,15 +219,12 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
     r->ops->deliver(m->owner, joined);
     frame_unref(joined);
 
-    /* Held frames already in the history (or before since) are dropped. */
-    struct msgid cutoff;
-    const struct msgid *cut = NULL;
-    if (res->n &&
-        proto_chat_id(frame_data(res->history[res->n - 1]), res->history[res->n - 1]->len, &cutoff))
-        cut = &cutoff;
-    else if (m->has_since)
-        cut = &m->since;
-    flush_held(r, m, cut);
+    /* The member has the history now: held frames in it are dropped. */
+    struct msgid newest;
+    struct frame *last = res->n ? res->history[res->n - 1] : NULL;
+    if (last && proto_chat_id(frame_data(last), last->len, &newest))
+        is_new(m, &newest);
+    flush_held(r, m);
     m->state = MEMBER_JOINED;
     if (!m->announced) {
         m->announced = true;
@@ -227,9 +239,9 @@ enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, 
     struct member *m = find(set, room_name, room_len);
     if (m) {
         m->state = MEMBER_JOINING;
-        m->has_since = since != NULL;
+        m->has_seen = since != NULL;
         if (since)
-            m->since = *since;
+            m->seen = *since;
         start_join(r, m);
         return PROTO_OK;
     }
@@ -263,9 +275,9 @@ enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, 
     m->owner = owner;
     m->name = x->name;
     m->state = MEMBER_JOINING;
-    m->has_since = since != NULL;
+    m->has_seen = since != NULL;
     if (since)
-        m->since = *since;
+        m->seen = *since;
     sendq_init(&m->held);
     m->rnext = room->head;
     if (room->head)
@@ -309,7 +321,8 @@ void rooms_on_frame(struct rooms *r, const char *room_name, size_t room_len, con
     /* deliver() never calls back into rooms, so the list is stable. */
     for (struct member *m = room->head; m; m = m->rnext) {
         if (m->state == MEMBER_JOINED) {
-            r->ops->deliver(m->owner, f);
+            if (is_new(m, id))
+                r->ops->deliver(m->owner, f);
         } else if (m->in_flight) {
             if (m->held.bytes + f->len > r->held_limit) {
                 r->ops->overflow(m->owner);

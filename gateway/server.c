@@ -19,7 +19,7 @@
 /* Per-connection receive buffer of libwebsockets. Larger messages arrive in
  * pieces and are reassembled by the session; small buffers keep idle
  * connections light (lws allocates this for every connection). */
-#define RX_BUFFER_SIZE 512
+#define RX_BUFFER_SIZE 128
 #define SHUTDOWN_POLL_MS 20
 
 static struct {

@@ -36,9 +36,12 @@ struct member {
     struct member *rprev, *rnext; /* in the room */
     struct member *snext;         /* in the owner's set */
     struct sendq held;            /* frames that arrived while joining */
-    struct msgid since;
+    /* The newest message id the owner has (the since asked for, then the
+     * history's newest, then each delivery): anything at or below it is
+     * a message it already has, arriving again by another path. */
+    struct msgid seen;
     enum member_state state;
-    bool has_since;
+    bool has_seen;
     bool in_flight; /* a bus join is outstanding */
     bool orphaned;  /* left while in flight: freed when the answer comes */
     bool announced; /* presence registered and "joined the room" sent */
