@@ -6,6 +6,11 @@ Helpers live in their own modules, importable from any test here:
   redis_proc   RedisServer (start/stop/restart on the same port/kill)
   wsclient     Client (async /ws client: recv_json, recv_until, send_json, ...)
   rawws        RawClient (blocking raw-socket client for misbehaving clients)
+  aio          eventually (bounded async polling)
+  msgid        id_key, assert_increasing ("<ms>-<seq>" message ids)
+
+Fixtures: gateways (factory), gateway (fresh single node), shared_gateway
+(one per module), redis_server, make_cluster (factory), cluster (3 gateways).
 
 Tests may be `async def`: this file runs them with asyncio.run, bounded by
 `@pytest.mark.timeout(SECONDS)` (default DEFAULT_TEST_TIMEOUT), so no plugin
@@ -42,9 +47,13 @@ def pytest_pyfunc_call(pyfuncitem):
     kwargs = {name: pyfuncitem.funcargs[name] for name in params}
 
     async def bounded():
+        deadline = asyncio.timeout(timeout)
         try:
-            await asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout)
-        except asyncio.TimeoutError:
+            async with deadline:
+                await pyfuncitem.obj(**kwargs)
+        except TimeoutError:
+            if not deadline.expired():
+                raise   # the test's own timeout, with its own traceback
             pytest.fail(f"test exceeded its {timeout}s timeout", pytrace=False)
         finally:
             await close_leftovers()
