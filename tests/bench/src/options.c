@@ -32,7 +32,7 @@ static const char usage[] =
 "  --size N             bytes of chat content per message (100)\n"
 "  --warmup S           seconds of traffic before measuring (2)\n"
 "  --duration S         seconds measured (10)\n"
-"  --drain S            longest wait for late messages after the end (5)\n"
+"  --drain S            longest wait for late messages after the end (30)\n"
 "  --idle S             idle: seconds of idle measurement (10)\n"
 "  --shutdown-wait S    idle: after the measurement, print\n"
 "                       {\"event\":\"idle_done\"} and wait up to S seconds\n"
@@ -121,7 +121,7 @@ static void set_defaults(struct options *o)
 	o->size = 100;
 	o->warmup_s = 2;
 	o->duration_s = 10;
-	o->drain_s = 5;
+	o->drain_s = 30;
 	o->idle_s = 10;
 	o->setup_timeout_s = 120;
 	o->progress_s = 2;
