@@ -165,8 +165,8 @@ def broken(name, r):
     """Why a result shows the tool itself broke (smoke), or None."""
     if name == "fanout" and not r.get("delivered"):
         return "no deliveries"
-    if name == "max" and not r.get("steps"):
-        return "no steps"
+    if name == "max" and r.get("last_good_rate") is None:
+        return "no step passed"
     if name == "idle" and not r.get("connected"):
         return "no connections"
     return None

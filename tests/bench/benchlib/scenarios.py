@@ -35,9 +35,18 @@ def _step_verdict(r, p99_limit_us):
 
 
 def _step(cluster, cb, p, rate):
-    r = chatbench.run(cb, "fanout", cluster.chatbench_args() +
-                      _fanout_args(p, round(rate, 3), p.max_warmup,
-                                   p.max_step_duration))
+    """One fanout run at rate: (result or None, summary of the step). A run
+    that fails (its reason is on stderr) is a failed step: under load the
+    gateways may stop answering, and that too ends the search."""
+    try:
+        r = chatbench.run(cb, "fanout", cluster.chatbench_args() +
+                          _fanout_args(p, round(rate, 3), p.max_warmup,
+                                       p.max_step_duration))
+    except chatbench.ChatbenchError as e:
+        return None, {"rate": round(rate, 3), "deliveries_per_s": None,
+                      "loss_pct": None, "p99_us": None,
+                      "gateway_cpu_per_100k": None, "generator_busy": None,
+                      "failed": str(e)}
     return r, {"rate": r["rate"], "deliveries_per_s": r["deliveries_per_s"],
                "loss_pct": r["loss_pct"], "p99_us": r["latency_us"]["p99"],
                "gateway_cpu_per_100k": r["gateway_cpu_per_100k"],

@@ -371,6 +371,7 @@ int coord_run(const struct options *o)
 	for (unsigned i = 0; i < c.forked; i++)
 		wstats_merge(&r.st, &c.sh->slot[i].final);
 	if (rc) {
+		progress_line(&c, now_us()); /* how far it got */
 		fprintf(stderr, "chatbench: %s during %s%s%s\n", c.failure,
 			c.stage, r.st.first_error[0] ? ": " : "",
 			r.st.first_error);
