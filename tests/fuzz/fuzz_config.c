@@ -1,0 +1,224 @@
+/* fuzz_config: the command line and the value parsers.
+ *
+ * Input: records separated by NUL or '\n'. A record GATEWAY_<NAME>=<value>
+ * is put in the environment (cleared of GATEWAY_* around every input);
+ * the others are argv[1..] of config_parse. Every record also goes through
+ * each value parser, with a host buffer whose size comes from the record,
+ * so that their bounds are tried too.
+ *
+ * Checks: a parse that succeeds leaves a configuration config_parse
+ * promises (NUL-terminated strings, a valid id, the cross-flag rules); an
+ * error leaves a message; durations and sizes have the value exact
+ * arithmetic gives. */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "proto.h"
+
+#define RECORDS_MAX 64
+#define MAX_MS 86400000u
+
+extern char **environ;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fail(const char *what, const char *value)
+{
+    fprintf(stderr, "fuzz_config: %s: '%s'\n", what, value);
+    abort();
+}
+
+static void clear_gateway_env(void)
+{
+    for (bool again = true; again;) {
+        again = false;
+        for (char **e = environ; *e; e++) {
+            if (strncmp(*e, "GATEWAY_", 8) == 0) {
+                char *name = strndup(*e, strcspn(*e, "="));
+                if (!name || unsetenv(name) < 0)
+                    abort();
+                free(name);
+                again = true; /* environ changed: start over */
+                break;
+            }
+        }
+    }
+}
+
+/* DIGITS as config.c reads them: 1 to 18 decimal digits. */
+static const char *ref_digits(const char *s, unsigned __int128 *v, unsigned *n)
+{
+    *v = 0;
+    *n = 0;
+    while (s[*n] >= '0' && s[*n] <= '9') {
+        *v = *v * 10 + (unsigned)(s[*n] - '0');
+        (*n)++;
+    }
+    return *n >= 1 && *n <= 18 ? s + *n : NULL;
+}
+
+/* The duration grammar, DIGITS[.DIGITS][ms|s], valued with exact
+ * arithmetic: whole * unit + fraction * unit, rounded down. */
+static bool ref_duration(const char *s, unsigned *out)
+{
+    unsigned __int128 whole, frac = 0, scale = 1;
+    unsigned n;
+    const char *p = ref_digits(s, &whole, &n);
+    if (!p)
+        return false;
+    if (*p == '.') {
+        if (!(p = ref_digits(p + 1, &frac, &n)))
+            return false;
+        while (n--)
+            scale *= 10;
+    }
+    unsigned unit = strcmp(p, "ms") == 0 ? 1 : 1000;
+    if (*p && strcmp(p, "ms") != 0 && strcmp(p, "s") != 0)
+        return false;
+    unsigned __int128 ms = whole * unit + frac * unit / scale;
+    if (ms > MAX_MS)
+        return false;
+    *out = (unsigned)ms;
+    return true;
+}
+
+static bool ref_size(const char *s, size_t *out)
+{
+    unsigned __int128 v;
+    unsigned n;
+    const char *p = ref_digits(s, &v, &n);
+    if (!p)
+        return false;
+    unsigned __int128 scale = 1;
+    if (*p == 'k' || *p == 'K')
+        scale = 1024, p++;
+    else if (*p == 'm' || *p == 'M')
+        scale = 1024 * 1024, p++;
+    if (*p || v * scale > ((unsigned __int128)1 << 40))
+        return false;
+    *out = (size_t)(v * scale);
+    return true;
+}
+
+static void check_host(const char *s, size_t hostlen, bool redis)
+{
+    char *host = malloc(hostlen ? hostlen : 1);
+    if (!host)
+        abort();
+    int port = -1;
+    bool ok = redis ? config_parse_redis_url(s, host, hostlen, &port)
+                    : config_parse_hostport(s, host, hostlen, &port);
+    if (ok && (strnlen(host, hostlen) == hostlen || port < (redis ? 1 : 0) || port > 65535))
+        fail("a host and port accepted without a terminated host or a port in range", s);
+    free(host);
+}
+
+static void check_values(const char *s)
+{
+    unsigned ms = 0, ref_ms = 0;
+    bool ok = config_parse_duration_ms(s, &ms);
+    if (ok != ref_duration(s, &ref_ms) || (ok && ms != ref_ms))
+        fail("a duration parsed to another value than its digits say", s);
+    size_t sz = 0, ref_sz = 0;
+    ok = config_parse_size(s, &sz);
+    if (ok != ref_size(s, &ref_sz) || (ok && sz != ref_sz))
+        fail("a size parsed to another value than its digits say", s);
+    size_t hostlen = strlen(s) % 300;
+    check_host(s, hostlen, false);
+    check_host(s, hostlen, true);
+}
+
+#define TERMINATED(c, field) (strnlen((c)->field, sizeof((c)->field)) < sizeof((c)->field))
+
+/* Returns what c breaks of config_parse's promises, or NULL. */
+static const char *config_violation(const struct config *c)
+{
+    if (!TERMINATED(c, listen_host) || !TERMINATED(c, redis_host) ||
+        !TERMINATED(c, redis_prefix) || !TERMINATED(c, id) || !TERMINATED(c, client_dir) ||
+        !TERMINATED(c, jwt_secret) || !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key))
+        return "a string setting without its NUL";
+    if (!proto_valid_name(c->id, strlen(c->id), GATEWAY_ID_MAX))
+        return "a gateway id that is not 1 to 64 bytes without control characters";
+    if (c->pong_timeout_ms <= c->ping_interval_ms || c->ping_interval_ms < 100 ||
+        !c->tls_cert[0] != !c->tls_key[0] || c->max_header_bytes < 512 ||
+        c->max_header_bytes > 65535 || c->handshake_timeout_ms < 1000 ||
+        (c->rate_limit && !c->rate_burst) || !c->max_message_bytes || !c->send_queue_limit)
+        return "a configuration that breaks a rule config_parse enforces";
+    if (c->redis_enabled && (c->redis_port < 1 || c->redis_port > 65535))
+        return "a Redis port out of range";
+    for (size_t i = 0; i < c->n_allowed_origins; i++) {
+        const char *o = c->allowed_origins[i];
+        size_t n = strlen(o);
+        if (!n || o[0] == ' ' || o[n - 1] == ' ' || strchr(o, ','))
+            return "an allowed origin that is empty, padded or holds a comma";
+    }
+    return NULL;
+}
+
+/* config_parse sets optind = 1, which leaves glibc's getopt pointing into
+ * the previous call's argv (freed here) when that call stopped inside an
+ * argument; optind = 0 makes getopt start afresh. See the report in
+ * tests/fuzz/README.md. */
+static void reset_getopt(void)
+{
+    static char prog[] = "fuzz", *argv[] = {prog, NULL};
+    optind = 0;
+    getopt(1, argv, "");
+}
+
+static void parse_argv(int argc, char **argv)
+{
+    struct config c;
+    char err[256];
+    err[0] = '\0';
+    reset_getopt();
+    enum config_result r = config_parse(&c, argc, argv, "/client", err, sizeof(err));
+    const char *bad = r == CONFIG_OK      ? config_violation(&c)
+                      : r == CONFIG_ERROR && !err[0] ? "an error without a message"
+                                                    : NULL;
+    if (bad) {
+        fprintf(stderr, "fuzz_config: %s; argv:", bad);
+        for (int i = 1; i < argc; i++)
+            fprintf(stderr, " '%s'", argv[i]);
+        fprintf(stderr, "\n");
+        abort();
+    }
+    config_free(&c);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *input = malloc(size + 1);
+    char *argv[RECORDS_MAX + 2];
+    static char prog[] = "gateway";
+    if (!input)
+        abort();
+    memcpy(input, data, size);
+    input[size] = '\0';
+    clear_gateway_env();
+    int argc = 0;
+    argv[argc++] = prog;
+    for (char *p = input, *end = input + size; p <= end && argc <= RECORDS_MAX;) {
+        size_t n = strcspn(p, "\n");
+        p[n] = '\0';
+        check_values(p);
+        char *eq = strchr(p, '=');
+        if (strncmp(p, "GATEWAY_", 8) == 0 && eq) {
+            *eq = '\0';
+            setenv(p, eq + 1, 1);
+            *eq = '=';
+        } else if (p < end) {
+            argv[argc++] = p;
+        }
+        p += n + 1;
+    }
+    argv[argc] = NULL;
+    parse_argv(argc, argv);
+    clear_gateway_env();
+    free(input);
+    return 0;
+}
