@@ -82,8 +82,8 @@ static void handle_chat(struct client *c, const struct proto_request *req)
         return;
     }
     size_t len;
-    char *rest = proto_chat_rest(req->room, req->room_len, c->name, req->content,
-                                 req->content_len, bus_now_ms(), &len);
+    char *rest = proto_chat_rest(req->room, req->room_len, c->name, req->content, req->content_len,
+                                 bus_now_ms(), &len);
     if (!rest) {
         send_error(c, PROTO_UNAVAILABLE, "out of memory");
         return;
@@ -104,8 +104,8 @@ static void handle_request(struct client *c, const struct proto_request *req)
         }
         remember_room(h, req->room, req->room_len);
         c->busy = true;
-        enum proto_error e = rooms_join(&h->rooms, &c->rooms, c, c->name, req->room,
-                                        req->room_len, req->has_since ? &req->since : NULL);
+        enum proto_error e = rooms_join(&h->rooms, &c->rooms, c, c->name, req->room, req->room_len,
+                                        req->has_since ? &req->since : NULL);
         if (e != PROTO_OK) {
             c->busy = false;
             send_error(c, e, "the room could not be joined");

@@ -128,8 +128,7 @@ static void d_leave(struct bus *b, const char *room, size_t room_len, const char
     d->inner->ops->leave(d->inner, room, room_len, name);
 }
 
-static void d_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb,
-                       void *arg)
+static void d_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg)
 {
     struct defer_bus *d = self(b);
     if (d->down)

@@ -65,8 +65,8 @@ static struct msgid chat_id(json_t *o, const unsigned char *frame_bytes, size_t 
     need_string(o, "content", NULL);
     if (!json_is_integer(json_object_get(o, "timestamp")))
         fail("a chat frame without an integer timestamp");
-    if (frame_bytes && (!proto_chat_id(frame_bytes, frame_len, &spliced) ||
-                        msgid_cmp(&id, &spliced) != 0))
+    if (frame_bytes &&
+        (!proto_chat_id(frame_bytes, frame_len, &spliced) || msgid_cmp(&id, &spliced) != 0))
         fail("a chat frame whose spliced id is not its JSON id");
     return id;
 }

@@ -21,7 +21,7 @@ struct view_room {
 };
 
 struct view {
-    const char *self; /* the client's user name */
+    const char *self;                       /* the client's user name */
     struct view_room rooms[VIEW_ROOMS_MAX]; /* from `joined` until `left` */
     size_t n;
     bool has_global;

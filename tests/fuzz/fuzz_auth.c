@@ -149,8 +149,8 @@ static void check_accepted(const char *token, size_t len, const char *name)
         who = json_object_get(claims, "sub");
     if (!json_is_string(who) || strcmp(json_string_value(who), name) != 0 ||
         !proto_valid_name(name, strlen(name), PROTO_NAME_MAX))
-        fail("accepted a token with a user name other than its claim's, or an invalid one",
-             token, len);
+        fail("accepted a token with a user name other than its claim's, or an invalid one", token,
+             len);
     json_decref(header);
     json_decref(claims);
 }

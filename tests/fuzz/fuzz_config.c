@@ -137,9 +137,9 @@ static void check_values(const char *s)
 /* Returns what c breaks of config_parse's promises, or NULL. */
 static const char *config_violation(const struct config *c)
 {
-    if (!TERMINATED(c, listen_host) || !TERMINATED(c, redis_host) ||
-        !TERMINATED(c, redis_prefix) || !TERMINATED(c, id) || !TERMINATED(c, client_dir) ||
-        !TERMINATED(c, jwt_secret) || !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key))
+    if (!TERMINATED(c, listen_host) || !TERMINATED(c, redis_host) || !TERMINATED(c, redis_prefix) ||
+        !TERMINATED(c, id) || !TERMINATED(c, client_dir) || !TERMINATED(c, jwt_secret) ||
+        !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key))
         return "a string setting without its NUL";
     if (!proto_valid_name(c->id, strlen(c->id), GATEWAY_ID_MAX))
         return "a gateway id that is not 1 to 64 bytes without control characters";
@@ -177,9 +177,11 @@ static void parse_argv(int argc, char **argv)
     err[0] = '\0';
     reset_getopt();
     enum config_result r = config_parse(&c, argc, argv, "/client", err, sizeof(err));
-    const char *bad = r == CONFIG_OK      ? config_violation(&c)
-                      : r == CONFIG_ERROR && !err[0] ? "an error without a message"
-                                                    : NULL;
+    const char *bad = NULL;
+    if (r == CONFIG_OK)
+        bad = config_violation(&c);
+    else if (r == CONFIG_ERROR && !err[0])
+        bad = "an error without a message";
     if (bad) {
         fprintf(stderr, "fuzz_config: %s; argv:", bad);
         for (int i = 1; i < argc; i++)

@@ -35,7 +35,8 @@
 /* Keeps one input's work bounded whatever its length. */
 #define RECORDS_MAX 1000
 
-static const char *const default_names[CLIENTS] = {"alice", "bob", "alice", "Zo\xc3\xab \xf0\x9f\x98\x80"};
+static const char *const default_names[CLIENTS] = {"alice", "bob", "alice",
+                                                   "Zo\xc3\xab \xf0\x9f\x98\x80"};
 
 static struct event_base *base;
 
