@@ -29,6 +29,22 @@ void clients_broadcast(struct harness *h, struct frame *f)
             send_frame(h->clients[i], f);
 }
 
+void clients_check_received(struct harness *h, const char *room, size_t room_len,
+                            const struct msgid *id)
+{
+    for (int i = 0; i < CLIENTS; i++) {
+        struct client *c = h->clients[i];
+        if (!c || c->busy || !rooms_is_member(&c->rooms, room, room_len))
+            continue;
+        if (!view_has_seen(&c->view, room, room_len, id)) {
+            fprintf(stderr,
+                    "fuzz_frame: %s, in room %.*s, missed a chat published after its joined\n",
+                    c->name, (int)room_len, room);
+            abort();
+        }
+    }
+}
+
 static void announce_global(struct harness *h, const char *name, const char *what)
 {
     char content[PROTO_NAME_MAX + 16];

@@ -55,5 +55,10 @@ void client_receive(struct client *c, const char *data, size_t len);
 void client_disconnect(struct harness *h, int i);
 /* The bus's broadcast handler. */
 void clients_broadcast(struct harness *h, struct frame *f);
+/* Checks, once rooms has handled chat id of room, that every client that
+ * is in the room with no join in flight got it (or a newer one): a member
+ * gets every message published after its `joined`. */
+void clients_check_received(struct harness *h, const char *room, size_t room_len,
+                            const struct msgid *id);
 
 #endif

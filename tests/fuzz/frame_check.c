@@ -31,12 +31,18 @@ static const char *need_string(json_t *o, const char *key, size_t *len)
     return json_string_value(v);
 }
 
-static struct view_room *find_room(struct view *v, const char *room, size_t len)
+static struct view_room *find_room(const struct view *v, const char *room, size_t len)
 {
     for (size_t i = 0; i < v->n; i++)
         if (v->rooms[i].len == len && memcmp(v->rooms[i].name, room, len) == 0)
-            return &v->rooms[i];
+            return (struct view_room *)&v->rooms[i];
     return NULL;
+}
+
+bool view_has_seen(const struct view *v, const char *room, size_t room_len, const struct msgid *id)
+{
+    const struct view_room *r = find_room(v, room, room_len);
+    return r && r->has_last && msgid_cmp(&r->last, id) >= 0;
 }
 
 /* The room of a room frame, which the client must be in; NULL: global. */

@@ -40,6 +40,10 @@ struct view {
  * With FUZZ_TRACE set in the environment, prints every frame it checks. */
 void view_check(struct view *v, const struct frame *f);
 
+/* Whether the client was told it is in room and got chat id there or a
+ * newer one since. */
+bool view_has_seen(const struct view *v, const char *room, size_t room_len, const struct msgid *id);
+
 /* Aborts with the message and the frame. */
 void check_fail(const char *what, const void *data, size_t len) __attribute__((noreturn));
 

@@ -58,6 +58,8 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
 {
     struct harness *h = ctx;
     rooms_on_frame(&h->rooms, room, room_len, id, f);
+    if (id)
+        clients_check_received(h, room, room_len, id);
 }
 
 static void on_broadcast(void *ctx, struct frame *f)
