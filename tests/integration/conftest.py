@@ -1,16 +1,19 @@
 """Fixtures for the gateway integration tests: real processes, no mocks.
 
 Helpers live in their own modules, importable from any test here:
-  netutil      free_port, http_get, wait_until, metrics
-  gateway_proc Gateway (start/stop/kill the binary; $GATEWAY_BIN), run_gateway
+  netutil      free_port, http_get (also https), unverified_tls, wait_until, metrics
+  gateway_proc Gateway (start/stop/kill/paused the binary, rss_kb; $GATEWAY_BIN),
+               run_gateway
   redis_proc   RedisServer (start/stop/restart on the same port/kill)
-  wsclient     Client (async /ws client: recv_json, recv_until, send_json, ...)
-  rawws        RawClient (blocking raw-socket client for misbehaving clients)
+  wsclient     Client (async /ws client: connect, connect_url, recv_json, recv_until, ...)
+  rawws        RawClient (blocking raw-socket client for misbehaving clients),
+               expect_refused, one_line_reason, exchange (raw bytes in, answer out)
   aio          eventually (bounded async polling)
   msgid        id_key, assert_increasing ("<ms>-<seq>" message ids)
 
-Fixtures: gateways (factory), gateway (fresh single node), shared_gateway
-(one per module), redis_server, make_cluster (factory), cluster (3 gateways).
+Fixtures: gateways (factory), gateway (fresh single node), module_gateways
+(factory, one per module), shared_gateway (one per module), redis_server,
+make_cluster (factory), cluster (3 gateways).
 
 Tests may be `async def`: this file runs them with asyncio.run, bounded by
 `@pytest.mark.timeout(SECONDS)` (default DEFAULT_TEST_TIMEOUT), so no plugin
@@ -79,9 +82,9 @@ class GatewayFactory:
         self.started = []
 
     def start(self, name="gw1", redis_port=None, extra=(), env=None, listen_via_env=False,
-              wait_ready=False):
+              wait_ready=False, tls=None):
         gw = Gateway(self.tmp_path / f"gw{len(self.started)}-{name}", name, redis_port,
-                     extra, env, listen_via_env)
+                     extra, env, listen_via_env, tls)
         gw.start(wait_ready=wait_ready)
         self.started.append(gw)
         return gw
@@ -102,7 +105,7 @@ class GatewayFactory:
 
 @pytest.fixture
 def gateways(tmp_path):
-    """Factory: gateways.start(name, redis_port=None, extra=[flags], env={})."""
+    """Factory: gateways.start(name, redis_port=None, extra=[flags], env={}, tls=(cert, key))."""
     factory = GatewayFactory(tmp_path)
     yield factory
     factory.stop_all()
@@ -115,11 +118,18 @@ def gateway(gateways):
 
 
 @pytest.fixture(scope="module")
-def shared_gateway(tmp_path_factory):
-    """One single-node gateway for a whole module of stateless tests."""
-    factory = GatewayFactory(tmp_path_factory.mktemp("shared"))
-    yield factory.start("shared")
+def module_gateways(tmp_path_factory):
+    """Factory like gateways, whose gateways serve a whole module's tests
+    (stateless checks of one configuration)."""
+    factory = GatewayFactory(tmp_path_factory.mktemp("module"))
+    yield factory
     factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(module_gateways):
+    """One single-node gateway with default flags for a whole module."""
+    return module_gateways.start("shared")
 
 
 @pytest.fixture

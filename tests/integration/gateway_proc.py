@@ -1,7 +1,9 @@
 """Starting and stopping the real gateway binary for a test."""
 
+import contextlib
 import os
 import pathlib
+import signal
 import subprocess
 
 from netutil import GiveUp, free_port, http_get, metrics, port_is_free, wait_until
@@ -41,12 +43,14 @@ class Gateway:
     extra      -> more flags, e.g. ["--history", "5"]
     env        -> extra environment variables
     listen_via_env -> pass the address as GATEWAY_LISTEN instead of --listen
+    tls        -> (cert_path, key_path): --tls-cert/--tls-key, and this
+                  wrapper's own HTTP requests go over HTTPS
     """
 
     START_ATTEMPTS = 3
 
     def __init__(self, workdir, name="gw1", redis_port=None, extra=(), env=None,
-                 listen_via_env=False):
+                 listen_via_env=False, tls=None):
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -54,6 +58,7 @@ class Gateway:
         self.extra = list(extra)
         self.env = dict(env or {})
         self.listen_via_env = listen_via_env
+        self.tls = tls
         self.port = None
         self.process = None
         self.killed = False   # SIGKILLed on purpose: no clean exit expected
@@ -70,6 +75,8 @@ class Gateway:
             argv += ["--id", self.name]
         if self.redis_port is not None:
             argv += ["--redis", f"redis://127.0.0.1:{self.redis_port}"]
+        if self.tls is not None:
+            argv += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         return argv + self.extra, clean_env(env)
 
     def start(self, timeout=10.0, wait_ready=False):
@@ -118,10 +125,18 @@ class Gateway:
         return self.http("/readyz", timeout=2.0)[0]
 
     def http(self, path, headers=None, timeout=5.0):
-        return http_get(self.port, path, headers, timeout)
+        return http_get(self.port, path, headers, timeout, tls=self.tls is not None)
 
     def metrics(self):
-        return metrics(self.port)
+        return metrics(self.port, tls=self.tls is not None)
+
+    def rss_kb(self):
+        """Resident memory of the running process, from /proc (Linux)."""
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError(f"no VmRSS in /proc/{self.process.pid}/status")
 
     def stop(self, timeout=10.0):
         """SIGTERM; returns the exit status (negative: it had to be killed)."""
@@ -130,6 +145,16 @@ class Gateway:
     def kill(self):
         self.killed = True
         return self.process.kill() if self.process else None
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Frozen (SIGSTOP) for the block, whatever happens in it: the process
+        keeps its sockets but reads, writes and times nothing meanwhile."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield self
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def wait_exit(self, timeout):
         return self.process.wait(timeout)

@@ -4,6 +4,7 @@ free ports, plain HTTP GETs, bounded polling and Prometheus parsing."""
 import http.client
 import re
 import socket
+import ssl
 import time
 
 
@@ -27,9 +28,21 @@ def port_is_free(port):
         return True
 
 
-def http_get(port, path, headers=None, timeout=5.0):
-    """GET http://127.0.0.1:port/path; returns (status, headers dict, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def unverified_tls():
+    """A client TLS context that accepts the tests' self-signed certificates."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_get(port, path, headers=None, timeout=5.0, tls=False):
+    """GET http(s)://127.0.0.1:port/path; returns (status, headers dict, body bytes)."""
+    if tls:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                           context=unverified_tls())
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
@@ -80,7 +93,7 @@ def parse_metrics(text):
     return out
 
 
-def metrics(port):
-    status, _, body = http_get(port, "/metrics")
+def metrics(port, tls=False):
+    status, _, body = http_get(port, "/metrics", tls=tls)
     assert status == 200, f"/metrics answered {status}"
     return parse_metrics(body.decode())

@@ -58,6 +58,56 @@ def _read_body(sock, headers, rest, timeout):
     return body
 
 
+def exchange(port, data, timeout=3.0):
+    """Sends raw bytes (anything, HTTP or not) and reads what comes back.
+    Returns (answer, ended): ended is False when the gateway had not ended
+    the connection timeout seconds after the bytes went out."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass   # closed while we were still sending: read what it said
+        answer = b""
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                return answer, True
+            except socket.timeout:
+                break
+            if not chunk:
+                return answer, True
+            answer += chunk
+        return answer, False
+
+
+def expect_refused(port, **kwargs):
+    """The HandshakeRefused of an upgrade that must fail (RawClient.connect's
+    arguments); fails the test, showing the first frame, if it succeeds."""
+    try:
+        raw = RawClient.connect(port, **kwargs)
+    except HandshakeRefused as refused:
+        return refused
+    try:
+        first = raw.recv_frame(2.0)
+    except (TimeoutError, EOFError, OSError) as exc:
+        first = exc
+    finally:
+        raw.close()
+    raise AssertionError(f"upgrade {kwargs} accepted; first frame: {first!r}")
+
+
+def one_line_reason(refused):
+    """The refusal body as the README promises it: one line of text."""
+    reason = refused.body.decode(errors="replace").strip()
+    assert reason, f"HTTP {refused.status} without a reason"
+    assert "\n" not in reason, f"reason is not one line: {reason!r}"
+    assert not reason.startswith("<"), f"an HTML page is not a one-line reason: {reason!r}"
+    return reason
+
+
 class RawClient:
     def __init__(self, sock, leftover=b""):
         self.sock = sock
@@ -65,12 +115,13 @@ class RawClient:
 
     @classmethod
     def connect(cls, port, path="/ws", username=None, query=None, headers=None,
-                rcvbuf=None, timeout=5.0):
+                rcvbuf=None, timeout=5.0, key=None):
         """Open a WebSocket; raises HandshakeRefused for any status but 101.
 
         query, if given, is sent verbatim (e.g. "username=%FF"); username is
         percent-encoded. rcvbuf shrinks SO_RCVBUF before connecting so a
-        client that does not read fills up quickly."""
+        client that does not read fills up quickly. key replaces the random
+        Sec-WebSocket-Key (None: a valid one)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -80,7 +131,8 @@ class RawClient:
             if query is None and username is not None:
                 query = "username=" + urllib.parse.quote(username, safe="")
             target = path + ("?" + query if query else "")
-            key = base64.b64encode(os.urandom(16)).decode()
+            if key is None:
+                key = base64.b64encode(os.urandom(16)).decode()
             lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}",
                      "Upgrade: websocket", "Connection: Upgrade",
                      f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
@@ -94,21 +146,26 @@ class RawClient:
             raise
         return cls(sock, rest)
 
-    def send_frame(self, opcode, payload, fin=True):
-        """One masked frame, as RFC 6455 requires from clients."""
+    def send_frame(self, opcode, payload, fin=True, masked=True, rsv=0):
+        """One frame, masked as RFC 6455 requires from clients unless told
+        otherwise; rsv sets the reserved bits (0 to 7), which no extension
+        here defines."""
         if isinstance(payload, str):
             payload = payload.encode()
-        head = bytes([(0x80 if fin else 0) | opcode])
+        head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+        mask_bit = 0x80 if masked else 0
         n = len(payload)
         if n < 126:
-            head += bytes([0x80 | n])
+            head += bytes([mask_bit | n])
         elif n < 65536:
-            head += bytes([0x80 | 126]) + struct.pack("!H", n)
+            head += bytes([mask_bit | 126]) + struct.pack("!H", n)
         else:
-            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + masked)
+            head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
+        if masked:
+            mask = os.urandom(4)
+            head += mask
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(head + payload)
 
     def send_json(self, obj):
         self.send_frame(OP_TEXT, json.dumps(obj))

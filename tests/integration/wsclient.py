@@ -50,7 +50,12 @@ class Client:
     @classmethod
     async def connect(cls, port, username=None, wait_welcome=True, **kwargs):
         """Connect to /ws; by default wait for and keep the `welcome` frame."""
-        ws = await connect_ws(ws_url(port, username), **kwargs)
+        return await cls.connect_url(ws_url(port, username), wait_welcome, **kwargs)
+
+    @classmethod
+    async def connect_url(cls, url, wait_welcome=True, **kwargs):
+        """Connect to any URL (wss://, ?token=); see connect."""
+        ws = await connect_ws(url, **kwargs)
         client = cls(ws, None)
         if wait_welcome:
             client.welcome = await client.recv_json()
