@@ -3,12 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A join whose answer the inner bus gave at once, kept until told. */
+/* A join whose answer the inner bus gave at once, kept until told; and
+ * what it asked, to read the history again when the answer goes. */
 struct waiting_join {
     struct waiting_join *next;
     bus_join_fn cb;
     void *arg;
     struct bus_join_result res;
+    bool has_since;
+    struct msgid since;
+    size_t room_len;
+    char room[PROTO_ROOM_MAX];
 };
 
 struct waiting_sub {
@@ -110,6 +115,11 @@ static void d_join(struct bus *b, const char *room, size_t room_len, const char 
         abort();
     w->cb = cb;
     w->arg = arg;
+    w->has_since = since != NULL;
+    if (since)
+        w->since = *since;
+    w->room_len = room_len;
+    memcpy(w->room, room, room_len);
     /* Registers presence whatever happens next, as the Redis bus does. */
     d->inner->ops->join(d->inner, room, room_len, name, add, since, capture, w);
     if (d->down) {
@@ -199,7 +209,7 @@ struct bus *defer_bus_new(struct bus *inner)
     return &d->base;
 }
 
-bool defer_bus_answer_join(struct bus *b, int status)
+bool defer_bus_answer_join(struct bus *b, int status, bool late)
 {
     struct defer_bus *d = self(b);
     struct waiting_join *w = d->joins;
@@ -208,6 +218,11 @@ bool defer_bus_answer_join(struct bus *b, int status)
     d->joins = w->next;
     if (!d->joins)
         d->joins_tail = &d->joins;
+    if (late) {
+        free_result(&w->res);
+        d->inner->ops->join(d->inner, w->room, w->room_len, "", false,
+                            w->has_since ? &w->since : NULL, capture, w);
+    }
     /* Unlinked first: the answer may start another join. */
     w->cb(w->arg, status, status < 0 ? NULL : &w->res);
     free_result(&w->res);

@@ -14,8 +14,11 @@
 struct bus *defer_bus_new(struct bus *inner);
 /* Answers the oldest waiting join or subscription with status (0 or -1;
  * a subscription that failed waits again: the bus keeps trying). False
- * when none waits. */
-bool defer_bus_answer_join(struct bus *b, int status);
+ * when none waits. A join's history is the room's as it was when the join
+ * was asked, or with late, as it is now: Redis reads it at some point in
+ * between, so what was published meanwhile may come both in the history
+ * and as a held frame. */
+bool defer_bus_answer_join(struct bus *b, int status, bool late);
 bool defer_bus_answer_subscribe(struct bus *b, int status);
 void defer_bus_set_down(struct bus *b, bool down);
 bool defer_bus_is_down(const struct bus *b);

@@ -10,10 +10,11 @@
  *   'n'       the next byte picks a client (low two bits), the rest is a
  *             user name: the client reconnects with it (if it is valid)
  *   'J' / 'j' the oldest waiting join is answered: ok / cluster unreachable
+ *   'K'       likewise ok, with the history as it is now (defer_bus.h)
  *   'S' / 's' the oldest waiting subscription is answered likewise
  *   'X'       the cluster goes down or comes back
  *   'P'       the client count is published
- * Others are ignored. J, S and X do something only with a deferring bus.
+ * Others are ignored. J, K, S and X do something only with a deferring bus.
  * Settings bits: 0 deferring bus (defer_bus.h) instead of answering at
  * once; 1-2 history per room (0, 1, 3, 100); 3-4 send-queue and held
  * limit (64, 512, 4096, 1m bytes); 5 announce connections.
@@ -108,7 +109,7 @@ static void settle(struct harness *h)
 {
     defer_bus_set_down(h->bus, false);
     for (int n = 0; n < 10 * RECORDS_MAX; n++)
-        if (!defer_bus_answer_subscribe(h->bus, 0) && !defer_bus_answer_join(h->bus, 0))
+        if (!defer_bus_answer_subscribe(h->bus, 0) && !defer_bus_answer_join(h->bus, 0, false))
             return;
     fprintf(stderr, "fuzz_frame: answers keep leading to more\n");
     abort();
@@ -177,8 +178,8 @@ static void run_record(struct harness *h, bool deferred, const char *p, size_t l
         rename_client(h, p, len);
     else if (op == 'P')
         h->bus->ops->publish_count(h->bus, h->connected);
-    else if (deferred && (op == 'J' || op == 'j'))
-        defer_bus_answer_join(h->bus, op == 'J' ? 0 : -1);
+    else if (deferred && (op == 'J' || op == 'j' || op == 'K'))
+        defer_bus_answer_join(h->bus, op == 'j' ? -1 : 0, op == 'K');
     else if (deferred && (op == 'S' || op == 's'))
         defer_bus_answer_subscribe(h->bus, op == 'S' ? 0 : -1);
     else if (deferred && op == 'X')

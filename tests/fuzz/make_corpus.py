@@ -102,6 +102,10 @@ FRAME_SEEDS = {
         chat("a", "again", "d"), b"J", chat("b", "joined", "d"),
         join("b", "d", "0-0"), chat("a", "during rejoin", "d"), b"J",
         join("c", "d"), b"P", b"c" + json.dumps({"type": "ping"}).encode(), b"P", b"J"),
+    "deferred_late_history": records(
+        DEFER,
+        join("a", "l"), b"S", b"J", join("b", "l"), chat("a", "held and in history", "l"),
+        b"K", chat("a", "after", "l"), join("b", "l", "0-0"), chat("a", "again", "l"), b"K"),
     "deferred_orphan": records(
         DEFER,
         join("a", "o"), b"S", b"J", join("b", "o"), b"B", b"J",
