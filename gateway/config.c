@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum kind {
     K_LISTEN,
@@ -353,6 +354,14 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
     if (!c->tls_cert[0] != !c->tls_key[0]) {
         snprintf(err, errlen, "invalid value for --%s: --tls-cert and --tls-key go together",
                  c->tls_cert[0] ? "tls-key" : "tls-cert");
+        return CONFIG_ERROR;
+    }
+    const char *unreadable = c->tls_cert[0] && access(c->tls_cert, R_OK) != 0 ? "tls-cert"
+                             : c->tls_key[0] && access(c->tls_key, R_OK) != 0 ? "tls-key"
+                                                                              : NULL;
+    if (unreadable) {
+        snprintf(err, errlen, "invalid value for --%s: cannot read %s", unreadable,
+                 strcmp(unreadable, "tls-cert") == 0 ? c->tls_cert : c->tls_key);
         return CONFIG_ERROR;
     }
     if (c->max_header_bytes < 512 || c->max_header_bytes > 65535) {

@@ -163,6 +163,24 @@ static int query_arg(struct lws *wsi, const char *key, char *out, size_t size)
     return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, 0) >= (int)sizeof(frag) ? -1 : 0;
 }
 
+/* RFC 6455 4.2.1: the key is 16 bytes in base64, so 22 characters of the
+ * alphabet and "==". lws only checks that there is one. */
+static bool valid_key(struct lws *wsi)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char key[64];
+    if (lws_hdr_copy(wsi, key, sizeof(key), WSI_TOKEN_KEY) != 24)
+        return false;
+    if (key[22] != '=' || key[23] != '=')
+        return false;
+    for (int i = 0; i < 22; i++)
+        if (!key[i] || !strchr(alphabet, key[i]))
+            return false;
+    /* The last character carries 2 bits of the 16th byte, 4 of padding. */
+    return strchr("AQgw", key[21]) != NULL;
+}
+
 static void peer_address(struct lws *wsi, char *addr, size_t size)
 {
     if (!lws_get_peer_simple(wsi, addr, size))
@@ -229,6 +247,8 @@ int http_confirm_upgrade(struct lws *wsi)
         host[0] = '\0';
     if (!http_origin_allowed(origin, host, http_cfg->allowed_origins, http_cfg->n_allowed_origins))
         return refuse(wsi, 403, "origin not allowed");
+    if (!valid_key(wsi))
+        return refuse(wsi, 400, "Sec-WebSocket-Key must be base64 of 16 bytes");
     char addr[64];
     peer_address(wsi, addr, sizeof(addr));
     if (!peers_allowed(&sessions.peers, addr))

@@ -65,8 +65,12 @@ static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
+/* Largest piece lws hands to one send(); 0 would mean RX_BUFFER_SIZE, which
+ * would cut every frame into several system calls. */
+#define TX_PACKET_SIZE (256 * 1024)
+
 static const struct lws_protocols protocols[] = {
-    {"chat", callback_chat, sizeof(struct session), RX_BUFFER_SIZE, 0, NULL, 0},
+    {"chat", callback_chat, sizeof(struct session), RX_BUFFER_SIZE, 0, NULL, TX_PACKET_SIZE},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

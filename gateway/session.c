@@ -13,6 +13,9 @@ _Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
 
 /* Keepalive resolution: deadlines are met within this. */
 #define KEEPALIVE_TICK_MS 100
+/* Frames written in one writable callback at most, so that one client with a
+ * long queue does not hold the loop. */
+#define WRITES_PER_CALLBACK 32
 /* A session asked to close that never becomes writable is killed after this. */
 #define CLOSE_GRACE_S 2
 
@@ -91,10 +94,27 @@ static void request_close(struct session *s, uint16_t code, const char *reason)
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
 }
 
+static int write_frame(struct session *s, struct frame *f, bool binary)
+{
+    if (lws_write(s->wsi, frame_data(f), f->len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0)
+        return -1;
+    metrics.frames_out++;
+    metrics.bytes_out += f->len;
+    return 0;
+}
+
 static void queue(struct session *s, struct frame *f, bool binary)
 {
     if (s->closing)
         return;
+    /* Nothing waits and lws holds nothing back: write now, which spares
+     * the two epoll changes and the wake-up of a writable callback (most
+     * of a delivery's cost). Otherwise queue behind what waits. */
+    if (!s->q.count && !s->ping_due && !lws_partial_buffered(s->wsi)) {
+        if (write_frame(s, f, binary) < 0)
+            request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
+        return;
+    }
     if (s->q.count && s->q.bytes + f->len > sessions.cfg->send_queue_limit) {
         metrics.slow_consumer_drops++;
         log_info("session %llu (%s): send queue over %zu bytes, closing as slow consumer",
@@ -512,15 +532,15 @@ int session_writable(struct session *s)
             lws_callback_on_writable(s->wsi);
         return 0;
     }
-    const struct sendq_entry *e = sendq_peek(&s->q);
-    if (!e)
-        return 0;
-    struct frame *f = e->frame;
-    if (lws_write(s->wsi, frame_data(f), f->len, e->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0)
-        return -1;
-    metrics.frames_out++;
-    metrics.bytes_out += f->len;
-    sendq_pop(&s->q);
+    /* Several frames per callback, while the socket takes them whole. */
+    const struct sendq_entry *e;
+    for (int n = 0; n < WRITES_PER_CALLBACK && (e = sendq_peek(&s->q)); n++) {
+        if (write_frame(s, e->frame, e->binary) < 0)
+            return -1;
+        sendq_pop(&s->q);
+        if (lws_partial_buffered(s->wsi))
+            break; /* lws asks for writable itself once it has flushed */
+    }
     if (s->q.count)
         lws_callback_on_writable(s->wsi);
     return 0;
