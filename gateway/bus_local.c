@@ -76,7 +76,7 @@ static void local_join(struct bus *b, const char *room, size_t room_len, const c
     struct bus_local *l = (struct bus_local *)b;
     if (add && presence_add(&l->presence, room, room_len, name) < 0)
         log_error("presence: out of memory, %s not listed in %.*s", name, (int)room_len, room);
-    struct bus_join_result r = {0};
+    struct bus_join_result r = {.newest = l->last_id};
     const struct strmap *names = presence_room(&l->presence, room, room_len);
     r.members = names ? (long)names->count : 0;
     r.n = history_since(&l->history, room, room_len, since, &r.history, &r.truncated);

@@ -39,6 +39,7 @@
 /* Heartbeat period; also how long a connection attempt or an answer from
  * Redis may take before the connection is given up and started again. */
 #define HEARTBEAT_MS 5000
+#define HEARTBEATS_MISSED_MAX 2
 #define CLOSE_TIMEOUT_MS 1000
 /* Streams of rooms idle this long expire. */
 #define STREAM_TTL_MS "604800000"
@@ -185,7 +186,7 @@ struct rbus {
     char sha[S_COUNT_ALL][41];
     unsigned attempt;
     struct event *reconnect_timer, *heartbeat_timer, *close_timer;
-    bool heartbeat_outstanding;
+    unsigned heartbeats_unanswered;
     bool closing;
     bus_done_fn close_done;
     void *close_arg;
@@ -521,7 +522,7 @@ static int room_request(struct rbus *rb, const char *mode, const char *room, siz
 }
 
 /* Parses the room script's reply: {members, truncated, last, entries}. */
-static bool parse_room_reply(const redisReply *r, struct bus_join_result *res, struct msgid *last)
+static bool parse_room_reply(const redisReply *r, struct bus_join_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
@@ -530,7 +531,7 @@ static bool parse_room_reply(const redisReply *r, struct bus_join_result *res, s
         return false;
     res->members = (long)r->element[0]->integer;
     res->truncated = r->element[1]->integer != 0;
-    if (!msgid_parse(r->element[2]->str, r->element[2]->len, last))
+    if (!msgid_parse(r->element[2]->str, r->element[2]->len, &res->newest))
         return false;
     const redisReply *entries = r->element[3];
     res->history = entries->elements ? calloc(entries->elements, sizeof(struct frame *)) : NULL;
@@ -632,8 +633,7 @@ static void complete(struct request *q, redisReply *reply)
             break;
         }
         struct bus_join_result res;
-        struct msgid last;
-        bool ok = parse_room_reply(reply, &res, &last);
+        bool ok = parse_room_reply(reply, &res);
         struct channel *ch = strmap_get(&rb->channels, q->room, q->room_len);
         if (mlen == 4 && memcmp(mode, "fill", 4) == 0) {
             if (ch && ch->filling)
@@ -642,7 +642,7 @@ static void complete(struct request *q, redisReply *reply)
             /* A channel with no delivery yet counts from the stream's end at
              * join time, so a later replay starts there. */
             if (ok && ch && !ch->have_last) {
-                ch->last = last;
+                ch->last = res.newest;
                 ch->have_last = true;
             }
             q->u.join.cb(q->arg, ok ? 0 : -1, ok ? &res : NULL);
@@ -653,7 +653,7 @@ static void complete(struct request *q, redisReply *reply)
     }
     case S_COUNT:
         if (q->arg) /* the heartbeat */
-            rb->heartbeat_outstanding = false;
+            rb->heartbeats_unanswered = 0;
         break;
     case S_LEAVE:
     case S_RESET:
@@ -795,7 +795,7 @@ static void send_count(struct rbus *rb, long local, bool force, bool withdraw, v
         return;
     }
     if (tag)
-        rb->heartbeat_outstanding = true;
+        rb->heartbeats_unanswered++;
 }
 
 static void redis_publish_count(struct bus *b, long local)
@@ -817,9 +817,10 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
     }
     if (rb->state != LINK_READY || rb->closing)
         return;
-    if (rb->heartbeat_outstanding) {
-        /* Redis took a whole period to answer: treat it as gone, so that
-         * what waits on it fails now instead of hanging. */
+    if (rb->heartbeats_unanswered >= HEARTBEATS_MISSED_MAX) {
+        /* Redis has not answered for periods: treat it as gone, so that
+         * what waits on it fails now instead of hanging. (One late answer
+         * is only a busy loop: both ends may be loaded.) */
         teardown(rb, "no answer to the heartbeat");
         return;
     }
@@ -995,15 +996,20 @@ static void teardown(struct rbus *rb, const char *why)
                  rb->base.cfg->redis_port, why);
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->sub_up = rb->broadcast_live = false;
-    rb->heartbeat_outstanding = false;
+    rb->heartbeats_unanswered = 0;
     metrics.redis_up = 0;
     free_ctx(&rb->cmd);
     free_ctx(&rb->sub);
     /* The subscriptions died with the connection; what is wanted comes
-     * back on reconnect. */
+     * back on reconnect. Joins waiting for a subscription that was not
+     * live yet are answered now rather than after the outage. */
     const struct strmap_slot *s;
+    struct strmap pending;
+    strmap_init(&pending);
     for (size_t i = 0; strmap_next(&rb->channels, &i, &s);) {
         struct channel *ch = s->value;
+        if (ch->wanted && (ch->state != SUB_LIVE || ch->filling))
+            strmap_put(&pending, ch->room, ch->room_len, NULL);
         ch->state = SUB_NONE;
         ch->filling = false;
         sendq_clear(&ch->held);
@@ -1014,6 +1020,10 @@ static void teardown(struct rbus *rb, const char *why)
             i = 0; /* the map changed under the iteration */
         }
     }
+    /* Handlers may unsubscribe, so they run on a copy of the names. */
+    for (size_t i = 0; strmap_next(&pending, &i, &s);)
+        rb->base.h.subscribed(rb->base.h.ctx, s->key, s->len, -1);
+    strmap_free(&pending);
     if (rb->closing) {
         finish_close(rb);
         return;

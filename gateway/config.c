@@ -150,14 +150,14 @@ bool config_parse_redis_url(const char *s, char *host, size_t hostlen, int *port
 
 bool config_parse_duration_ms(const char *s, unsigned *out)
 {
-    /* DIGITS[.DIGITS][ms|s]: no signs, exponents, hex or spaces. */
+    /* DIGITS[.DDD][ms|s]: no signs, exponents, hex or spaces. */
     unsigned long long whole, frac = 0, frac_scale = 1;
     const char *p = digits(s, &whole);
     if (!p)
         return false;
     if (*p == '.') {
         const char *q = digits(p + 1, &frac);
-        if (!q)
+        if (!q || q - p > 4) /* at most 3 decimals: finer than 1 ms means nothing */
             return false;
         for (const char *d = p + 1; d < q; d++)
             frac_scale *= 10;
@@ -320,7 +320,7 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
     longopts[NDEFS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[NDEFS + 1] = (struct option){0};
     opterr = 0;
-    optind = 1;
+    optind = 0; /* 0, not 1: also resets getopt's state from an earlier parse */
     int opt;
     while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         if (opt == 'h')

@@ -219,6 +219,10 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
     r->ops->deliver(m->owner, joined);
     frame_unref(joined);
 
+    /* A since beyond the room's newest id (a client's invention, or ids
+     * restarted lower) would hide every message to come. */
+    if (m->has_seen && msgid_cmp(&m->seen, &res->newest) > 0)
+        m->seen = res->newest;
     /* The member has the history now: held frames in it are dropped. */
     struct msgid newest;
     struct frame *last = res->n ? res->history[res->n - 1] : NULL;

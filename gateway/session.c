@@ -13,9 +13,8 @@ _Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
 
 /* Keepalive resolution: deadlines are met within this. */
 #define KEEPALIVE_TICK_MS 100
-/* Frames written in one writable callback at most, so that one client with a
- * long queue does not hold the loop. */
-#define WRITES_PER_CALLBACK 32
+/* Most bytes of queued frames written with one system call. */
+#define BATCH_BYTES (64 * 1024)
 /* A session asked to close that never becomes writable is killed after this. */
 #define CLOSE_GRACE_S 2
 
@@ -100,6 +99,54 @@ static int write_frame(struct session *s, struct frame *f, bool binary)
         return -1;
     metrics.frames_out++;
     metrics.bytes_out += f->len;
+    return 0;
+}
+
+/* Scratch for write_batch: one thread, and lws copies what the socket does
+ * not take. */
+static unsigned char batch_buf[LWS_PRE + BATCH_BYTES];
+
+/* Writes the WebSocket header of a server frame (never masked). */
+static size_t ws_header(unsigned char *p, size_t len, bool binary)
+{
+    p[0] = binary ? 0x82 : 0x81; /* FIN and the opcode */
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Writes as many queued frames as fit in one buffer with one system call:
+ * a queue only builds up under load, when system calls are what costs. */
+static int write_batch(struct session *s)
+{
+    unsigned char *start = batch_buf + LWS_PRE, *p = start;
+    const struct sendq_entry *e;
+    unsigned frames = 0;
+    while ((e = sendq_peek(&s->q))) {
+        size_t len = e->frame->len;
+        if ((size_t)(p - start) + len + 10 > BATCH_BYTES)
+            break;
+        p += ws_header(p, len, e->binary);
+        memcpy(p, frame_data(e->frame), len);
+        p += len;
+        metrics.bytes_out += len;
+        frames++;
+        sendq_pop(&s->q);
+    }
+    metrics.frames_out += frames;
+    if (frames && lws_write(s->wsi, start, (size_t)(p - start), LWS_WRITE_RAW) < 0)
+        return -1;
     return 0;
 }
 
@@ -532,15 +579,14 @@ int session_writable(struct session *s)
             lws_callback_on_writable(s->wsi);
         return 0;
     }
-    /* Several frames per callback, while the socket takes them whole. */
-    const struct sendq_entry *e;
-    for (int n = 0; n < WRITES_PER_CALLBACK && (e = sendq_peek(&s->q)); n++) {
-        if (write_frame(s, e->frame, e->binary) < 0)
-            return -1;
+    int rc = s->q.count > 1 ? write_batch(s) : 0;
+    if (rc == 0 && s->q.count == 1) {
+        const struct sendq_entry *e = sendq_peek(&s->q);
+        rc = write_frame(s, e->frame, e->binary);
         sendq_pop(&s->q);
-        if (lws_partial_buffered(s->wsi))
-            break; /* lws asks for writable itself once it has flushed */
     }
+    if (rc < 0)
+        return -1;
     if (s->q.count)
         lws_callback_on_writable(s->wsi);
     return 0;

@@ -26,7 +26,8 @@ struct bus_join_result {
     struct frame **history; /* chat frames after since, oldest first */
     size_t n;
     bool truncated;
-    long members; /* distinct names in the room across the cluster */
+    long members;        /* distinct names in the room across the cluster */
+    struct msgid newest; /* the room's newest id when the history was read */
 };
 typedef void (*bus_join_fn)(void *arg, int status, const struct bus_join_result *r);
 typedef void (*bus_names_fn)(void *arg, int status, const char *const *names, size_t n);

@@ -5,8 +5,9 @@
 #
 # Usage: tests/run.sh [--sanitize]
 #   --sanitize  then builds again with AddressSanitizer and
-#               UndefinedBehaviorSanitizer and runs the unit and integration
-#               tests against that build (what CI does).
+#               UndefinedBehaviorSanitizer, runs the unit and integration
+#               tests against that build, and runs each libFuzzer harness
+#               for FUZZ_SECONDS (60) (what CI does).
 # Installs what is missing first (Debian bookworm, as root).
 set -uo pipefail
 
@@ -51,6 +52,8 @@ count_results() {
   elif line=$(grep -E "^=+ .*(passed|failed|error).* in [0-9.]+s" "$log" | tail -n1); then
     p=$(grep -oE "[0-9]+ passed" <<<"$line" | awk '{s += $1} END {print s + 0}')
     f=$(grep -oE "[0-9]+ (failed|errors?)" <<<"$line" | awk '{s += $1} END {print s + 0}')
+  elif line=$(grep -E "^[0-9]+ passed, [0-9]+ failed$" "$log" | tail -n1); then
+    p=$(cut -d' ' -f1 <<<"$line") f=$(cut -d' ' -f3 <<<"$line")
   elif grep -qE "^# pass [0-9]+" "$log"; then
     p=$(grep -E "^# pass [0-9]+" "$log" | tail -n1 | grep -oE "[0-9]+")
     f=$(grep -E "^# fail [0-9]+" "$log" | tail -n1 | grep -oE "[0-9]+")
@@ -102,6 +105,7 @@ if [ "$sanitize" = 1 ]; then
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=98}
     run_pass " (asan+ubsan)" build-asan 0
+    suite "fuzz" "^[0-9]+ passed, [0-9]+ failed" tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
   else
     summary+=("[asan build] failed")
     failed=1

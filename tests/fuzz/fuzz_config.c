@@ -10,7 +10,6 @@
  * promises (NUL-terminated strings, a valid id, the cross-flag rules); an
  * error leaves a message; durations and sizes have the value exact
  * arithmetic gives. */
-#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,8 +60,9 @@ static const char *ref_digits(const char *s, unsigned __int128 *v, unsigned *n)
     return *n >= 1 && *n <= 18 ? s + *n : NULL;
 }
 
-/* The duration grammar, DIGITS[.DIGITS][ms|s], valued with exact
- * arithmetic: whole * unit + fraction * unit, rounded down. */
+/* The duration grammar, DIGITS[.DDD][ms|s] (at most three decimals),
+ * valued with exact arithmetic: whole * unit + fraction * unit, rounded
+ * down. */
 static bool ref_duration(const char *s, unsigned *out)
 {
     unsigned __int128 whole, frac = 0, scale = 1;
@@ -71,7 +71,7 @@ static bool ref_duration(const char *s, unsigned *out)
     if (!p)
         return false;
     if (*p == '.') {
-        if (!(p = ref_digits(p + 1, &frac, &n)))
+        if (!(p = ref_digits(p + 1, &frac, &n)) || n > 3)
             return false;
         while (n--)
             scale *= 10;
@@ -159,23 +159,11 @@ static const char *config_violation(const struct config *c)
     return NULL;
 }
 
-/* config_parse sets optind = 1, which leaves glibc's getopt pointing into
- * the previous call's argv (freed here) when that call stopped inside an
- * argument; optind = 0 makes getopt start afresh. See the report in
- * tests/fuzz/README.md. */
-static void reset_getopt(void)
-{
-    static char prog[] = "fuzz", *argv[] = {prog, NULL};
-    optind = 0;
-    getopt(1, argv, "");
-}
-
 static void parse_argv(int argc, char **argv)
 {
     struct config c;
     char err[256];
     err[0] = '\0';
-    reset_getopt();
     enum config_result r = config_parse(&c, argc, argv, "/client", err, sizeof(err));
     const char *bad = NULL;
     if (r == CONFIG_OK)

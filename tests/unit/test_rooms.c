@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -42,6 +43,7 @@ struct answer {
     long members;
     const char *ids;
     bool truncated;
+    const char *newest; /* the room's newest id; NULL: newer than anything here */
 };
 
 struct fake_bus {
@@ -83,7 +85,12 @@ static void answer_join(bus_join_fn cb, void *arg, const char *room, const struc
         return;
     }
     struct frame *hist[16];
-    struct bus_join_result r = {.history = hist, .members = a->members, .truncated = a->truncated};
+    struct bus_join_result r = {.history = hist,
+                                .members = a->members,
+                                .truncated = a->truncated,
+                                .newest = {UINT64_MAX, UINT64_MAX}};
+    if (a->newest)
+        CHECK(msgid_parse(a->newest, strlen(a->newest), &r.newest));
     char ids[256];
     snprintf(ids, sizeof(ids), "%s", a->ids ? a->ids : "");
     for (char *save, *t = strtok_r(ids, ",", &save); t && r.n < 16; t = strtok_r(NULL, ",", &save))
@@ -227,7 +234,7 @@ static void setup(bool sync_subscribe, bool sync_join, size_t held_limit)
     fb.rooms = &rooms;
     fb.sync_subscribe = sync_subscribe;
     fb.sync_join = sync_join;
-    fb.join_answer = (struct answer){0, 1, "", false};
+    fb.join_answer = (struct answer){0, 1, "", false, NULL};
     rooms_init(&rooms, &fb.base, &owner_ops, held_limit);
     alice = (struct owner){.name = "alice"};
     bob = (struct owner){.name = "bob"};
@@ -310,12 +317,12 @@ static void test_subscribe_first_unsubscribe_last(void)
     CHECK_INT(join(&bob, "r", NULL), ==, PROTO_OK);
     CHECK_STR(take(fb.log), "join(r,bob,add) ");
 
-    answer_next(&fb, "r", (struct answer){0, 2, "1-1", false});
+    answer_next(&fb, "r", (struct answer){0, 2, "1-1", false, NULL});
     CHECK_STR(take(alice.log), "joined(r,2,[1-1]) done ");
     CHECK_STR(take(fb.log), "pub(r:alice joined the room) ");
     CHECK(member(&alice, "r"));
     CHECK(!member(&bob, "r"));
-    answer_next(&fb, "r", (struct answer){0, 2, "1-1", true});
+    answer_next(&fb, "r", (struct answer){0, 2, "1-1", true, NULL});
     CHECK_STR(take(bob.log), "joined(r,2,[1-1],truncated) done ");
     CHECK_STR(take(fb.log), "pub(r:bob joined the room) ");
     CHECK(member(&bob, "r"));
@@ -346,7 +353,7 @@ static void test_subscribe_first_unsubscribe_last(void)
 static void test_synchronous_bus(void)
 {
     setup(true, true, 1 << 20);
-    fb.join_answer = (struct answer){0, 1, "5-0,6-0", false};
+    fb.join_answer = (struct answer){0, 1, "5-0,6-0", false, NULL};
     CHECK_INT(join(&alice, "部屋", NULL), ==, PROTO_OK);
     /* Everything happened before rooms_join returned. */
     CHECK_STR(take(fb.log), "sub(部屋) join(部屋,alice,add) pub(部屋:alice joined the room) ");
@@ -375,7 +382,7 @@ static void test_held_frames_merged(void)
     CHECK_STR(take(alice.log), "");
     CHECK(!member(&alice, "r"));
     CHECK_INT(kept->refs, ==, 2);
-    answer_next(&fb, "r", (struct answer){0, 2, "1-1,1-2,1-3", false});
+    answer_next(&fb, "r", (struct answer){0, 2, "1-1,1-2,1-3", false, NULL});
     CHECK_STR(take(alice.log),
               "joined(r,2,[1-1,1-2,1-3]) sys(carol joined the room) chat(1-4) chat(2-0) done ");
     CHECK_INT(kept->refs, ==, 1); /* held references dropped */
@@ -387,7 +394,7 @@ static void test_held_frames_merged(void)
     join(&bob, "r", NULL);
     arrive("r", "2-2", false);
     arrive("r", "2-3", false);
-    answer_next(&fb, "r", (struct answer){0, 2, "2-1,2-2,2-3", false});
+    answer_next(&fb, "r", (struct answer){0, 2, "2-1,2-2,2-3", false, NULL});
     CHECK_STR(take(bob.log), "joined(r,2,[2-1,2-2,2-3]) done ");
     CHECK_STR(take(alice.log), "chat(2-2) chat(2-3) ");
     /* Ids compare as numbers: 10-0 is newer than 9-5. */
@@ -395,8 +402,20 @@ static void test_held_frames_merged(void)
     join(&bob, "r", NULL);
     arrive("r", "9-5", false);
     arrive("r", "10-0", false);
-    answer_next(&fb, "r", (struct answer){0, 2, "9-5", false});
+    answer_next(&fb, "r", (struct answer){0, 2, "9-5", false, NULL});
     CHECK_STR(take(bob.log), "joined(r,2,[9-5]) chat(10-0) done ");
+    teardown();
+}
+
+static void test_since_in_the_future(void)
+{
+    setup(true, false, 1 << 20);
+    /* A since beyond the room's newest id must not hide what comes next. */
+    join(&alice, "r", "99999999999999-0");
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, "1-2"});
+    CHECK_STR(take(alice.log), "joined(r,1,[]) done ");
+    arrive("r", "1-3", false);
+    CHECK_STR(take(alice.log), "chat(1-3) ");
     teardown();
 }
 
@@ -410,13 +429,13 @@ static void test_held_frames_with_since(void)
     arrive("r", "1-2", false);
     arrive("r", "1-3", false);
     arrive("r", "1-4", false);
-    answer_next(&fb, "r", (struct answer){0, 1, "", false});
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL});
     CHECK_STR(take(alice.log), "joined(r,1,[]) chat(1-4) done ");
 
     /* No since and an empty history: everything held is new. */
     join(&bob, "r", NULL);
     arrive("r", "1-5", false);
-    answer_next(&fb, "r", (struct answer){0, 2, "", false});
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL});
     CHECK_STR(take(bob.log), "joined(r,2,[]) chat(1-5) done ");
     teardown();
 }
@@ -442,7 +461,7 @@ static void test_disconnect_while_join_in_flight(void)
     CHECK_INT(rooms_count(&rooms), ==, 0);
     CHECK_INT(leave(&alice, "r"), ==, PROTO_NOT_IN_ROOM);
     /* The late answer reaches nobody, not even as join_answered. */
-    answer_next(&fb, "r", (struct answer){0, 1, "1-0", false});
+    answer_next(&fb, "r", (struct answer){0, 1, "1-0", false, NULL});
     CHECK_STR(take(alice.log), "");
     CHECK_STR(take(fb.log), "");
     CHECK_INT(held->refs, ==, 1);
@@ -456,7 +475,7 @@ static void test_disconnect_while_join_in_flight(void)
     take(fb.log);
     disconnect(&alice);
     CHECK_STR(take(fb.log), "leave(r,alice) ");
-    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false}); /* a failure, too */
+    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL}); /* a failure, too */
     CHECK_STR(take(alice.log), "");
     CHECK_STR(take(fb.log), "");
     /* A new join on the same set while the old answer is still out is a
@@ -465,10 +484,10 @@ static void test_disconnect_while_join_in_flight(void)
     disconnect(&alice);
     join(&alice, "r", NULL);
     CHECK_STR(take(fb.log), "join(r,alice,add) leave(r,alice) join(r,alice,add) ");
-    answer_next(&fb, "r", (struct answer){0, 2, "", false}); /* the orphan's */
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL}); /* the orphan's */
     CHECK_STR(take(alice.log), "");
     CHECK(!member(&alice, "r"));
-    answer_next(&fb, "r", (struct answer){0, 2, "", false});
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL});
     CHECK_STR(take(alice.log), "joined(r,2,[]) done ");
     CHECK(member(&alice, "r"));
     teardown();
@@ -508,7 +527,7 @@ static void test_join_failures(void)
     setup(true, false, 1 << 20);
     join(&alice, "r", NULL);
     take(fb.log);
-    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false});
+    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL});
     CHECK_STR(take(alice.log), "error(unavailable) done ");
     CHECK_STR(take(fb.log), "leave(r,alice) unsub(r) ");
     CHECK(!member(&alice, "r"));
@@ -520,7 +539,7 @@ static void test_join_failures(void)
 
     /* A failing synchronous bus: everything inside rooms_join. */
     setup(true, true, 1 << 20);
-    fb.join_answer = (struct answer){-1, 0, NULL, false};
+    fb.join_answer = (struct answer){-1, 0, NULL, false, NULL};
     CHECK_INT(join(&alice, "r", NULL), ==, PROTO_OK);
     CHECK_STR(take(fb.log), "sub(r) join(r,alice,add) leave(r,alice) unsub(r) ");
     CHECK_STR(take(alice.log), "error(unavailable) done ");
@@ -535,7 +554,7 @@ static void test_join_failures(void)
      * once: the second failure removes the room in the middle of the walk
      * over its members. */
     setup(false, true, 1 << 20);
-    fb.join_answer = (struct answer){-1, 0, NULL, false};
+    fb.join_answer = (struct answer){-1, 0, NULL, false, NULL};
     join(&alice, "r", NULL);
     join(&bob, "r", NULL);
     take(fb.log);
@@ -576,7 +595,7 @@ static void test_rejoin(void)
     arrive("r", "1-3", false);
     arrive("r", "1-4", false);
     CHECK_STR(take(alice.log), "");
-    answer_next(&fb, "r", (struct answer){0, 1, "1-3", false});
+    answer_next(&fb, "r", (struct answer){0, 1, "1-3", false, NULL});
     CHECK_STR(take(alice.log), "joined(r,1,[1-3]) chat(1-4) done ");
     CHECK_STR(take(fb.log), "");
     CHECK_INT(alice.set.count, ==, 1);
@@ -586,7 +605,7 @@ static void test_rejoin(void)
     join(&alice, "r", NULL);
     take(fb.log);
     arrive("r", "1-5", false);
-    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false});
+    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL});
     CHECK_STR(take(alice.log), "error(unavailable) chat(1-5) done ");
     CHECK(member(&alice, "r"));
     arrive("r", "1-6", false);
@@ -597,7 +616,7 @@ static void test_rejoin(void)
     take(fb.log);
     disconnect(&alice);
     CHECK_STR(take(fb.log), "leave(r,alice) pub(r:alice left the room) unsub(r) ");
-    answer_next(&fb, "r", (struct answer){0, 1, "", false});
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL});
     CHECK_STR(take(alice.log), "");
     teardown();
 }
@@ -620,7 +639,7 @@ static void test_is_member(void)
     fb.sync_join = false;
     join(&bob, "r", NULL);
     CHECK(!member(&bob, "r"));
-    answer_next(&fb, "r", (struct answer){0, 2, "", false});
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL});
     CHECK(member(&bob, "r"));
     leave(&alice, "r2");
     CHECK(!member(&alice, "r2"));
@@ -643,7 +662,7 @@ static void test_held_limit(void)
     arrive("r", "1-4", false);
     CHECK_INT(alice.overflows, ==, 1);
     /* What fit is still delivered; the owner decides what overflow means. */
-    answer_next(&fb, "r", (struct answer){0, 1, "", false});
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL});
     CHECK_STR(take(alice.log), "joined(r,1,[]) chat(1-1) chat(1-2) chat(1-3) done ");
     /* Once joined, frames go straight through whatever their number. */
     for (int i = 0; i < 10; i++) {
@@ -675,7 +694,7 @@ static void test_leave_all(void)
     CHECK_INT(alice.set.count, ==, 0);
     CHECK(alice.set.head == NULL);
     CHECK_INT(rooms_count(&rooms), ==, 1);
-    answer_next(&fb, "r2", (struct answer){0, 1, "", false});
+    answer_next(&fb, "r2", (struct answer){0, 1, "", false, NULL});
     CHECK_STR(take(alice.log), "");
     /* Without telling: presence is still withdrawn, no system frame. */
     fb.sync_join = true;
@@ -692,6 +711,7 @@ int main(void)
     RUN(test_synchronous_bus);
     RUN(test_held_frames_merged);
     RUN(test_held_frames_with_since);
+    RUN(test_since_in_the_future);
     RUN(test_disconnect_while_join_in_flight);
     RUN(test_disconnect_while_subscribing);
     RUN(test_join_failures);
