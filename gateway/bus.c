@@ -5,8 +5,9 @@
 
 #include "log.h"
 
-/* client_count frames go out at most this often per gateway. */
-#define COUNT_COALESCE_MS 250
+/* client_count frames go out at most this often per gateway: each one is a
+ * frame to every client, so in a connection storm they are what costs. */
+#define COUNT_COALESCE_MS 1000
 
 int64_t bus_now_ms(void)
 {
@@ -49,7 +50,7 @@ void bus_clients_changed(struct bus *b, long local)
     if (b->count_dirty)
         return;
     b->count_dirty = true;
-    struct timeval tv = {0, COUNT_COALESCE_MS * 1000};
+    struct timeval tv = {COUNT_COALESCE_MS / 1000, (COUNT_COALESCE_MS % 1000) * 1000};
     evtimer_add(b->count_timer, &tv);
 }
 
