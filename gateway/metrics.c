@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -61,52 +62,55 @@ static void metric(struct out *o, const char *name, const char *type, const char
     put(o, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
+#define M(field, name, type, help)                                                                 \
+    {                                                                                              \
+        name, type, help, offsetof(struct metrics, field)                                          \
+    }
+static const struct {
+    const char *name, *type, *help;
+    size_t offset;
+} plain[] = {
+    M(connections, "gateway_connections", "gauge", "Open chat WebSocket connections."),
+    M(connections_total, "gateway_connections_total", "counter",
+      "Chat WebSocket connections accepted."),
+    M(rooms, "gateway_rooms", "gauge", "Rooms with at least one local member."),
+    M(frames_in, "gateway_frames_in_total", "counter", "Frames received from clients."),
+    M(frames_out, "gateway_frames_out_total", "counter", "Frames written to clients."),
+    M(bytes_in, "gateway_bytes_in_total", "counter", "Payload bytes received from clients."),
+    M(bytes_out, "gateway_bytes_out_total", "counter", "Payload bytes written to clients."),
+    M(slow_consumer_drops, "gateway_slow_consumer_drops_total", "counter",
+      "Clients closed because their send queue passed the limit."),
+    M(keepalive_timeouts, "gateway_keepalive_timeouts_total", "counter",
+      "Clients closed because they stopped answering pings."),
+    M(oversize_closes, "gateway_oversize_closes_total", "counter",
+      "Clients closed for a frame over the size limit."),
+    M(rejected_upgrades, "gateway_rejected_upgrades_total", "counter",
+      "WebSocket upgrades refused (username, origin, token or limits)."),
+    M(rate_limited, "gateway_rate_limited_total", "counter", "Frames refused by the rate limit."),
+    M(redis_up, "gateway_redis_up", "gauge",
+      "1 while the bus is connected and subscriptions are live."),
+    M(redis_reconnects, "gateway_redis_reconnects_total", "counter",
+      "Reconnections to Redis after a loss."),
+    M(bus_published, "gateway_bus_published_total", "counter", "Messages handed to the bus."),
+    M(bus_received, "gateway_bus_received_total", "counter", "Messages received from the bus."),
+    M(bus_publish_failures, "gateway_bus_publish_failures_total", "counter",
+      "Messages the bus could not take (answered with unavailable)."),
+};
+#undef M
+
 char *metrics_render(size_t *len)
 {
     struct out o = {.buf = malloc(4096), .cap = 4096};
     if (!o.buf)
         return NULL;
-    metric(&o, "gateway_connections", "gauge", "Open chat WebSocket connections.",
-           metrics.connections);
-    metric(&o, "gateway_connections_total", "counter", "Chat WebSocket connections accepted.",
-           metrics.connections_total);
-    metric(&o, "gateway_rooms", "gauge", "Rooms with at least one local member.", metrics.rooms);
-    metric(&o, "gateway_frames_in_total", "counter", "Frames received from clients.",
-           metrics.frames_in);
-    metric(&o, "gateway_frames_out_total", "counter", "Frames written to clients.",
-           metrics.frames_out);
-    metric(&o, "gateway_bytes_in_total", "counter", "Payload bytes received from clients.",
-           metrics.bytes_in);
-    metric(&o, "gateway_bytes_out_total", "counter", "Payload bytes written to clients.",
-           metrics.bytes_out);
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        metric(&o, plain[i].name, plain[i].type, plain[i].help,
+               *(const uint64_t *)(const void *)((const char *)&metrics + plain[i].offset));
     put(&o, "# HELP gateway_errors_total Error frames sent to clients, by code.\n"
             "# TYPE gateway_errors_total counter\n");
     for (int e = PROTO_OK + 1; e < PROTO_ERROR_COUNT; e++)
         put(&o, "gateway_errors_total{code=\"%s\"} %" PRIu64 "\n",
             proto_error_code((enum proto_error)e), metrics.errors[e]);
-    metric(&o, "gateway_slow_consumer_drops_total", "counter",
-           "Clients closed because their send queue passed the limit.",
-           metrics.slow_consumer_drops);
-    metric(&o, "gateway_keepalive_timeouts_total", "counter",
-           "Clients closed because they stopped answering pings.", metrics.keepalive_timeouts);
-    metric(&o, "gateway_oversize_closes_total", "counter",
-           "Clients closed for a frame over the size limit.", metrics.oversize_closes);
-    metric(&o, "gateway_rejected_upgrades_total", "counter",
-           "WebSocket upgrades refused (bad username, origin or token).",
-           metrics.rejected_upgrades);
-    metric(&o, "gateway_rate_limited_total", "counter", "Frames refused by the rate limit.",
-           metrics.rate_limited);
-    metric(&o, "gateway_redis_up", "gauge",
-           "1 while the bus is connected and subscriptions are live.", metrics.redis_up);
-    metric(&o, "gateway_redis_reconnects_total", "counter", "Reconnections to Redis.",
-           metrics.redis_reconnects);
-    metric(&o, "gateway_bus_published_total", "counter", "Messages handed to the bus.",
-           metrics.bus_published);
-    metric(&o, "gateway_bus_received_total", "counter", "Messages received from the bus.",
-           metrics.bus_received);
-    metric(&o, "gateway_bus_publish_failures_total", "counter",
-           "Messages the bus could not take (answered with unavailable).",
-           metrics.bus_publish_failures);
     put(&o, "# HELP gateway_publish_latency_seconds From a chat frame's arrival to its return "
             "from the bus on this gateway.\n# TYPE gateway_publish_latency_seconds histogram\n");
     uint64_t cum = 0;
