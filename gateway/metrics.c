@@ -86,6 +86,9 @@ static const struct {
       "Clients closed for a frame over the size limit."),
     M(rejected_upgrades, "gateway_rejected_upgrades_total", "counter",
       "WebSocket upgrades refused (username, origin, token or limits)."),
+    M(incomplete_requests, "gateway_incomplete_requests_total", "counter",
+      "Connections closed before a whole request: handshake timeout, headers over the "
+      "limit, or not HTTP."),
     M(rate_limited, "gateway_rate_limited_total", "counter", "Frames refused by the rate limit."),
     M(redis_up, "gateway_redis_up", "gauge",
       "1 while the bus is connected and subscriptions are live."),

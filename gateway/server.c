@@ -32,11 +32,25 @@ static struct {
     int exit_code;
 } srv;
 
+/* Marks a connection that got a whole request (the pointer's value is all
+ * that counts). */
+static const char had_request = 1;
+
 static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
     struct session *s = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        lws_set_opaque_user_data(wsi, (void *)&had_request);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* A connection that never got through its request headers: a
+         * handshake timeout, an oversized header block, or not HTTP. */
+        if (!lws_get_opaque_user_data(wsi) && lws_get_network_wsi(wsi) == wsi &&
+            !sessions.shutting_down)
+            metrics.incomplete_requests++;
+        return 0;
     case LWS_CALLBACK_HTTP: {
         char path[64];
         if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0)
@@ -44,6 +58,7 @@ static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void
         return http_serve_endpoint(wsi, path);
     }
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        lws_set_opaque_user_data(wsi, (void *)&had_request);
         return http_confirm_upgrade(wsi);
     case LWS_CALLBACK_ESTABLISHED: {
         char name[PROTO_NAME_MAX + 1], addr[64];
