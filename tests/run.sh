@@ -49,7 +49,7 @@ count_results() {
     total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
     fails=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$line")
     p=$((total - fails)) f=$fails
-  elif line=$(grep -E "^=+ .*(passed|failed|error).* in [0-9.]+s" "$log" | tail -n1); then
+  elif line=$(grep -E "^=*[ ]*[0-9]+ (passed|failed|errors?).* in [0-9.]+s" "$log" | tail -n1); then
     p=$(grep -oE "[0-9]+ passed" <<<"$line" | awk '{s += $1} END {print s + 0}')
     f=$(grep -oE "[0-9]+ (failed|errors?)" <<<"$line" | awk '{s += $1} END {print s + 0}')
   elif line=$(grep -E "^[0-9]+ passed, [0-9]+ failed$" "$log" | tail -n1); then
@@ -76,7 +76,7 @@ run_pass() {
     ctest --test-dir "$dir" --output-on-failure
   local pytest_dirs=(tests/integration)
   [ "$full" = 1 ] && [ -d tests/deploy ] && pytest_dirs+=(tests/deploy)
-  suite "pytest$label" "^=+ .* in [0-9.]+s" \
+  suite "pytest$label" "^=*[ ]*[0-9]+ (passed|failed|errors?).* in [0-9.]+s" \
     env GATEWAY_BIN="$root/$dir/gateway" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
     "${pytest_dirs[@]}"
   if [ "$full" = 1 ]; then
@@ -85,7 +85,8 @@ run_pass() {
     fi
     if [ -f tests/bench/bench.py ]; then
       suite "bench smoke" "smoke|passed|failed" \
-        env GATEWAY_BIN="$root/$dir/gateway" /usr/bin/python3 tests/bench/bench.py --smoke
+        env GATEWAY_BIN="$root/$dir/gateway" CHATBENCH_BIN="$root/$dir/tests/bench/chatbench" \
+        /usr/bin/python3 tests/bench/bench.py --smoke
     fi
   fi
 }

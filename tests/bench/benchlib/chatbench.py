@@ -1,4 +1,5 @@
 """Building and running the chatbench load generator."""
+import hashlib
 import json
 import os
 import subprocess
@@ -18,8 +19,11 @@ def binary():
     path = os.environ.get("CHATBENCH_BIN")
     if path:
         return path
+    # One build directory per checkout: CMake refuses a build directory
+    # made from another source tree.
+    tag = hashlib.sha1(BENCH_DIR.encode()).hexdigest()[:8]
     build = os.path.join(tempfile.gettempdir(),
-                         "chatbench-build-%d" % os.getuid())
+                         "chatbench-build-%d-%s" % (os.getuid(), tag))
     for argv in (["cmake", "-S", BENCH_DIR, "-B", build,
                   "-DCMAKE_BUILD_TYPE=Release"],
                  ["cmake", "--build", build, "-j2", "--target", "chatbench"]):
