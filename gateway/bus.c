@@ -1,13 +1,10 @@
 #include "bus.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "log.h"
-
-/* client_count frames go out at most this often per gateway: each one is a
- * frame to every client, so in a connection storm they are what costs. */
-#define COUNT_COALESCE_MS 1000
 
 int64_t bus_now_ms(void)
 {
@@ -33,12 +30,24 @@ int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *b
     b->cfg = cfg;
     b->local_clients = 0;
     b->count_dirty = false;
+    b->last_count = NULL;
     b->count_timer = evtimer_new(base, count_fire, b);
     return b->count_timer ? 0 : -1;
 }
 
+void bus_note_count(struct bus *b, struct frame *f)
+{
+    static const char prefix[] = "{\"type\":\"client_count\"";
+    if (f->len < sizeof(prefix) - 1 || memcmp(frame_data(f), prefix, sizeof(prefix) - 1) != 0)
+        return;
+    frame_unref(b->last_count);
+    b->last_count = frame_ref(f);
+}
+
 void bus_base_free(struct bus *b)
 {
+    frame_unref(b->last_count);
+    b->last_count = NULL;
     if (b->count_timer)
         event_free(b->count_timer);
     b->count_timer = NULL;
@@ -50,7 +59,7 @@ void bus_clients_changed(struct bus *b, long local)
     if (b->count_dirty)
         return;
     b->count_dirty = true;
-    struct timeval tv = {COUNT_COALESCE_MS / 1000, (COUNT_COALESCE_MS % 1000) * 1000};
+    struct timeval tv = {BUS_COUNT_INTERVAL_MS / 1000, (BUS_COUNT_INTERVAL_MS % 1000) * 1000};
     evtimer_add(b->count_timer, &tv);
 }
 

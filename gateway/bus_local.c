@@ -106,6 +106,7 @@ static void local_publish_count(struct bus *b, long local)
 {
     struct frame *f = proto_client_count(local, bus_now_ms());
     if (f) {
+        bus_note_count(b, f);
         b->h.broadcast_frame(b->h.ctx, f);
         frame_unref(f);
     }

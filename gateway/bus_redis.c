@@ -136,8 +136,16 @@ static const char lua_count[] = LUA_NOW
     "    redis.call('ZREM', KEYS[1], gws[i]); redis.call('HDEL', KEYS[2], gws[i])\n"
     "  end\n"
     "end\n"
-    "if ARGV[5] == '1' or tostring(total) ~= redis.call('GET', KEYS[3]) then\n"
-    "  redis.call('SET', KEYS[3], total)\n"
+    /* Published when the total changed, at most once per ARGV[5] ms for
+     * the whole cluster: in a connection storm every gateway calls this
+     * each second, and each publish is a frame to every client. A change
+     * held back goes out with a later call (heartbeats come every few
+     * seconds). */
+    "local prev_total, prev_ms = string.match(redis.call('GET', KEYS[3]) or '', "
+    "'^(%d+):(%d+)$')\n"
+    "if tostring(total) ~= prev_total and now - (tonumber(prev_ms) or 0) >= tonumber(ARGV[5]) "
+    "then\n"
+    "  redis.call('SET', KEYS[3], total .. ':' .. now)\n"
     "  redis.call('PUBLISH', ARGV[4], '{\"type\":\"client_count\",\"content\":\"' .. total .. "
     "'\",\"count\":' .. total .. ',\"timestamp\":' .. now .. '}')\n"
     "end\n"
@@ -427,6 +435,7 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
             return;
         }
         if (is_broadcast) {
+            bus_note_count(&rb->base, f);
             rb->base.h.broadcast_frame(rb->base.h.ctx, f);
         } else if (ch->filling) {
             if (sendq_push(&ch->held, f, false) < 0)
@@ -769,9 +778,9 @@ static int redis_publish_frame(struct bus *b, const char *room, size_t room_len,
     return redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
-static void send_count(struct rbus *rb, long local, bool force, bool withdraw, void *tag)
+static void send_count(struct rbus *rb, long local, bool withdraw, void *tag)
 {
-    char gws[KEY_MAX], clients[KEY_MAX], last[KEY_MAX], count[24], ttl[16];
+    char gws[KEY_MAX], clients[KEY_MAX], last[KEY_MAX], count[24], ttl[16], every[16];
     const char *id = rb->base.cfg->id;
     const char *argv[9];
     size_t lens[9];
@@ -782,9 +791,10 @@ static void send_count(struct rbus *rb, long local, bool force, bool withdraw, v
     lens[4] = (size_t)snprintf(count, sizeof(count), "%ld", local);
     lens[5] = (size_t)snprintf(ttl, sizeof(ttl), "%d", GATEWAY_TTL_MS);
     lens[6] = rb->broadcast_len;
-    lens[7] = lens[8] = 1;
+    lens[7] = (size_t)snprintf(every, sizeof(every), "%d", BUS_COUNT_INTERVAL_MS);
+    lens[8] = 1;
     argv[0] = gws, argv[1] = clients, argv[2] = last, argv[3] = id, argv[4] = count;
-    argv[5] = ttl, argv[6] = rb->broadcast, argv[7] = force ? "1" : "0";
+    argv[5] = ttl, argv[6] = rb->broadcast, argv[7] = every;
     argv[8] = withdraw ? "1" : "0";
     struct request *q = request_new(rb, S_COUNT, 9, argv, lens);
     if (!q)
@@ -802,7 +812,7 @@ static void redis_publish_count(struct bus *b, long local)
 {
     struct rbus *rb = (struct rbus *)b;
     if (ready(rb))
-        send_count(rb, local, true, false, NULL);
+        send_count(rb, local, false, NULL);
 }
 
 /* ---- connection life ---- */
@@ -824,7 +834,7 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
         teardown(rb, "no answer to the heartbeat");
         return;
     }
-    send_count(rb, rb->base.local_clients, false, false, rb);
+    send_count(rb, rb->base.local_clients, false, rb);
 }
 
 static void reregister(struct rbus *rb)
@@ -869,7 +879,7 @@ static void check_ready(struct rbus *rb)
     log_info("redis: connected to %s:%d, resubscribing %zu rooms", rb->base.cfg->redis_host,
              rb->base.cfg->redis_port, rb->channels.count);
     reregister(rb);
-    send_count(rb, rb->base.local_clients, true, false, NULL);
+    send_count(rb, rb->base.local_clients, false, NULL);
     const struct strmap_slot *s;
     for (size_t i = 0; strmap_next(&rb->channels, &i, &s);) {
         struct channel *ch = s->value;
@@ -1111,7 +1121,7 @@ static void redis_close(struct bus *b, bus_done_fn done, void *arg)
     presence_free(&rb->presence);
     presence_init(&rb->presence);
     reregister(rb);
-    send_count(rb, 0, true, true, NULL);
+    send_count(rb, 0, true, NULL);
     redisAsyncCommand(rb->cmd, on_withdrawn, NULL, "PING");
     struct timeval tv = {0, CLOSE_TIMEOUT_MS * 1000};
     evtimer_add(rb->close_timer, &tv);

@@ -352,6 +352,9 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", sessions.cfg->id, (unsigned long long)s->id);
     log_info("session %llu (%s): connected", (unsigned long long)s->id, s->name);
     send_owned(s, proto_welcome(s->name, conn_id, sessions.cfg->id, bus_now_ms()));
+    /* The count as last known: the next one may be a second away. */
+    if (bus_last_count(sessions.bus))
+        session_send(s, bus_last_count(sessions.bus));
     if (sessions.cfg->announce_connections)
         announce_global(s->name, "connected");
     bus_clients_changed(sessions.bus, sessions.chat_count);

@@ -78,6 +78,7 @@ struct bus {
     const struct config *cfg;
     /* client_count coalescing, shared by both implementations */
     struct event *count_timer;
+    struct frame *last_count; /* the newest client_count frame, for newcomers */
     long local_clients;
     bool count_dirty;
 };
@@ -89,6 +90,17 @@ struct bus *bus_new(struct event_base *base, const struct config *cfg,
  * to a few per second. */
 void bus_clients_changed(struct bus *b, long local);
 void bus_free(struct bus *b);
+/* Keeps f if it is a client_count frame (for bus_last_count). */
+void bus_note_count(struct bus *b, struct frame *f);
+/* The newest client_count frame seen, or NULL. */
+static inline struct frame *bus_last_count(const struct bus *b)
+{
+    return b->last_count;
+}
+
+/* client_count frames go out at most this often: each is a frame to every
+ * client, so in a connection storm they are what costs. */
+#define BUS_COUNT_INTERVAL_MS 1000
 
 /* Shared by the implementations. */
 int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *base,
