@@ -17,62 +17,59 @@
 struct conn;
 
 struct conn_handlers {
-	void (*on_open)(void *ctx, struct conn *c);
-	void (*on_text)(void *ctx, struct conn *c, const char *p, size_t n,
-			int64_t rx_us);
-	void (*on_ping)(void *ctx, struct conn *c);
-	/* Called once per started connection, after its socket is closed.
-	 * code: the close code the server sent, 1006 when the connection
-	 * dropped without one, 0 when it never opened. why: the server's
-	 * close reason, or what went wrong; valid during the call only. */
-	void (*on_closed)(void *ctx, struct conn *c, int code, const char *why);
+    void (*on_open)(void *ctx, struct conn *c);
+    void (*on_text)(void *ctx, struct conn *c, const char *p, size_t n, int64_t rx_us);
+    void (*on_ping)(void *ctx, struct conn *c);
+    /* Called once per started connection, after its socket is closed.
+     * code: the close code the server sent, 1006 when the connection
+     * dropped without one, 0 when it never opened. why: the server's
+     * close reason, or what went wrong; valid during the call only. */
+    void (*on_closed)(void *ctx, struct conn *c, int code, const char *why);
 };
 
 /* What the connections of one process share. */
 struct conn_io {
-	struct event_base *base;
-	const struct conn_handlers *h;
-	void *ctx;
-	uint8_t *rx;      /* read buffer */
-	size_t rx_cap;
-	uint8_t *tx;      /* frame under construction */
-	size_t tx_cap;
-	uint64_t rng;     /* mask keys and nonces: unpredictable enough here */
+    struct event_base *base;
+    const struct conn_handlers *h;
+    void *ctx;
+    uint8_t *rx; /* read buffer */
+    size_t rx_cap;
+    uint8_t *tx; /* frame under construction */
+    size_t tx_cap;
+    uint64_t rng; /* mask keys and nonces: unpredictable enough here */
 };
 
 enum conn_state { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSED };
 
 struct conn {
-	struct conn_io *io;
-	struct event *ev_read;
-	struct event *ev_write;
-	int fd;
-	uint8_t state;
-	uint8_t frag_op;  /* opcode of a fragmented message being assembled */
-	int64_t started_us;
-	void *user;
-	char key[HS_KEY_LEN + 1];
-	uint8_t *in;      /* bytes of an incomplete frame */
-	uint32_t in_len, in_cap;
-	uint64_t in_need; /* size of that frame once its header is known */
-	uint8_t *out;     /* bytes the socket did not take yet */
-	uint32_t out_off, out_len, out_cap;
-	uint8_t *frag;    /* payload of a fragmented message */
-	uint32_t frag_len, frag_cap;
+    struct conn_io *io;
+    struct event *ev_read;
+    struct event *ev_write;
+    int fd;
+    uint8_t state;
+    uint8_t frag_op; /* opcode of a fragmented message being assembled */
+    int64_t started_us;
+    void *user;
+    char key[HS_KEY_LEN + 1];
+    uint8_t *in; /* bytes of an incomplete frame */
+    uint32_t in_len, in_cap;
+    uint64_t in_need; /* size of that frame once its header is known */
+    uint8_t *out;     /* bytes the socket did not take yet */
+    uint32_t out_off, out_len, out_cap;
+    uint8_t *frag; /* payload of a fragmented message */
+    uint32_t frag_len, frag_cap;
 };
 
 /* Sets up io; rx_cap and tx_cap are buffer sizes. Returns 0 or -1. */
-int conn_io_init(struct conn_io *io, struct event_base *base,
-		 const struct conn_handlers *h, void *ctx, size_t rx_cap,
-		 size_t tx_cap, uint64_t seed);
+int conn_io_init(struct conn_io *io, struct event_base *base, const struct conn_handlers *h,
+                 void *ctx, size_t rx_cap, size_t tx_cap, uint64_t seed);
 void conn_io_free(struct conn_io *io);
 
 /* Starts connecting c to dst (from source address src if it is not 0,
  * network order) and upgrading with GET target. Returns 0, or -1 with
  * *why set when the attempt failed at once (no callback follows). */
-int conn_start(struct conn *c, struct conn_io *io, const struct sockaddr_in *dst,
-	       in_addr_t src, const char *host, const char *target, void *user,
-	       const char **why);
+int conn_start(struct conn *c, struct conn_io *io, const struct sockaddr_in *dst, in_addr_t src,
+               const char *host, const char *target, void *user, const char **why);
 
 /* Sends one text frame. Returns 0, or -1 when c is not open. */
 int conn_send_text(struct conn *c, const char *p, size_t n);
@@ -80,7 +77,7 @@ int conn_send_text(struct conn *c, const char *p, size_t n);
 /* Bytes queued in user space because the socket would not take them. */
 static inline size_t conn_backlog(const struct conn *c)
 {
-	return c->out_len - c->out_off;
+    return c->out_len - c->out_off;
 }
 
 /* Closes c at once without a closing handshake and without a callback. */

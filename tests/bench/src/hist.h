@@ -13,10 +13,10 @@
 #define HIST_BUCKETS (HIST_EXACT + (HIST_MAX_BIT - 7) * HIST_SUB)
 
 struct hist {
-	uint64_t count;
-	uint64_t sum;
-	uint64_t max;
-	uint64_t b[HIST_BUCKETS];
+    uint64_t count;
+    uint64_t sum;
+    uint64_t max;
+    uint64_t b[HIST_BUCKETS];
 };
 
 void hist_add(struct hist *h, uint64_t v);

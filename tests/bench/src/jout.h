@@ -9,13 +9,13 @@
 #define JOUT_DEPTH 8
 
 struct jout {
-	FILE *f;
-	int depth;
-	int first[JOUT_DEPTH];
+    FILE *f;
+    int depth;
+    int first[JOUT_DEPTH];
 };
 
-void jo_begin(struct jout *j, FILE *f);  /* { */
-void jo_end(struct jout *j);             /* } (and a newline at the top) */
+void jo_begin(struct jout *j, FILE *f);       /* { */
+void jo_end(struct jout *j);                  /* } (and a newline at the top) */
 void jo_obj(struct jout *j, const char *key); /* "key":{ */
 void jo_int(struct jout *j, const char *key, int64_t v);
 void jo_num(struct jout *j, const char *key, double v); /* NaN: null */

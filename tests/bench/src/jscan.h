@@ -10,14 +10,14 @@
  * content never needs escaping. */
 
 struct jspan {
-	const char *p; /* NULL when the key is absent */
-	size_t n;
+    const char *p; /* NULL when the key is absent */
+    size_t n;
 };
 
 struct jmsg {
-	struct jspan type;
-	struct jspan content;
-	struct jspan code;
+    struct jspan type;
+    struct jspan content;
+    struct jspan code;
 };
 
 /* Returns 0, or -1 when buf does not hold one well-formed JSON object. */

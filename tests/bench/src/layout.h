@@ -9,50 +9,49 @@
  * are the first connections and so spread over the rooms. */
 
 struct layout {
-	uint32_t conns, rooms, publishers, gateways, workers, source_ips;
+    uint32_t conns, rooms, publishers, gateways, workers, source_ips;
 };
 
 static inline uint32_t layout_room(const struct layout *l, uint32_t i)
 {
-	return i % l->rooms;
+    return i % l->rooms;
 }
 
 static inline uint32_t layout_gateway(const struct layout *l, uint32_t i)
 {
-	return (i / l->rooms + i % l->rooms) % l->gateways;
+    return (i / l->rooms + i % l->rooms) % l->gateways;
 }
 
 static inline uint32_t layout_worker(const struct layout *l, uint32_t i)
 {
-	return i % l->workers;
+    return i % l->workers;
 }
 
 static inline int layout_is_publisher(const struct layout *l, uint32_t i)
 {
-	return i < l->publishers;
+    return i < l->publishers;
 }
 
 /* Publisher i's number among the publishers of its room. */
 static inline uint32_t layout_pub_slot(const struct layout *l, uint32_t i)
 {
-	return i / l->rooms;
+    return i / l->rooms;
 }
 
 static inline uint32_t layout_room_members(const struct layout *l, uint32_t r)
 {
-	return l->conns / l->rooms + (r < l->conns % l->rooms);
+    return l->conns / l->rooms + (r < l->conns % l->rooms);
 }
 
-static inline uint32_t layout_room_publishers(const struct layout *l,
-					      uint32_t r)
+static inline uint32_t layout_room_publishers(const struct layout *l, uint32_t r)
 {
-	return l->publishers / l->rooms + (r < l->publishers % l->rooms);
+    return l->publishers / l->rooms + (r < l->publishers % l->rooms);
 }
 
 /* Last octet of the 127.0.0.x source address of connection i. */
 static inline uint32_t layout_source_octet(const struct layout *l, uint32_t i)
 {
-	return 1 + (i / l->workers) % l->source_ips;
+    return 1 + (i / l->workers) % l->source_ips;
 }
 
 #endif

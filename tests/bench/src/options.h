@@ -9,33 +9,33 @@
 enum mode { MODE_FANOUT, MODE_IDLE };
 
 struct gateway_addr {
-	char host[64]; /* numeric IPv4 */
-	uint16_t port;
-	pid_t pid; /* 0: not watched */
+    char host[64]; /* numeric IPv4 */
+    uint16_t port;
+    pid_t pid; /* 0: not watched */
 };
 
 struct options {
-	enum mode mode;
-	struct gateway_addr gw[MAX_GATEWAYS];
-	unsigned gateways;
-	pid_t redis_pid;
-	char path[128];
-	uint32_t conns;
-	uint32_t rooms;
-	uint32_t publishers;
-	double rate;     /* messages per second, all publishers together */
-	uint32_t size;   /* bytes of chat content */
-	double warmup_s;
-	double duration_s;
-	double drain_s;
-	double idle_s;
-	double shutdown_wait_s;
-	double setup_timeout_s;
-	double progress_s;
-	unsigned workers;
-	unsigned source_ips;
-	unsigned connect_concurrency;
-	int quiet;
+    enum mode mode;
+    struct gateway_addr gw[MAX_GATEWAYS];
+    unsigned gateways;
+    pid_t redis_pid;
+    char path[128];
+    uint32_t conns;
+    uint32_t rooms;
+    uint32_t publishers;
+    double rate;   /* messages per second, all publishers together */
+    uint32_t size; /* bytes of chat content */
+    double warmup_s;
+    double duration_s;
+    double drain_s;
+    double idle_s;
+    double shutdown_wait_s;
+    double setup_timeout_s;
+    double progress_s;
+    unsigned workers;
+    unsigned source_ips;
+    unsigned connect_concurrency;
+    int quiet;
 };
 
 /* Parses argv. Returns 0 to run, 1 when --help was printed, 2 on a usage

@@ -8,14 +8,14 @@
  * a duplicate from a late arrival without keeping every number. */
 
 struct seqwin {
-	uint32_t next;
-	uint64_t seen; /* bit i: sequence number next - 1 - i arrived */
+    uint32_t next;
+    uint64_t seen; /* bit i: sequence number next - 1 - i arrived */
 };
 
 enum seq_verdict {
-	SEQ_NEW,  /* first arrival, in order (possibly after a gap) */
-	SEQ_LATE, /* first arrival, after a later number: out of order */
-	SEQ_DUP,  /* arrived before */
+    SEQ_NEW,  /* first arrival, in order (possibly after a gap) */
+    SEQ_LATE, /* first arrival, after a later number: out of order */
+    SEQ_DUP,  /* arrived before */
 };
 
 enum seq_verdict seq_note(struct seqwin *w, uint32_t seq);

@@ -11,43 +11,43 @@
  * the progress line, and at the end its full statistics. */
 
 enum phase {
-	PH_SETUP,    /* connect (and join) */
-	PH_RUN,      /* fanout: publish along the timeline below */
-	PH_SHUTDOWN, /* idle: wait for the gateways to close us */
+    PH_SETUP,    /* connect (and join) */
+    PH_RUN,      /* fanout: publish along the timeline below */
+    PH_SHUTDOWN, /* idle: wait for the gateways to close us */
 };
 
 enum worker_state {
-	WK_STARTING,
-	WK_READY, /* every connection settled (fanout: joined) */
-	WK_DONE,  /* final statistics written */
-	WK_FAILED,
+    WK_STARTING,
+    WK_READY, /* every connection settled (fanout: joined) */
+    WK_DONE,  /* final statistics written */
+    WK_FAILED,
 };
 
 struct progress {
-	_Atomic uint64_t connected;
-	_Atomic uint64_t joined;
-	_Atomic uint64_t sent;
-	_Atomic uint64_t delivered;
-	_Atomic uint64_t frames_in;
-	_Atomic uint64_t pings;
-	_Atomic uint64_t open;
+    _Atomic uint64_t connected;
+    _Atomic uint64_t joined;
+    _Atomic uint64_t sent;
+    _Atomic uint64_t delivered;
+    _Atomic uint64_t frames_in;
+    _Atomic uint64_t pings;
+    _Atomic uint64_t open;
 };
 
 struct slot {
-	_Atomic int state;
-	struct progress prog;
-	struct wstats final;
+    _Atomic int state;
+    struct progress prog;
+    struct wstats final;
 };
 
 struct shared {
-	_Atomic int phase;
-	/* Written before phase becomes PH_RUN, read after. */
-	int64_t t_go;      /* publishing starts */
-	int64_t m_start;   /* measurement window [m_start, m_end) */
-	int64_t m_end;
-	int64_t shutdown_deadline;
-	unsigned workers;
-	struct slot slot[];
+    _Atomic int phase;
+    /* Written before phase becomes PH_RUN, read after. */
+    int64_t t_go;    /* publishing starts */
+    int64_t m_start; /* measurement window [m_start, m_end) */
+    int64_t m_end;
+    int64_t shutdown_deadline;
+    unsigned workers;
+    struct slot slot[];
 };
 
 /* Maps the shared region for n workers; NULL on failure. */

@@ -17,484 +17,469 @@
 #define RX_BUFFER (256u << 10)
 #define TICK_US 1000
 #define PROGRESS_US 100000
-#define QUIET_US 500000          /* drain ends after this long without news */
-#define MAX_BACKLOG (4u << 20)   /* a publisher stops queueing beyond this */
+#define QUIET_US 500000        /* drain ends after this long without news */
+#define MAX_BACKLOG (4u << 20) /* a publisher stops queueing beyond this */
 
 struct member {
-	struct conn c;
-	uint32_t id;
-	uint32_t room;
-	uint8_t joined;
-	struct seqwin *track; /* one per publisher of the room */
-	uint64_t sched;       /* publisher: messages due so far, sent or not */
-	uint32_t seq;         /* publisher: next sequence number */
-	double offset;        /* publisher: its phase within one period */
+    struct conn c;
+    uint32_t id;
+    uint32_t room;
+    uint8_t joined;
+    struct seqwin *track; /* one per publisher of the room */
+    uint64_t sched;       /* publisher: messages due so far, sent or not */
+    uint32_t seq;         /* publisher: next sequence number */
+    double offset;        /* publisher: its phase within one period */
 };
 
 struct worker {
-	const struct options *o;
-	struct layout l;
-	struct shared *sh;
-	struct slot *slot;
-	struct event_base *base;
-	struct event *tick;
-	struct conn_io io;
-	struct member *m;
-	uint32_t n;
-	uint32_t *pubs;
-	uint32_t npubs;
-	uint32_t next_connect;
-	uint32_t inflight;
-	uint32_t settled; /* opened and ready, or failed */
-	uint64_t open;
-	struct sockaddr_in *dst;
-	char (*host)[80]; /* "HOST:PORT" for the Host header */
-	struct wstats st;
-	int running;      /* PH_RUN seen and timeline loaded */
-	int64_t t_go, m_start, m_end;
-	double pub_rate;  /* messages/s of one publisher */
-	int64_t last_progress_us;
-	int64_t last_news_us; /* last measured arrival */
-	char *msg;        /* chat frame under construction */
-	size_t msg_cap;
+    const struct options *o;
+    struct layout l;
+    struct shared *sh;
+    struct slot *slot;
+    struct event_base *base;
+    struct event *tick;
+    struct conn_io io;
+    struct member *m;
+    uint32_t n;
+    uint32_t *pubs;
+    uint32_t npubs;
+    uint32_t next_connect;
+    uint32_t inflight;
+    uint32_t settled; /* opened and ready, or failed */
+    uint64_t open;
+    struct sockaddr_in *dst;
+    char (*host)[80]; /* "HOST:PORT" for the Host header */
+    struct wstats st;
+    int running; /* PH_RUN seen and timeline loaded */
+    int64_t t_go, m_start, m_end;
+    double pub_rate; /* messages/s of one publisher */
+    int64_t last_progress_us;
+    int64_t last_news_us; /* last measured arrival */
+    char *msg;            /* chat frame under construction */
+    size_t msg_cap;
 };
 
-__attribute__((format(printf, 2, 3)))
-static void note_error(struct worker *w, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void note_error(struct worker *w, const char *fmt, ...)
 {
-	va_list ap;
+    va_list ap;
 
-	if (w->st.first_error[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(w->st.first_error, sizeof(w->st.first_error), fmt, ap);
-	va_end(ap);
+    if (w->st.first_error[0])
+        return;
+    va_start(ap, fmt);
+    vsnprintf(w->st.first_error, sizeof(w->st.first_error), fmt, ap);
+    va_end(ap);
 }
 
 static void start_more(struct worker *w)
 {
-	char target[sizeof(w->o->path) + 32];
+    char target[sizeof(w->o->path) + 32];
 
-	while (w->inflight < w->o->connect_concurrency &&
-	       w->next_connect < w->n) {
-		struct member *mb = &w->m[w->next_connect++];
-		uint32_t g = layout_gateway(&w->l, mb->id);
-		in_addr_t src = 0;
-		const char *why;
+    while (w->inflight < w->o->connect_concurrency && w->next_connect < w->n) {
+        struct member *mb = &w->m[w->next_connect++];
+        uint32_t g = layout_gateway(&w->l, mb->id);
+        in_addr_t src = 0;
+        const char *why;
 
-		if (w->l.source_ips > 1)
-			src = htonl(0x7F000000u |
-				    layout_source_octet(&w->l, mb->id));
-		snprintf(target, sizeof(target), "%s?username=b%" PRIu32,
-			 w->o->path, mb->id);
-		if (!w->st.connect_first_us)
-			w->st.connect_first_us = now_us();
-		if (conn_start(&mb->c, &w->io, &w->dst[g], src, w->host[g],
-			       target, mb, &why)) {
-			w->st.connect_failures++;
-			w->settled++;
-			note_error(w, "connect: %s", why);
-			continue;
-		}
-		w->inflight++;
-	}
+        if (w->l.source_ips > 1)
+            src = htonl(0x7F000000u | layout_source_octet(&w->l, mb->id));
+        snprintf(target, sizeof(target), "%s?username=b%" PRIu32, w->o->path, mb->id);
+        if (!w->st.connect_first_us)
+            w->st.connect_first_us = now_us();
+        if (conn_start(&mb->c, &w->io, &w->dst[g], src, w->host[g], target, mb, &why)) {
+            w->st.connect_failures++;
+            w->settled++;
+            note_error(w, "connect: %s", why);
+            continue;
+        }
+        w->inflight++;
+    }
 }
 
 static void on_open(void *ctx, struct conn *c)
 {
-	struct worker *w = ctx;
-	struct member *mb = c->user;
-	int64_t now = now_us();
+    struct worker *w = ctx;
+    struct member *mb = c->user;
+    int64_t now = now_us();
 
-	w->inflight--;
-	w->open++;
-	w->st.connected++;
-	w->st.connect_last_us = now;
-	hist_add(&w->st.handshake, (uint64_t)(now - c->started_us));
-	if (w->o->mode == MODE_FANOUT) {
-		char join[96];
-		int n = snprintf(join, sizeof(join),
-				 "{\"type\":\"join_room\",\"room\":\"bench-%" PRIu32
-				 "\"}", mb->room);
+    w->inflight--;
+    w->open++;
+    w->st.connected++;
+    w->st.connect_last_us = now;
+    hist_add(&w->st.handshake, (uint64_t)(now - c->started_us));
+    if (w->o->mode == MODE_FANOUT) {
+        char join[96];
+        int n = snprintf(join, sizeof(join),
+                         "{\"type\":\"join_room\",\"room\":\"bench-%" PRIu32 "\"}", mb->room);
 
-		conn_send_text(c, join, (size_t)n);
-	} else {
-		w->settled++;
-	}
-	start_more(w);
+        conn_send_text(c, join, (size_t)n);
+    } else {
+        w->settled++;
+    }
+    start_more(w);
 }
 
 static enum close_kind close_kind_of(int code)
 {
-	switch (code) {
-	case 1000: return CLOSE_NORMAL;
-	case 1001: return CLOSE_AWAY;
-	case 1008: return CLOSE_POLICY;
-	case 1009: return CLOSE_TOO_BIG;
-	case 1006: return CLOSE_ABRUPT;
-	default: return CLOSE_OTHER;
-	}
+    switch (code) {
+    case 1000:
+        return CLOSE_NORMAL;
+    case 1001:
+        return CLOSE_AWAY;
+    case 1008:
+        return CLOSE_POLICY;
+    case 1009:
+        return CLOSE_TOO_BIG;
+    case 1006:
+        return CLOSE_ABRUPT;
+    default:
+        return CLOSE_OTHER;
+    }
 }
 
 static void on_closed(void *ctx, struct conn *c, int code, const char *why)
 {
-	struct worker *w = ctx;
-	struct member *mb = c->user;
-	int64_t now = now_us();
+    struct worker *w = ctx;
+    struct member *mb = c->user;
+    int64_t now = now_us();
 
-	if (code == 0) {
-		w->inflight--;
-		w->st.connect_failures++;
-		w->settled++;
-		note_error(w, "connect: %s", why);
-		start_more(w);
-		return;
-	}
-	w->open--;
-	w->st.closes[close_kind_of(code)]++;
-	if (!w->st.first_close_us)
-		w->st.first_close_us = now;
-	w->st.last_close_us = now;
-	if (atomic_load(&w->slot->state) == WK_READY &&
-	    atomic_load(&w->sh->phase) != PH_SHUTDOWN) {
-		w->st.closes_in_run++;
-		note_error(w, "closed by the gateway with %d (%s)", code, why);
-	}
-	if (w->o->mode == MODE_FANOUT && !mb->joined) {
-		w->settled++;
-		note_error(w, "closed before joining: %s (%d)", why, code);
-	}
+    if (code == 0) {
+        w->inflight--;
+        w->st.connect_failures++;
+        w->settled++;
+        note_error(w, "connect: %s", why);
+        start_more(w);
+        return;
+    }
+    w->open--;
+    w->st.closes[close_kind_of(code)]++;
+    if (!w->st.first_close_us)
+        w->st.first_close_us = now;
+    w->st.last_close_us = now;
+    if (atomic_load(&w->slot->state) == WK_READY && atomic_load(&w->sh->phase) != PH_SHUTDOWN) {
+        w->st.closes_in_run++;
+        note_error(w, "closed by the gateway with %d (%s)", code, why);
+    }
+    if (w->o->mode == MODE_FANOUT && !mb->joined) {
+        w->settled++;
+        note_error(w, "closed before joining: %s (%d)", why, code);
+    }
 }
 
 static void on_ping(void *ctx, struct conn *c)
 {
-	struct worker *w = ctx;
+    struct worker *w = ctx;
 
-	(void)c;
-	w->st.pings++;
+    (void)c;
+    w->st.pings++;
 }
 
 /* Parses the next decimal number at *p (then skips one space). */
 static int take_num(const char **p, const char *end, uint64_t *out)
 {
-	const char *s = *p;
-	uint64_t v = 0;
+    const char *s = *p;
+    uint64_t v = 0;
 
-	if (s >= end || *s < '0' || *s > '9')
-		return -1;
-	while (s < end && *s >= '0' && *s <= '9')
-		v = v * 10 + (uint64_t)(*s++ - '0');
-	if (s < end && *s == ' ')
-		s++;
-	*p = s;
-	*out = v;
-	return 0;
+    if (s >= end || *s < '0' || *s > '9')
+        return -1;
+    while (s < end && *s >= '0' && *s <= '9')
+        v = v * 10 + (uint64_t)(*s++ - '0');
+    if (s < end && *s == ' ')
+        s++;
+    *p = s;
+    *out = v;
+    return 0;
 }
 
-static void on_chat(struct worker *w, struct member *mb, struct jspan content,
-		    int64_t rx_us)
+static void on_chat(struct worker *w, struct member *mb, struct jspan content, int64_t rx_us)
 {
-	const char *p = content.p, *end = content.p + content.n;
-	uint64_t pub, seq, sent_us;
-	enum seq_verdict v;
+    const char *p = content.p, *end = content.p + content.n;
+    uint64_t pub, seq, sent_us;
+    enum seq_verdict v;
 
-	w->st.delivered++;
-	if (!p || take_num(&p, end, &pub) || take_num(&p, end, &seq) ||
-	    take_num(&p, end, &sent_us) || pub >= w->l.publishers ||
-	    layout_room(&w->l, (uint32_t)pub) != mb->room || !mb->track) {
-		w->st.foreign++;
-		return;
-	}
-	v = seq_note(&mb->track[layout_pub_slot(&w->l, (uint32_t)pub)],
-		     (uint32_t)seq);
-	if ((int64_t)sent_us < w->m_start || (int64_t)sent_us >= w->m_end)
-		return;
-	if (v == SEQ_DUP) {
-		w->st.duplicates++;
-		return;
-	}
-	if (v == SEQ_LATE)
-		w->st.out_of_order++;
-	w->st.measured++;
-	hist_add(&w->st.latency, rx_us > (int64_t)sent_us ?
-					 (uint64_t)(rx_us - (int64_t)sent_us) : 0);
-	w->last_news_us = rx_us;
+    w->st.delivered++;
+    if (!p || take_num(&p, end, &pub) || take_num(&p, end, &seq) || take_num(&p, end, &sent_us) ||
+        pub >= w->l.publishers || layout_room(&w->l, (uint32_t)pub) != mb->room || !mb->track) {
+        w->st.foreign++;
+        return;
+    }
+    v = seq_note(&mb->track[layout_pub_slot(&w->l, (uint32_t)pub)], (uint32_t)seq);
+    if ((int64_t)sent_us < w->m_start || (int64_t)sent_us >= w->m_end)
+        return;
+    if (v == SEQ_DUP) {
+        w->st.duplicates++;
+        return;
+    }
+    if (v == SEQ_LATE)
+        w->st.out_of_order++;
+    w->st.measured++;
+    hist_add(&w->st.latency, rx_us > (int64_t)sent_us ? (uint64_t)(rx_us - (int64_t)sent_us) : 0);
+    w->last_news_us = rx_us;
 }
 
 static enum err_kind err_kind_of(struct jspan code)
 {
-	if (jspan_is(code, "rate_limited"))
-		return ERR_RATE_LIMITED;
-	if (jspan_is(code, "unavailable"))
-		return ERR_UNAVAILABLE;
-	if (jspan_is(code, "not_in_room"))
-		return ERR_NOT_IN_ROOM;
-	return ERR_OTHER;
+    if (jspan_is(code, "rate_limited"))
+        return ERR_RATE_LIMITED;
+    if (jspan_is(code, "unavailable"))
+        return ERR_UNAVAILABLE;
+    if (jspan_is(code, "not_in_room"))
+        return ERR_NOT_IN_ROOM;
+    return ERR_OTHER;
 }
 
-static void on_text(void *ctx, struct conn *c, const char *p, size_t n,
-		    int64_t rx_us)
+static void on_text(void *ctx, struct conn *c, const char *p, size_t n, int64_t rx_us)
 {
-	struct worker *w = ctx;
-	struct member *mb = c->user;
-	struct jmsg m;
+    struct worker *w = ctx;
+    struct member *mb = c->user;
+    struct jmsg m;
 
-	w->st.frames_in++;
-	if (jscan_message(p, n, &m)) {
-		note_error(w, "unreadable frame from the gateway");
-		return;
-	}
-	if (jspan_is(m.type, "chat")) {
-		on_chat(w, mb, m.content, rx_us);
-	} else if (jspan_is(m.type, "joined")) {
-		if (!mb->joined) {
-			mb->joined = 1;
-			w->st.joined++;
-			w->settled++;
-		}
-	} else if (jspan_is(m.type, "error")) {
-		w->st.errors[err_kind_of(m.code)]++;
-		note_error(w, "error frame from the gateway: %.*s",
-			   m.code.p ? (int)m.code.n : 0, m.code.p ? m.code.p : "");
-	}
+    w->st.frames_in++;
+    if (jscan_message(p, n, &m)) {
+        note_error(w, "unreadable frame from the gateway");
+        return;
+    }
+    if (jspan_is(m.type, "chat")) {
+        on_chat(w, mb, m.content, rx_us);
+    } else if (jspan_is(m.type, "joined")) {
+        if (!mb->joined) {
+            mb->joined = 1;
+            w->st.joined++;
+            w->settled++;
+        }
+    } else if (jspan_is(m.type, "error")) {
+        w->st.errors[err_kind_of(m.code)]++;
+        note_error(w, "error frame from the gateway: %.*s", m.code.p ? (int)m.code.n : 0,
+                   m.code.p ? m.code.p : "");
+    }
 }
 
 static const struct conn_handlers handlers = {
-	.on_open = on_open,
-	.on_text = on_text,
-	.on_ping = on_ping,
-	.on_closed = on_closed,
+    .on_open = on_open,
+    .on_text = on_text,
+    .on_ping = on_ping,
+    .on_closed = on_closed,
 };
 
 /* Sends publisher mb's next message, stamped now. The content is
  * "<publisher> <seq> <send time µs>", padded with 'x' to --size bytes. */
 static void publish(struct worker *w, struct member *mb, int64_t now)
 {
-	char *b = w->msg;
-	int pre = snprintf(b, w->msg_cap,
-			   "{\"type\":\"chat\",\"room\":\"bench-%" PRIu32
-			   "\",\"content\":\"", mb->room);
-	int head = snprintf(b + pre, w->msg_cap - (size_t)pre,
-			    "%" PRIu32 " %" PRIu32 " %" PRId64, mb->id,
-			    mb->seq, now);
-	size_t content = (size_t)head;
+    char *b = w->msg;
+    int pre =
+        snprintf(b, w->msg_cap, "{\"type\":\"chat\",\"room\":\"bench-%" PRIu32 "\",\"content\":\"",
+                 mb->room);
+    int head = snprintf(b + pre, w->msg_cap - (size_t)pre, "%" PRIu32 " %" PRIu32 " %" PRId64,
+                        mb->id, mb->seq, now);
+    size_t content = (size_t)head;
 
-	if (w->o->size > content + 1) {
-		b[pre + head] = ' ';
-		memset(b + pre + head + 1, 'x', w->o->size - content - 1);
-		content = w->o->size;
-	}
-	memcpy(b + (size_t)pre + content, "\"}", 2);
-	if (conn_send_text(&mb->c, b, (size_t)pre + content + 2))
-		return;
-	mb->seq++;
-	w->st.sent++;
-	if (now >= w->m_start && now < w->m_end) {
-		w->st.sent_window++;
-		w->st.expected += layout_room_members(&w->l, mb->room);
-	}
+    if (w->o->size > content + 1) {
+        b[pre + head] = ' ';
+        memset(b + pre + head + 1, 'x', w->o->size - content - 1);
+        content = w->o->size;
+    }
+    memcpy(b + (size_t)pre + content, "\"}", 2);
+    if (conn_send_text(&mb->c, b, (size_t)pre + content + 2))
+        return;
+    mb->seq++;
+    w->st.sent++;
+    if (now >= w->m_start && now < w->m_end) {
+        w->st.sent_window++;
+        w->st.expected += layout_room_members(&w->l, mb->room);
+    }
 }
 
 /* Sends what each publisher owes by now: publisher p's k-th message is due
  * at t_go + (k + offset_p) / rate, offsets spreading them over a period. */
 static void publish_due(struct worker *w, int64_t now)
 {
-	double elapsed = (double)(now - w->t_go) / 1e6;
+    double elapsed = (double)(now - w->t_go) / 1e6;
 
-	if (now < w->t_go || now >= w->m_end)
-		return;
-	for (uint32_t i = 0; i < w->npubs; i++) {
-		struct member *mb = &w->m[w->pubs[i]];
-		double due = floor(elapsed * w->pub_rate - mb->offset) + 1;
+    if (now < w->t_go || now >= w->m_end)
+        return;
+    for (uint32_t i = 0; i < w->npubs; i++) {
+        struct member *mb = &w->m[w->pubs[i]];
+        double due = floor(elapsed * w->pub_rate - mb->offset) + 1;
 
-		if (mb->c.state != CS_OPEN)
-			continue;
-		while ((double)mb->sched < due) {
-			int64_t at = w->t_go + (int64_t)(((double)mb->sched +
-							  mb->offset) /
-							 w->pub_rate * 1e6);
+        if (mb->c.state != CS_OPEN)
+            continue;
+        while ((double)mb->sched < due) {
+            int64_t at = w->t_go + (int64_t)(((double)mb->sched + mb->offset) / w->pub_rate * 1e6);
 
-			if (now > at && (uint64_t)(now - at) > w->st.max_tick_lag_us)
-				w->st.max_tick_lag_us = (uint64_t)(now - at);
-			mb->sched++;
-			if (conn_backlog(&mb->c) > MAX_BACKLOG) {
-				if (now >= w->m_start)
-					w->st.send_skipped++;
-				continue;
-			}
-			publish(w, mb, now);
-			if (mb->c.state != CS_OPEN)
-				break;
-		}
-	}
+            if (now > at && (uint64_t)(now - at) > w->st.max_tick_lag_us)
+                w->st.max_tick_lag_us = (uint64_t)(now - at);
+            mb->sched++;
+            if (conn_backlog(&mb->c) > MAX_BACKLOG) {
+                if (now >= w->m_start)
+                    w->st.send_skipped++;
+                continue;
+            }
+            publish(w, mb, now);
+            if (mb->c.state != CS_OPEN)
+                break;
+        }
+    }
 }
 
 static void report_progress(struct worker *w)
 {
-	struct progress *p = &w->slot->prog;
+    struct progress *p = &w->slot->prog;
 
-	atomic_store_explicit(&p->connected, w->st.connected, memory_order_relaxed);
-	atomic_store_explicit(&p->joined, w->st.joined, memory_order_relaxed);
-	atomic_store_explicit(&p->sent, w->st.sent, memory_order_relaxed);
-	atomic_store_explicit(&p->delivered, w->st.delivered, memory_order_relaxed);
-	atomic_store_explicit(&p->frames_in, w->st.frames_in, memory_order_relaxed);
-	atomic_store_explicit(&p->pings, w->st.pings, memory_order_relaxed);
-	atomic_store_explicit(&p->open, w->open, memory_order_relaxed);
+    atomic_store_explicit(&p->connected, w->st.connected, memory_order_relaxed);
+    atomic_store_explicit(&p->joined, w->st.joined, memory_order_relaxed);
+    atomic_store_explicit(&p->sent, w->st.sent, memory_order_relaxed);
+    atomic_store_explicit(&p->delivered, w->st.delivered, memory_order_relaxed);
+    atomic_store_explicit(&p->frames_in, w->st.frames_in, memory_order_relaxed);
+    atomic_store_explicit(&p->pings, w->st.pings, memory_order_relaxed);
+    atomic_store_explicit(&p->open, w->open, memory_order_relaxed);
 }
 
 /* 1 when this worker's part is over. */
 static int finished(struct worker *w, int phase, int64_t now)
 {
-	if (w->o->mode == MODE_IDLE)
-		return phase == PH_SHUTDOWN &&
-		       (w->open == 0 || now >= w->sh->shutdown_deadline);
-	if (!w->running || now < w->m_end)
-		return 0;
-	return now >= w->m_end + (int64_t)(w->o->drain_s * 1e6) ||
-	       now - (w->last_news_us > w->m_end ? w->last_news_us : w->m_end) >=
-		       QUIET_US;
+    if (w->o->mode == MODE_IDLE)
+        return phase == PH_SHUTDOWN && (w->open == 0 || now >= w->sh->shutdown_deadline);
+    if (!w->running || now < w->m_end)
+        return 0;
+    return now >= w->m_end + (int64_t)(w->o->drain_s * 1e6) ||
+           now - (w->last_news_us > w->m_end ? w->last_news_us : w->m_end) >= QUIET_US;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker *w = arg;
-	int64_t now = now_us();
-	int phase = atomic_load_explicit(&w->sh->phase, memory_order_acquire);
+    struct worker *w = arg;
+    int64_t now = now_us();
+    int phase = atomic_load_explicit(&w->sh->phase, memory_order_acquire);
 
-	(void)fd;
-	(void)what;
-	if (w->settled == w->n &&
-	    atomic_load(&w->slot->state) == WK_STARTING) {
-		if (w->o->mode == MODE_FANOUT && w->st.joined < w->n) {
-			atomic_store(&w->slot->state, WK_FAILED);
-			event_base_loopbreak(w->base);
-			return;
-		}
-		atomic_store(&w->slot->state, WK_READY);
-	}
-	if (phase == PH_RUN && !w->running) {
-		w->t_go = w->sh->t_go;
-		w->m_start = w->sh->m_start;
-		w->m_end = w->sh->m_end;
-		w->running = 1;
-	}
-	if (w->running)
-		publish_due(w, now);
-	if (now - w->last_progress_us >= PROGRESS_US) {
-		report_progress(w);
-		w->last_progress_us = now;
-	}
-	if (finished(w, phase, now))
-		event_base_loopbreak(w->base);
+    (void)fd;
+    (void)what;
+    if (w->settled == w->n && atomic_load(&w->slot->state) == WK_STARTING) {
+        if (w->o->mode == MODE_FANOUT && w->st.joined < w->n) {
+            atomic_store(&w->slot->state, WK_FAILED);
+            event_base_loopbreak(w->base);
+            return;
+        }
+        atomic_store(&w->slot->state, WK_READY);
+    }
+    if (phase == PH_RUN && !w->running) {
+        w->t_go = w->sh->t_go;
+        w->m_start = w->sh->m_start;
+        w->m_end = w->sh->m_end;
+        w->running = 1;
+    }
+    if (w->running)
+        publish_due(w, now);
+    if (now - w->last_progress_us >= PROGRESS_US) {
+        report_progress(w);
+        w->last_progress_us = now;
+    }
+    if (finished(w, phase, now))
+        event_base_loopbreak(w->base);
 }
 
 static int setup_targets(struct worker *w)
 {
-	w->dst = calloc(w->o->gateways, sizeof(*w->dst));
-	w->host = calloc(w->o->gateways, sizeof(*w->host));
-	if (!w->dst || !w->host)
-		return -1;
-	for (unsigned g = 0; g < w->o->gateways; g++) {
-		const struct gateway_addr *a = &w->o->gw[g];
+    w->dst = calloc(w->o->gateways, sizeof(*w->dst));
+    w->host = calloc(w->o->gateways, sizeof(*w->host));
+    if (!w->dst || !w->host)
+        return -1;
+    for (unsigned g = 0; g < w->o->gateways; g++) {
+        const struct gateway_addr *a = &w->o->gw[g];
 
-		w->dst[g].sin_family = AF_INET;
-		w->dst[g].sin_port = htons(a->port);
-		if (inet_pton(AF_INET, a->host, &w->dst[g].sin_addr) != 1) {
-			note_error(w, "not a numeric IPv4 address: %s", a->host);
-			return -1;
-		}
-		snprintf(w->host[g], sizeof(w->host[g]), "%s:%u", a->host,
-			 (unsigned)a->port);
-	}
-	return 0;
+        w->dst[g].sin_family = AF_INET;
+        w->dst[g].sin_port = htons(a->port);
+        if (inet_pton(AF_INET, a->host, &w->dst[g].sin_addr) != 1) {
+            note_error(w, "not a numeric IPv4 address: %s", a->host);
+            return -1;
+        }
+        snprintf(w->host[g], sizeof(w->host[g]), "%s:%u", a->host, (unsigned)a->port);
+    }
+    return 0;
 }
 
 static int setup_members(struct worker *w, unsigned index)
 {
-	uint32_t k = 0, p = 0;
+    uint32_t k = 0, p = 0;
 
-	w->n = w->l.conns / w->l.workers + (index < w->l.conns % w->l.workers);
-	w->m = calloc(w->n, sizeof(*w->m));
-	w->pubs = calloc(w->n, sizeof(*w->pubs));
-	if (!w->m || !w->pubs)
-		return -1;
-	for (uint32_t id = index; id < w->l.conns; id += w->l.workers, k++) {
-		struct member *mb = &w->m[k];
+    w->n = w->l.conns / w->l.workers + (index < w->l.conns % w->l.workers);
+    w->m = calloc(w->n, sizeof(*w->m));
+    w->pubs = calloc(w->n, sizeof(*w->pubs));
+    if (!w->m || !w->pubs)
+        return -1;
+    for (uint32_t id = index; id < w->l.conns; id += w->l.workers, k++) {
+        struct member *mb = &w->m[k];
 
-		mb->id = id;
-		mb->room = layout_room(&w->l, id);
-		mb->c.state = CS_IDLE;
-		if (w->o->mode != MODE_FANOUT)
-			continue;
-		mb->track = calloc(layout_room_publishers(&w->l, mb->room) + 1,
-				   sizeof(*mb->track));
-		if (!mb->track)
-			return -1;
-		if (layout_is_publisher(&w->l, id)) {
-			mb->offset = (double)id / w->l.publishers;
-			w->pubs[p++] = k;
-		}
-	}
-	w->npubs = p;
-	return 0;
+        mb->id = id;
+        mb->room = layout_room(&w->l, id);
+        mb->c.state = CS_IDLE;
+        if (w->o->mode != MODE_FANOUT)
+            continue;
+        mb->track = calloc(layout_room_publishers(&w->l, mb->room) + 1, sizeof(*mb->track));
+        if (!mb->track)
+            return -1;
+        if (layout_is_publisher(&w->l, id)) {
+            mb->offset = (double)id / w->l.publishers;
+            w->pubs[p++] = k;
+        }
+    }
+    w->npubs = p;
+    return 0;
 }
 
 static void teardown(struct worker *w)
 {
-	for (uint32_t i = 0; w->m && i < w->n; i++) {
-		conn_drop(&w->m[i].c);
-		free(w->m[i].track);
-	}
-	if (w->tick)
-		event_free(w->tick);
-	conn_io_free(&w->io);
-	if (w->base)
-		event_base_free(w->base);
-	free(w->m);
-	free(w->pubs);
-	free(w->dst);
-	free(w->host);
-	free(w->msg);
+    for (uint32_t i = 0; w->m && i < w->n; i++) {
+        conn_drop(&w->m[i].c);
+        free(w->m[i].track);
+    }
+    if (w->tick)
+        event_free(w->tick);
+    conn_io_free(&w->io);
+    if (w->base)
+        event_base_free(w->base);
+    free(w->m);
+    free(w->pubs);
+    free(w->dst);
+    free(w->host);
+    free(w->msg);
 }
 
 static int setup(struct worker *w, unsigned index)
 {
-	const struct options *o = w->o;
-	struct timeval tv = { 0, TICK_US };
+    const struct options *o = w->o;
+    struct timeval tv = {0, TICK_US};
 
-	w->l = (struct layout){ o->conns, o->rooms, o->publishers,
-				o->gateways, o->workers, o->source_ips };
-	w->pub_rate = o->rate / o->publishers;
-	w->msg_cap = o->size + 256;
-	w->msg = malloc(w->msg_cap);
-	w->base = event_base_new();
-	if (!w->msg || !w->base || setup_targets(w) || setup_members(w, index) ||
-	    conn_io_init(&w->io, w->base, &handlers, w, RX_BUFFER, w->msg_cap,
-			 (uint64_t)now_us() * 2654435761u + index))
-		return -1;
-	w->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
-	if (!w->tick || event_add(w->tick, &tv))
-		return -1;
-	return 0;
+    w->l =
+        (struct layout){o->conns, o->rooms, o->publishers, o->gateways, o->workers, o->source_ips};
+    w->pub_rate = o->rate / o->publishers;
+    w->msg_cap = o->size + 256;
+    w->msg = malloc(w->msg_cap);
+    w->base = event_base_new();
+    if (!w->msg || !w->base || setup_targets(w) || setup_members(w, index) ||
+        conn_io_init(&w->io, w->base, &handlers, w, RX_BUFFER, w->msg_cap,
+                     (uint64_t)now_us() * 2654435761u + index))
+        return -1;
+    w->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    if (!w->tick || event_add(w->tick, &tv))
+        return -1;
+    return 0;
 }
 
 int worker_main(const struct options *o, struct shared *sh, unsigned index)
 {
-	struct worker w = { .o = o, .sh = sh, .slot = &sh->slot[index] };
-	int failed;
+    struct worker w = {.o = o, .sh = sh, .slot = &sh->slot[index]};
+    int failed;
 
-	if (setup(&w, index)) {
-		note_error(&w, "worker setup failed");
-		failed = 1;
-	} else {
-		start_more(&w);
-		failed = event_base_dispatch(w.base) < 0;
-	}
-	report_progress(&w);
-	w.slot->final = w.st;
-	failed = failed || atomic_load(&w.slot->state) == WK_FAILED;
-	atomic_store_explicit(&w.slot->state, failed ? WK_FAILED : WK_DONE,
-			      memory_order_release);
-	teardown(&w);
-	return failed;
+    if (setup(&w, index)) {
+        note_error(&w, "worker setup failed");
+        failed = 1;
+    } else {
+        start_more(&w);
+        failed = event_base_dispatch(w.base) < 0;
+    }
+    report_progress(&w);
+    w.slot->final = w.st;
+    failed = failed || atomic_load(&w.slot->state) == WK_FAILED;
+    atomic_store_explicit(&w.slot->state, failed ? WK_FAILED : WK_DONE, memory_order_release);
+    teardown(&w);
+    return failed;
 }

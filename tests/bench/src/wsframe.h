@@ -8,21 +8,21 @@
  * masked, frames to the server always are. */
 
 enum ws_opcode {
-	WS_OP_CONT = 0x0,
-	WS_OP_TEXT = 0x1,
-	WS_OP_BINARY = 0x2,
-	WS_OP_CLOSE = 0x8,
-	WS_OP_PING = 0x9,
-	WS_OP_PONG = 0xA,
+    WS_OP_CONT = 0x0,
+    WS_OP_TEXT = 0x1,
+    WS_OP_BINARY = 0x2,
+    WS_OP_CLOSE = 0x8,
+    WS_OP_PING = 0x9,
+    WS_OP_PONG = 0xA,
 };
 
 #define WS_MAX_HEADER 14
 
 struct ws_frame {
-	int fin;
-	int opcode;
-	uint64_t len;      /* payload length */
-	size_t header_len; /* bytes before the payload */
+    int fin;
+    int opcode;
+    uint64_t len;      /* payload length */
+    size_t header_len; /* bytes before the payload */
 };
 
 /* Parses a server frame header at buf. Returns 1 with *f filled when the
@@ -32,7 +32,7 @@ int ws_parse_header(const uint8_t *buf, size_t n, struct ws_frame *f);
 
 /* Writes one masked client frame (FIN set) to out, which must have room for
  * len + WS_MAX_HEADER bytes. Returns the number of bytes written. */
-size_t ws_encode_client(uint8_t *out, int opcode, const void *payload,
-			size_t len, uint32_t mask_key);
+size_t ws_encode_client(uint8_t *out, int opcode, const void *payload, size_t len,
+                        uint32_t mask_key);
 
 #endif
