@@ -84,7 +84,7 @@ run_pass() {
       suite "node e2e" "^# (tests|pass|fail) [0-9]+" env GATEWAY_BIN="$root/$dir/gateway" tests/e2e/run.sh
     fi
     if [ -f tests/bench/bench.py ]; then
-      suite "bench smoke" "smoke|passed|failed" \
+      suite "bench smoke" "^[0-9]+ passed, [0-9]+ failed$" \
         env GATEWAY_BIN="$root/$dir/gateway" CHATBENCH_BIN="$root/$dir/tests/bench/chatbench" \
         /usr/bin/python3 tests/bench/bench.py --smoke
     fi

@@ -188,6 +188,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     log_dir = tempfile.mkdtemp(prefix="chatbench-logs-")
     failed = None
+    done = 0
     try:
         cb = chatbench.binary()
         for name in p.scenarios:
@@ -204,11 +205,15 @@ def main(argv):
             if why:
                 failed = "%s: %s" % (name, why)
                 break
+            done += 1
     except KeyboardInterrupt:
         failed = "interrupted"
     except (procs.StartError, chatbench.ChatbenchError, ValueError,
             OSError) as e:
         failed = str(e)
+    if p.smoke:
+        # A closing line that test runners' summaries understand.
+        print("%d passed, %d failed" % (done, len(p.scenarios) - done))
     if failed:
         print("bench: FAILED: %s (logs in %s)" % (failed, log_dir),
               file=sys.stderr)
