@@ -162,7 +162,9 @@ static void queue(struct session *s, struct frame *f, bool binary)
             request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
         return;
     }
-    if (s->q.count && s->q.bytes + f->len > sessions.cfg->send_queue_limit) {
+    /* Slow once what already waits reaches the limit: one large frame (a
+     * joined with a long history) may always go behind a short queue. */
+    if (s->q.bytes >= sessions.cfg->send_queue_limit) {
         metrics.slow_consumer_drops++;
         log_info("session %llu (%s): send queue over %zu bytes, closing as slow consumer",
                  (unsigned long long)s->id, s->name, sessions.cfg->send_queue_limit);

@@ -80,3 +80,25 @@ async def test_bad_since(shared_gateway, since):
     await c.send_json({"type": "join_room", "room": "bs", "since": since})
     await c.expect_error("bad_since")
     await c.assert_alive()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("cluster_mode", [False, True], ids=["single", "redis"])
+async def test_history_larger_than_the_send_queue_limit(gateways, redis_server, cluster_mode):
+    """100 messages of 60 KB make a `joined` of about 6 MB, over the 1 MB
+    send-queue limit: the joiner gets it whole, not a slow-consumer close."""
+    extra = ["--rate-limit", "0"]
+    gw = gateways.start("big", redis_port=redis_server.port if cluster_mode else None,
+                        extra=extra)
+    a = await Client.connect(gw.port, "alice")
+    await a.join("big")
+    body = "x" * 60_000
+    for i in range(100):
+        await a.chat(f"{i} {body}", room="big")
+        await a.recv_chat()
+    b = await Client.connect(gw.port, "bob")
+    joined = await b.join("big")
+    assert len(joined["history"]) == 100
+    assert [m["content"].split()[0] for m in joined["history"]] == [str(i) for i in range(100)]
+    await a.chat("after", room="big")
+    assert (await b.recv_chat("after"))["content"] == "after"
