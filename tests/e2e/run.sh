@@ -24,6 +24,12 @@ fi
 for tool in node redis-server "${CHROMIUM_BIN:-/usr/bin/chromium}"; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run deploy/install-deps.sh" >&2; exit 1; }
 done
+# playwright-core 1.65 and node --test's options need Node.js 20; Debian
+# bookworm's own nodejs is 18.
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "the browser tests need Node.js 20 or newer, found $(node --version)" >&2
+  exit 1
+fi
 
 # Fresh screenshots and logs on every run.
 rm -rf artifacts
