@@ -189,7 +189,7 @@ struct rbus {
     struct bus base;
     redisAsyncContext *cmd, *sub;
     enum link_state state;
-    bool cmd_up, sub_up, broadcast_live;
+    bool cmd_up, broadcast_live;
     unsigned scripts_pending;
     char sha[S_COUNT_ALL][41];
     unsigned attempt;
@@ -932,7 +932,6 @@ static void on_connect(const redisAsyncContext *c, int status)
             redisAsyncCommandArgv(rb->cmd, on_script_loaded, (void *)(uintptr_t)s, 3, argv, lens);
         }
     } else {
-        rb->sub_up = true;
         sub_command(rb, "SUBSCRIBE", rb->broadcast, rb->broadcast_len);
     }
 }
@@ -1005,7 +1004,7 @@ static void teardown(struct rbus *rb, const char *why)
         log_warn("redis: cannot connect to %s:%d (%s)", rb->base.cfg->redis_host,
                  rb->base.cfg->redis_port, why);
     rb->state = LINK_DOWN;
-    rb->cmd_up = rb->sub_up = rb->broadcast_live = false;
+    rb->cmd_up = rb->broadcast_live = false;
     rb->heartbeats_unanswered = 0;
     metrics.redis_up = 0;
     free_ctx(&rb->cmd);

@@ -277,7 +277,6 @@ enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, 
     m = &x->m;
     m->room = room;
     m->owner = owner;
-    m->name = x->name;
     m->state = MEMBER_JOINING;
     m->has_seen = since != NULL;
     if (since)

@@ -29,7 +29,6 @@ static struct {
     struct bus *bus;
     struct event *sigint, *sigterm, *keepalive_timer, *shutdown_timer;
     int64_t shutdown_deadline_ms;
-    int exit_code;
 } srv;
 
 /* Marks a connection that got a whole request (the pointer's value is all
@@ -284,5 +283,5 @@ int server_run(const struct config *cfg)
     bus_free(srv.bus);
     sessions_free();
     event_base_free(srv.base);
-    return srv.exit_code;
+    return 0;
 }

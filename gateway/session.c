@@ -86,7 +86,6 @@ static void request_close(struct session *s, uint16_t code, const char *reason)
     if (s->closing)
         return;
     s->closing = true;
-    s->close_code = code;
     sendq_clear(&s->q);
     lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
     lws_callback_on_writable(s->wsi);
@@ -347,7 +346,6 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
         snprintf(s->name, sizeof(s->name), "%s", name);
     else
         snprintf(s->name, sizeof(s->name), "User%llu", (unsigned long long)s->id);
-    sessions.chat_count++;
     metrics.connections++;
     metrics.connections_total++;
     char conn_id[sizeof(sessions.cfg->id) + 24];
@@ -359,7 +357,7 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
         session_send(s, bus_last_count(sessions.bus));
     if (sessions.cfg->announce_connections)
         announce_global(s->name, "connected");
-    bus_clients_changed(sessions.bus, sessions.chat_count);
+    bus_clients_changed(sessions.bus, (long)metrics.connections);
     return 0;
 }
 
@@ -622,12 +620,11 @@ void session_closed(struct session *s)
         return;
     bool tell = !sessions.shutting_down;
     rooms_leave_all(&sessions.rooms, &s->rooms, tell);
-    sessions.chat_count--;
     metrics.connections--;
     log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->name);
     if (tell) {
         if (sessions.cfg->announce_connections)
             announce_global(s->name, "disconnected");
-        bus_clients_changed(sessions.bus, sessions.chat_count);
+        bus_clients_changed(sessions.bus, (long)metrics.connections);
     }
 }

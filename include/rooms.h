@@ -32,7 +32,6 @@ enum member_state { MEMBER_JOINING, MEMBER_JOINED };
 struct member {
     struct room *room;
     void *owner;
-    const char *name;             /* the owner's user name, owned by the owner */
     struct member *rprev, *rnext; /* in the room */
     struct member *snext;         /* in the owner's set */
     struct sendq held;            /* frames that arrived while joining */

@@ -41,7 +41,6 @@ struct session {
     const char *peer_addr; /* counted in sessions.peers, or NULL */
     unsigned char *rx;     /* reassembly of a fragmented message */
     uint32_t rx_len, rx_cap;
-    uint16_t close_code;
     uint8_t kind;
     bool rx_binary;
     bool ping_due;
@@ -58,8 +57,7 @@ struct sessions {
     struct keepalive keepalive;
     struct peers peers;
     struct session *head;
-    long chat_count; /* open /ws sessions */
-    long all_count;  /* open /ws and /echo sessions */
+    long all_count; /* open /ws and /echo sessions */
     uint64_t next_id;
     bool shutting_down;
 };
