@@ -56,16 +56,18 @@ def warnings(r):
 
 def fanout(r):
     lat = r["latency_us"]
+    read = r.get("read_latency_us") or {}
     return _render(
         "fanout (latency in ms, CPU in CPU-seconds per 100,000 deliveries)",
         ["gw", "conns", "rooms", "pubs", "msg/s", "deliveries/s", "loss%",
-         "dup", "ooo", "p50", "p99", "p99.9", "max", "cpu gw", "cpu redis",
-         "cpu gen", "gen busy"],
+         "dup", "ooo", "p50", "p99", "p99.9", "max", "read p99", "cpu gw",
+         "cpu redis", "cpu gen", "gen busy"],
         [[r["gateways"], r["conns"], r["rooms"], r["publishers"],
           r["sent_per_s"], r["deliveries_per_s"], (r["loss_pct"], ".3f"),
           r["duplicates"], r["out_of_order"], (_ms(lat["p50"]), ".2f"),
           (_ms(lat["p99"]), ".2f"), (_ms(lat["p999"]), ".2f"),
-          (_ms(lat["max"]), ".2f"), (r["gateway_cpu_per_100k"], ".3f"),
+          (_ms(lat["max"]), ".2f"), (_ms(read.get("p99")), ".2f"),
+          (r["gateway_cpu_per_100k"], ".3f"),
           (r["redis_cpu_per_100k"], ".3f"),
           (r["generator_cpu_per_100k"], ".3f"), r["generator_busy"]]]) + \
         warnings(r)

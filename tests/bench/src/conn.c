@@ -189,7 +189,8 @@ int conn_send_text(struct conn *c, const char *p, size_t n)
 }
 
 /* Returns -1 when the connection was finished while handling the frame. */
-static int handle_frame(struct conn *c, const struct ws_frame *f, const uint8_t *p, int64_t rx_us)
+static int handle_frame(struct conn *c, const struct ws_frame *f, const uint8_t *p,
+                        const struct rx_time *t)
 {
     struct conn_io *io = c->io;
 
@@ -206,7 +207,7 @@ static int handle_frame(struct conn *c, const struct ws_frame *f, const uint8_t 
             break;
         }
         if (f->opcode == WS_OP_TEXT)
-            io->h->on_text(io->ctx, c, (const char *)p, f->len, rx_us);
+            io->h->on_text(io->ctx, c, (const char *)p, f->len, t);
         return c->state == CS_OPEN ? 0 : -1;
     case WS_OP_CONT:
         if (!c->frag_op) {
@@ -251,7 +252,7 @@ static int handle_frame(struct conn *c, const struct ws_frame *f, const uint8_t 
 
         c->frag_op = 0;
         if (text)
-            io->h->on_text(io->ctx, c, (const char *)c->frag, c->frag_len, rx_us);
+            io->h->on_text(io->ctx, c, (const char *)c->frag, c->frag_len, t);
         return c->state == CS_OPEN ? 0 : -1;
     }
     return 0;
@@ -277,7 +278,8 @@ static int open_from_head(struct conn *c, const uint8_t *buf, size_t hl)
 
 /* Consumes what it can of buf; *used gets the bytes consumed. Returns -1
  * when the connection was finished. */
-static int process(struct conn *c, const uint8_t *buf, size_t len, int64_t rx_us, size_t *used)
+static int process(struct conn *c, const uint8_t *buf, size_t len, const struct rx_time *t,
+                   size_t *used)
 {
     size_t off = 0;
 
@@ -316,7 +318,7 @@ static int process(struct conn *c, const uint8_t *buf, size_t len, int64_t rx_us
             c->in_need = total;
             break;
         }
-        if (handle_frame(c, &f, buf + off + f.header_len, rx_us))
+        if (handle_frame(c, &f, buf + off + f.header_len, t))
             return -1;
         off += total;
     }
@@ -338,9 +340,44 @@ static int keep_rest(struct conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* recv() that also says when the bytes arrived: the timestamp the kernel
+ * gave the newest segment read (SO_TIMESTAMPNS, CLOCK_REALTIME), moved onto
+ * CLOCK_MONOTONIC. Earlier segments of the same read arrived before it, so
+ * their latency is overstated, never understated. Without a timestamp the
+ * arrival is the read. */
+static ssize_t read_stamped(int fd, void *buf, size_t len, struct rx_time *t)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+    ssize_t n = recvmsg(fd, &mh, 0);
+
+    t->read_us = now_us();
+    t->arrived_us = t->read_us;
+    if (n <= 0)
+        return n;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            int64_t waited;
+
+            memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+            waited = now_real_us() - ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+            if (waited > 0)
+                t->arrived_us = t->read_us - waited;
+        }
+    }
+    return n;
+}
+
 /* A frame larger than the shared buffer is read straight into c->in. */
 static void read_large(struct conn *c)
 {
+    struct rx_time t;
     size_t used;
     ssize_t n;
 
@@ -348,7 +385,7 @@ static void read_large(struct conn *c)
         finish(c, 1006, "out of memory for a large frame");
         return;
     }
-    n = recv(c->fd, c->in + c->in_len, c->in_need - c->in_len, 0);
+    n = read_stamped(c->fd, c->in + c->in_len, c->in_need - c->in_len, &t);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
@@ -358,7 +395,7 @@ static void read_large(struct conn *c)
     c->in_len += (uint32_t)n;
     if (c->in_len < c->in_need)
         return;
-    if (process(c, c->in, c->in_len, now_us(), &used) == 0)
+    if (process(c, c->in, c->in_len, &t, &used) == 0)
         c->in_len = 0; /* exactly one frame was there */
 }
 
@@ -367,6 +404,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     struct conn_io *io = c->io;
     size_t have = c->in_len, used;
+    struct rx_time t;
     ssize_t n;
 
     (void)what;
@@ -376,14 +414,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (have)
         memcpy(io->rx, c->in, have);
-    n = recv(fd, io->rx + have, io->rx_cap - have, 0);
+    n = read_stamped(fd, io->rx + have, io->rx_cap - have, &t);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         finish(c, 1006, n == 0 ? "closed without a close frame" : "recv failed");
         return;
     }
-    if (process(c, io->rx, have + (size_t)n, now_us(), &used))
+    if (process(c, io->rx, have + (size_t)n, &t, &used))
         return;
     keep_rest(c, io->rx + used, have + (size_t)n - used);
 }
@@ -436,6 +474,7 @@ int conn_start(struct conn *c, struct conn_io *io, const struct sockaddr_in *dst
         return -1;
     }
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     if (src) {
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = src};
 

@@ -16,9 +16,19 @@
 
 struct conn;
 
+/* When the bytes of a frame came: arrived is the kernel's receive time of
+ * the newest segment of the read that completed the frame, read is when
+ * this process read it. With many connections in one process a frame can
+ * wait in its socket while others are served: arrived excludes that wait,
+ * which a real client on its own machine would not have. */
+struct rx_time {
+    int64_t arrived_us;
+    int64_t read_us;
+};
+
 struct conn_handlers {
     void (*on_open)(void *ctx, struct conn *c);
-    void (*on_text)(void *ctx, struct conn *c, const char *p, size_t n, int64_t rx_us);
+    void (*on_text)(void *ctx, struct conn *c, const char *p, size_t n, const struct rx_time *t);
     void (*on_ping)(void *ctx, struct conn *c);
     /* Called once per started connection, after its socket is closed.
      * code: the close code the server sent, 1006 when the connection

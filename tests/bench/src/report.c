@@ -110,6 +110,7 @@ void report_fanout(const struct run_result *r)
     jo_int(&j, "duplicates", (int64_t)s->duplicates);
     jo_int(&j, "out_of_order", (int64_t)s->out_of_order);
     latency(&j, "latency_us", &s->latency);
+    latency(&j, "read_latency_us", &s->read_latency);
     jo_num(&j, "gateway_cpu_s", r->have_gw ? r->gw_cpu_s : NAN);
     jo_num(&j, "gateway_cpu_per_100k", r->have_gw ? per_100k(r->gw_cpu_s, s->measured) : NAN);
     jo_num(&j, "redis_cpu_s", r->have_redis ? r->redis_cpu_s : NAN);
@@ -133,12 +134,14 @@ void report_fanout(const struct run_result *r)
     fprintf(stderr,
             "fanout: %.0f deliveries/s (%llu of %llu, lost %llu, dup %llu, "
             "out of order %llu)\n"
-            "  latency ms: p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
+            "  latency ms: p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f"
+            "  (read by the generator: p50 %.2f  p99 %.2f)\n",
             rate, (unsigned long long)s->measured, (unsigned long long)s->expected,
             (unsigned long long)lost, (unsigned long long)s->duplicates,
             (unsigned long long)s->out_of_order, hist_quantile(&s->latency, 0.5) / 1e3,
             hist_quantile(&s->latency, 0.99) / 1e3, hist_quantile(&s->latency, 0.999) / 1e3,
-            s->latency.max / 1e3);
+            s->latency.max / 1e3, hist_quantile(&s->read_latency, 0.5) / 1e3,
+            hist_quantile(&s->read_latency, 0.99) / 1e3);
     if (r->have_gw)
         fprintf(stderr, "  CPU-s per 100k deliveries: gateways %.3f",
                 per_100k(r->gw_cpu_s, s->measured));

@@ -30,6 +30,7 @@ void wstats_merge(struct wstats *into, const struct wstats *f)
     into->out_of_order += f->out_of_order;
     into->foreign += f->foreign;
     hist_merge(&into->latency, &f->latency);
+    hist_merge(&into->read_latency, &f->read_latency);
     into->frames_in += f->frames_in;
     into->pings += f->pings;
     for (int i = 0; i < ERR_KINDS; i++)

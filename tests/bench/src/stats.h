@@ -36,8 +36,9 @@ struct wstats {
     uint64_t measured;     /* first arrivals stamped inside the window */
     uint64_t duplicates;
     uint64_t out_of_order;
-    uint64_t foreign;    /* chat frames not from this benchmark */
-    struct hist latency; /* send to receive of measured arrivals, µs */
+    uint64_t foreign;         /* chat frames not from this benchmark */
+    struct hist latency;      /* send to arrival at the socket, µs */
+    struct hist read_latency; /* send to our read of the same, µs */
     /* traffic: everything */
     uint64_t frames_in;
     uint64_t pings;

@@ -190,7 +190,13 @@ static int take_num(const char **p, const char *end, uint64_t *out)
     return 0;
 }
 
-static void on_chat(struct worker *w, struct member *mb, struct jspan content, int64_t rx_us)
+static uint64_t since(int64_t t, int64_t sent_us)
+{
+    return t > sent_us ? (uint64_t)(t - sent_us) : 0;
+}
+
+static void on_chat(struct worker *w, struct member *mb, struct jspan content,
+                    const struct rx_time *t)
 {
     const char *p = content.p, *end = content.p + content.n;
     uint64_t pub, seq, sent_us;
@@ -212,8 +218,9 @@ static void on_chat(struct worker *w, struct member *mb, struct jspan content, i
     if (v == SEQ_LATE)
         w->st.out_of_order++;
     w->st.measured++;
-    hist_add(&w->st.latency, rx_us > (int64_t)sent_us ? (uint64_t)(rx_us - (int64_t)sent_us) : 0);
-    w->last_news_us = rx_us;
+    hist_add(&w->st.latency, since(t->arrived_us, (int64_t)sent_us));
+    hist_add(&w->st.read_latency, since(t->read_us, (int64_t)sent_us));
+    w->last_news_us = t->read_us;
 }
 
 static enum err_kind err_kind_of(struct jspan code)
@@ -227,7 +234,7 @@ static enum err_kind err_kind_of(struct jspan code)
     return ERR_OTHER;
 }
 
-static void on_text(void *ctx, struct conn *c, const char *p, size_t n, int64_t rx_us)
+static void on_text(void *ctx, struct conn *c, const char *p, size_t n, const struct rx_time *t)
 {
     struct worker *w = ctx;
     struct member *mb = c->user;
@@ -239,7 +246,7 @@ static void on_text(void *ctx, struct conn *c, const char *p, size_t n, int64_t 
         return;
     }
     if (jspan_is(m.type, "chat")) {
-        on_chat(w, mb, m.content, rx_us);
+        on_chat(w, mb, m.content, t);
     } else if (jspan_is(m.type, "joined")) {
         if (!mb->joined) {
             mb->joined = 1;
