@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config ca-certificates
-  libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev)
+  libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev liburing-dev)
 run_pkgs=(redis-server nginx-light curl)
 test_pkgs=(python3 python3-websockets python3-pytest haproxy clang
   libclang-rt-14-dev chromium fonts-ipafont-gothic

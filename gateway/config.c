@@ -79,6 +79,9 @@ static const struct option_def defs[] = {
      "largest HTTP request header block (default 4096, at most 65535)"},
     {"announce-connections", "GATEWAY_ANNOUNCE_CONNECTIONS", K_BOOL, FIELD(announce_connections),
      "on or off: tell every client \"NAME connected\"/\"disconnected\" (default on)"},
+    {"io-uring", "GATEWAY_IO_URING", K_BOOL, FIELD(io_uring),
+     "on or off: write each fan-out with one io_uring submission where the kernel allows "
+     "(default on)"},
     {"log-level", "GATEWAY_LOG_LEVEL", K_LOGLEVEL, FIELD(log_level),
      "error, warn, info or debug (default info)"},
 };
@@ -293,6 +296,7 @@ static void set_defaults(struct config *c, const char *default_client_dir)
     c->history = 100;
     c->shutdown_timeout_ms = 5000;
     c->announce_connections = true;
+    c->io_uring = true;
     c->rate_limit = 20;
     c->rate_burst = 120; /* a reconnecting client rejoins up to max_rooms rooms at once */
     c->max_rooms = 100;

@@ -92,6 +92,8 @@ static const struct {
     M(rate_limited, "gateway_rate_limited_total", "counter", "Frames refused by the rate limit."),
     M(redis_up, "gateway_redis_up", "gauge",
       "1 while the bus is connected and subscriptions are live."),
+    M(io_uring, "gateway_io_uring", "gauge",
+      "1 while fan-out writes are batched through io_uring, 0 when written one by one."),
     M(redis_reconnects, "gateway_redis_reconnects_total", "counter",
       "Reconnections to Redis after a loss."),
     M(bus_published, "gateway_bus_published_total", "counter", "Messages handed to the bus."),

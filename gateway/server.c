@@ -98,14 +98,18 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
 {
     (void)ctx;
     metrics.bus_received++;
+    sessions_batch_begin();
     rooms_on_frame(&sessions.rooms, room, room_len, id, f);
+    sessions_batch_end();
 }
 
 static void on_broadcast_frame(void *ctx, struct frame *f)
 {
     (void)ctx;
     metrics.bus_received++;
+    sessions_batch_begin();
     sessions_broadcast(f);
+    sessions_batch_end();
 }
 
 static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)

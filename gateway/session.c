@@ -1,13 +1,16 @@
 #include "session.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <libwebsockets.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "txring.h"
 
 _Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
 
@@ -17,6 +20,9 @@ _Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
 #define BATCH_BYTES (64 * 1024)
 /* A session asked to close that never becomes writable is killed after this. */
 #define CLOSE_GRACE_S 2
+/* Most sends in one io_uring submission: a room of more local members
+ * takes one submission per this many. */
+#define TXRING_DEPTH 1024
 
 struct sessions sessions;
 
@@ -125,6 +131,50 @@ static size_t ws_header(unsigned char *p, size_t len, bool binary)
     return 10;
 }
 
+/* Writes the WebSocket header into the frame's headroom, right before the
+ * payload (the same bytes for every recipient), and returns where the
+ * frame starts; *n gets its length with the header. */
+static unsigned char *with_header(struct frame *f, bool binary, size_t *n)
+{
+    unsigned char h[10];
+    size_t hl = ws_header(h, f->len, binary);
+    unsigned char *start = memcpy(frame_data(f) - hl, h, hl);
+    *n = hl + f->len;
+    return start;
+}
+
+/* What the socket did not take of a staged frame goes to lws, which keeps
+ * what the socket still refuses and writes it before any later frame. From
+ * a copy: lws_write needs LWS_PRE bytes of its own before the data. */
+static int write_rest(struct session *s, const unsigned char *p, size_t n)
+{
+    struct frame *rest = frame_copy(p, n);
+    int rc = rest ? lws_write(s->wsi, frame_data(rest), n, LWS_WRITE_RAW) : -1;
+    frame_unref(rest);
+    return rc < 0 ? -1 : 0;
+}
+
+static void tx_done(void *owner, struct frame *f, const unsigned char *p, size_t len, ssize_t res)
+{
+    struct session *s = owner;
+    s->tx_staged = false;
+    size_t sent = res > 0 ? (size_t)res : 0;
+    if (res < 0 && res != -EAGAIN) {
+        request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
+        return;
+    }
+    /* Closing with nothing of it written: the frame is dropped like the
+     * queue. Partly written, the rest goes, so the close frame is whole. */
+    if (s->closing && !sent)
+        return;
+    if (sent < len && write_rest(s, p + sent, len - sent) < 0) {
+        request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
+        return;
+    }
+    metrics.frames_out++;
+    metrics.bytes_out += f->len;
+}
+
 /* Writes as many queued frames as fit in one buffer with one system call:
  * a queue only builds up under load, when system calls are what costs. */
 static int write_batch(struct session *s)
@@ -155,8 +205,20 @@ static void queue(struct session *s, struct frame *f, bool binary)
         return;
     /* Nothing waits and lws holds nothing back: write now, which spares
      * the two epoll changes and the wake-up of a writable callback (most
-     * of a delivery's cost). Otherwise queue behind what waits. */
-    if (!s->q.count && !s->ping_due && !lws_partial_buffered(s->wsi)) {
+     * of a delivery's cost); in a batch, with the batch's one system call.
+     * Otherwise queue behind what waits. */
+    if (!s->q.count && !s->tx_staged && !s->ping_due && !lws_partial_buffered(s->wsi)) {
+        if (sessions.batch && sessions.tx) {
+            /* lws sent a close frame (a protocol error it found itself):
+             * no data may follow, and lws_write would drop it too. */
+            if (lws_ws_close_started(s->wsi))
+                return;
+            size_t n;
+            unsigned char *p = with_header(f, binary, &n);
+            s->tx_staged = true;
+            txring_send(sessions.tx, lws_get_socket_fd(s->wsi), f, p, n, s);
+            return;
+        }
         if (write_frame(s, f, binary) < 0)
             request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
         return;
@@ -207,6 +269,17 @@ void sessions_broadcast(struct frame *f)
     for (struct session *s = sessions.head; s; s = s->next)
         if (s->kind == SESSION_CHAT)
             session_send(s, f);
+}
+
+void sessions_batch_begin(void)
+{
+    sessions.batch++;
+}
+
+void sessions_batch_end(void)
+{
+    if (--sessions.batch == 0 && sessions.tx)
+        txring_flush(sessions.tx);
 }
 
 static void rooms_deliver(void *owner, struct frame *f)
@@ -288,11 +361,25 @@ int sessions_init(const struct config *cfg, struct bus *bus)
         return -1;
     rooms_init(&sessions.rooms, bus, &owner_ops, cfg->send_queue_limit);
     peers_init(&sessions.peers, cfg->max_conns_per_ip);
+    /* With TLS every write goes through the TLS library, not the socket. */
+    if (cfg->io_uring && !cfg->tls_cert[0]) {
+        char why[128];
+        struct rlimit rl;
+        unsigned nfiles = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1u << 20
+                              ? (unsigned)rl.rlim_cur
+                              : 1u << 20;
+        sessions.tx = txring_new(TXRING_DEPTH, nfiles, tx_done, why, sizeof(why));
+        if (!sessions.tx)
+            log_warn("io_uring unavailable (%s): fan-out writes one send() each", why);
+    }
+    metrics.io_uring = sessions.tx != NULL;
     return 0;
 }
 
 void sessions_free(void)
 {
+    txring_free(sessions.tx);
+    sessions.tx = NULL;
     rooms_free(&sessions.rooms);
     keepalive_free(&sessions.keepalive);
     peers_free(&sessions.peers);
@@ -348,6 +435,8 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
         snprintf(s->name, sizeof(s->name), "User%llu", (unsigned long long)s->id);
     metrics.connections++;
     metrics.connections_total++;
+    if (sessions.tx)
+        txring_attach(sessions.tx, lws_get_socket_fd(wsi));
     char conn_id[sizeof(sessions.cfg->id) + 24];
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", sessions.cfg->id, (unsigned long long)s->id);
     log_info("session %llu (%s): connected", (unsigned long long)s->id, s->name);
@@ -618,6 +707,9 @@ void session_closed(struct session *s)
     s->rx = NULL;
     if (s->kind != SESSION_CHAT)
         return;
+    /* Before lws closes the socket, which the file table would keep open. */
+    if (sessions.tx)
+        txring_detach(sessions.tx, lws_get_socket_fd(s->wsi));
     bool tell = !sessions.shutting_down;
     rooms_leave_all(&sessions.rooms, &s->rooms, tell);
     metrics.connections--;

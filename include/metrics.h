@@ -21,6 +21,7 @@ struct metrics {
     uint64_t keepalive_timeouts;
     uint64_t oversize_closes;
     uint64_t redis_up; /* gauge */
+    uint64_t io_uring; /* gauge: fan-out writes go through io_uring */
     uint64_t redis_reconnects;
     uint64_t bus_published;
     uint64_t bus_received;

@@ -1,7 +1,9 @@
 /* session: one connected WebSocket client. Reassembles its frames within
  * the size limit, hands chat frames to proto and the rooms, queues its
  * outgoing frames (closing it as a slow consumer past the limit), keeps it
- * alive with pings, and writes one frame per writable callback. A client's
+ * alive with pings, and writes its frames: at once when nothing waits (a
+ * fan-out's writes batched into one io_uring submission), else from the
+ * writable callback, several per system call. A client's
  * requests are handled in order: while one of its joins is in flight, what
  * it sends next waits, so every request is answered in the order sent. */
 #ifndef GATEWAY_SESSION_H
@@ -22,6 +24,7 @@
 
 struct lws;
 struct session_wait;
+struct txring;
 
 enum session_kind { SESSION_CHAT, SESSION_ECHO };
 
@@ -44,9 +47,10 @@ struct session {
     uint8_t kind;
     bool rx_binary;
     bool ping_due;
-    bool closing;  /* a close is requested: the next writable sends it */
-    bool busy;     /* a join is in flight: later requests wait their turn */
-    bool draining; /* working through waiting */
+    bool closing;   /* a close is requested: the next writable sends it */
+    bool busy;      /* a join is in flight: later requests wait their turn */
+    bool draining;  /* working through waiting */
+    bool tx_staged; /* a frame is staged in the txring: later ones queue behind */
 };
 
 /* What sessions share; set up once by the server. */
@@ -57,7 +61,9 @@ struct sessions {
     struct keepalive keepalive;
     struct peers peers;
     struct session *head;
-    long all_count; /* open /ws and /echo sessions */
+    struct txring *tx; /* NULL: frames are written one send() each */
+    unsigned batch;    /* open sessions_batch_begin calls */
+    long all_count;    /* open /ws and /echo sessions */
     uint64_t next_id;
     bool shutting_down;
 };
@@ -71,6 +77,11 @@ void sessions_shutdown(void);
 
 /* Bus handlers for frames meant for every chat client. */
 void sessions_broadcast(struct frame *f);
+/* Frames sent between these go out together when the end comes: one
+ * io_uring submission for a whole fan-out. They nest; the outermost end
+ * writes. Nothing may close a session in between. */
+void sessions_batch_begin(void);
+void sessions_batch_end(void);
 
 /* libwebsockets callbacks, in order of a session's life. */
 int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name,

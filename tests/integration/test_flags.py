@@ -14,7 +14,7 @@ from wsclient import Client
 README_FLAGS = ["--listen", "--redis", "--redis-prefix", "--id", "--client-dir",
                 "--max-message-bytes", "--ping-interval", "--pong-timeout",
                 "--send-queue-limit", "--allowed-origins", "--history",
-                "--shutdown-timeout", "--log-level"]
+                "--shutdown-timeout", "--io-uring", "--log-level"]
 
 BAD_FLAGS = [
     ("--listen", "nonsense"),
