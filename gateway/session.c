@@ -278,8 +278,10 @@ void sessions_batch_begin(void)
 
 void sessions_batch_end(void)
 {
-    if (--sessions.batch == 0 && sessions.tx)
+    if (--sessions.batch == 0 && sessions.tx) {
         txring_flush(sessions.tx);
+        metrics.io_uring = txring_batching(sessions.tx);
+    }
 }
 
 static void rooms_deliver(void *owner, struct frame *f)
@@ -296,6 +298,15 @@ static void rooms_overflow(void *owner)
 
 static void process_request_frame(struct session *s, const unsigned char *data, size_t len);
 
+static void waiting_free(struct session *s)
+{
+    if (s->waiting) {
+        sendq_clear(s->waiting);
+        free(s->waiting);
+        s->waiting = NULL;
+    }
+}
+
 static void rooms_join_answered(void *owner)
 {
     struct session *s = owner;
@@ -304,13 +315,14 @@ static void rooms_join_answered(void *owner)
         return; /* answered during the loop below: it goes on */
     s->draining = true;
     const struct sendq_entry *e;
-    while (!s->busy && !s->closing && (e = sendq_peek(&s->waiting))) {
+    while (!s->busy && !s->closing && s->waiting && (e = sendq_peek(s->waiting))) {
         struct frame *f = frame_ref(e->frame);
-        sendq_pop(&s->waiting);
+        sendq_pop(s->waiting);
         process_request_frame(s, frame_data(f), f->len);
         frame_unref(f);
     }
-    sendq_shrink(&s->waiting);
+    if (s->waiting && !s->waiting->count)
+        waiting_free(s);
     s->draining = false;
 }
 
@@ -411,7 +423,6 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     s->kind = (uint8_t)kind;
     s->id = ++sessions.next_id;
     sendq_init(&s->q);
-    sendq_init(&s->waiting);
     s->last_rx_ms = s->last_ping_ms = now_ms();
     ratelimit_init(&s->rate, s->last_rx_ms, sessions.cfg->rate_burst);
     s->peer_addr = peers_acquire(&sessions.peers, peer_addr);
@@ -577,9 +588,11 @@ static void handle_message(struct session *s, const unsigned char *data, size_t 
     }
     if (s->busy) {
         /* Bounded like the send queue: a client cannot make it grow freely. */
-        bool room = s->waiting.bytes + len <= sessions.cfg->send_queue_limit;
+        if (!s->waiting && (s->waiting = malloc(sizeof(*s->waiting))))
+            sendq_init(s->waiting);
+        bool room = s->waiting && s->waiting->bytes + len <= sessions.cfg->send_queue_limit;
         struct frame *f = room ? frame_copy(data, len) : NULL;
-        if (!f || sendq_push(&s->waiting, f, false) < 0)
+        if (!f || sendq_push(s->waiting, f, false) < 0)
             request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many requests in flight");
         frame_unref(f);
         return;
@@ -702,7 +715,7 @@ void session_closed(struct session *s)
         w->s = NULL;
     s->waits = NULL;
     sendq_clear(&s->q);
-    sendq_clear(&s->waiting);
+    waiting_free(s);
     free(s->rx);
     s->rx = NULL;
     if (s->kind != SESSION_CHAT)

@@ -11,7 +11,6 @@
 #include <liburing.h>
 
 #include "log.h"
-#include "metrics.h"
 
 struct tx_entry {
     struct frame *f;
@@ -91,6 +90,11 @@ void txring_free(struct txring *t)
     free(t->attached);
     free(t->e);
     free(t);
+}
+
+bool txring_batching(const struct txring *t)
+{
+    return !t->broken;
 }
 
 static bool is_attached(const struct txring *t, int fd)
@@ -186,7 +190,6 @@ void txring_flush(struct txring *t)
             log_error("io_uring submission failed (%s): writing with send() from now on",
                       rc < 0 ? strerror(-rc) : "partly refused");
             t->broken = true;
-            metrics.io_uring = 0;
         }
         done_by_ring = rc > 0 ? (unsigned)rc : 0;
     }

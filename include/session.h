@@ -34,7 +34,9 @@ struct session {
     uint64_t id;
     char name[PROTO_NAME_MAX + 1];
     struct sendq q;
-    struct sendq waiting; /* requests that came while a join was answered */
+    /* Requests that came while a join was answered: allocated then (rare),
+     * so an idle session is a malloc size class smaller. */
+    struct sendq *waiting;
     struct room_set rooms;
     struct ka_entry ka;
     int64_t last_rx_ms;

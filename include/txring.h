@@ -22,6 +22,7 @@
 #ifndef GATEWAY_TXRING_H
 #define GATEWAY_TXRING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -51,5 +52,8 @@ void txring_send(struct txring *t, int fd, struct frame *f, const unsigned char 
                  void *owner);
 /* Submits what is staged and calls done for each send, in staging order. */
 void txring_flush(struct txring *t);
+/* False once the kernel refused a submission: sends then go out one
+ * send() each, through the same calls. */
+bool txring_batching(const struct txring *t);
 
 #endif
