@@ -3,7 +3,7 @@
 runs the scenarios with the chatbench load generator, prints a table and one
 JSON line per scenario, and stops everything it started.
 
-  tests/bench/bench.py                      # fanout, max and idle
+  tests/bench/bench.py                      # fanout, floor, max and idle
   tests/bench/bench.py --scenarios fanout --rate 300
   tests/bench/bench.py --smoke              # every scenario, tiny (CI)
 
@@ -26,11 +26,12 @@ from benchlib import chatbench, procs, scenarios, table  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-SCENARIOS = ("fanout", "max", "idle")
+SCENARIOS = ("fanout", "floor", "max", "idle")
 
 # Every scenario, tiny: proves the tool works end to end in under 30 s.
 SMOKE = dict(gateways=2, conns=40, rooms=2, publishers=4, rate=50, size=100,
-             warmup=0.5, duration=2, max_start=20, max_factor=2, max_steps=2,
+             warmup=0.5, duration=2, repeat=1, max_start=20, max_factor=2,
+             max_steps=2,
              max_retries=0,
              max_warmup=0.2, max_step_duration=1, idle_conns=200,
              idle_gateways=2, idle_workers=2, idle_seconds=1,
@@ -68,7 +69,10 @@ def parse_args(argv):
     g.add_argument("--warmup", type=float, default=2,
                    help="fanout: seconds before measuring (2)")
     g.add_argument("--duration", type=float, default=10,
-                   help="fanout: seconds measured (10)")
+                   help="fanout and floor: seconds measured (10)")
+    g.add_argument("--repeat", type=int, default=None,
+                   help="runs of fanout (1; then also their median) and of "
+                   "each floor server (3)")
     g.add_argument("--max-start", type=float, default=50,
                    help="max: first rate in messages/s (50)")
     g.add_argument("--max-factor", type=float, default=1.25,
@@ -116,6 +120,11 @@ def parse_args(argv):
     return p
 
 
+def repeats(name, p):
+    """How many times main runs scenario name (floor repeats inside)."""
+    return (p.repeat or 1) if name == "fanout" else 1
+
+
 def pong_timeout(interval):
     """Three ping intervals, in the gateway's duration syntax."""
     if interval.endswith("ms"):
@@ -145,6 +154,8 @@ def _run_on_cluster(name, p, cb, gateway_bin, log_dir):
     # caller's --gateway-args come later and win.
     extra = (["--announce-connections", "off"] if name == "idle"
              else ["--rate-limit", "0"]) + shlex.split(p.gateway_args)
+    if name == "floor":
+        return _floor(p, cb, gateway_bin, log_dir, extra)
     if name == "idle":
         extra += ["--ping-interval", p.ping_interval,
                   "--pong-timeout", pong_timeout(p.ping_interval)]
@@ -163,9 +174,25 @@ def _run_on_cluster(name, p, cb, gateway_bin, log_dir):
         cluster.close()
 
 
+def _floor(p, cb, gateway_bin, log_dir, extra):
+    """The floor scenario: each server started afresh for each run."""
+    floor_bin = chatbench.floor_binary(cb)
+    if p.repeat is None:
+        p.repeat = 3
+
+    def start(kind, arg):
+        if kind == "floor":
+            return procs.BareServer(floor_bin, arg, log_dir)
+        # The bench's flags, the floor's, then the caller's (which win).
+        return procs.Cluster(gateway_bin, 1, log_dir, False,
+                             extra[:2] + arg + extra[2:])
+
+    return scenarios.floor(start, cb, p), table.floor
+
+
 def broken(name, r):
     """Why a result shows the tool itself broke (smoke), or None."""
-    if name == "fanout" and not r.get("delivered"):
+    if name in ("fanout", "floor") and not r.get("delivered"):
         return "no deliveries"
     if name == "max" and r.get("last_good_rate") is None:
         return "no step passed"
@@ -193,18 +220,26 @@ def main(argv):
         cb = chatbench.binary()
         for name in p.scenarios:
             print("== %s" % name, file=sys.stderr, flush=True)
-            result, render = run_scenario(name, p, cb, gateway_bin, log_dir)
-            line = json.dumps(result, ensure_ascii=False,
-                              separators=(",", ":"))
-            print(render(result))
-            print(line, flush=True)
-            if p.json_out:
-                with open(p.json_out, "a") as f:
-                    f.write(line + "\n")
-            why = broken(name, result)
-            if why:
-                failed = "%s: %s" % (name, why)
+            results = []
+            for _ in range(repeats(name, p)):
+                result, render = run_scenario(name, p, cb, gateway_bin,
+                                              log_dir)
+                line = json.dumps(result, ensure_ascii=False,
+                                  separators=(",", ":"))
+                print(render(result))
+                print(line, flush=True)
+                if p.json_out:
+                    with open(p.json_out, "a") as f:
+                        f.write(line + "\n")
+                why = broken(name, result)
+                if why:
+                    failed = "%s: %s" % (name, why)
+                    break
+                results.append(result)
+            if failed:
                 break
+            if len(results) > 1:
+                print(table.fanout_median(results))
             done += 1
     except KeyboardInterrupt:
         failed = "interrupted"

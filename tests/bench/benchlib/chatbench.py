@@ -26,13 +26,20 @@ def binary():
                          "chatbench-build-%d-%s" % (os.getuid(), tag))
     for argv in (["cmake", "-S", BENCH_DIR, "-B", build,
                   "-DCMAKE_BUILD_TYPE=Release"],
-                 ["cmake", "--build", build, "-j2", "--target", "chatbench"]):
+                 ["cmake", "--build", build, "-j2", "--target", "chatbench",
+                  "chatfloor"]):
         done = subprocess.run(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
         if done.returncode:
             raise ChatbenchError("building chatbench failed:\n" +
                                  done.stdout.decode(errors="replace")[-2000:])
     return os.path.join(build, "chatbench")
+
+
+def floor_binary(chatbench_bin):
+    """$CHATFLOOR_BIN, or the chatfloor built next to chatbench."""
+    return os.environ.get("CHATFLOOR_BIN") or os.path.join(
+        os.path.dirname(chatbench_bin), "chatfloor")
 
 
 def run(bin_path, mode, args, on_event=None):

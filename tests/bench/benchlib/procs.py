@@ -158,3 +158,27 @@ class Cluster:
         for proc in reversed(self.procs):
             proc.terminate()
         self.procs = []
+
+
+class BareServer:
+    """chatfloor, the benchmark's bare server, in the place of the gateways
+    (one process, no Redis), stopped on close()."""
+
+    def __init__(self, floor_bin, writer, log_dir):
+        self.redis = None
+        self.port = free_port()
+        self.proc = Proc("chatfloor-" + writer, [
+            floor_bin, "--listen", "127.0.0.1:%d" % self.port,
+            "--writer", writer], log_dir)
+        try:
+            _wait(lambda: _http_ok("http://127.0.0.1:%d/" % self.port),
+                  "chatfloor", self.proc)
+        except BaseException:
+            self.close()
+            raise
+
+    def chatbench_args(self):
+        return ["--gateway", "127.0.0.1:%d@%d" % (self.port, self.proc.pid)]
+
+    def close(self):
+        self.proc.terminate()

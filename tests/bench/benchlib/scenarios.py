@@ -102,3 +102,68 @@ def idle(cluster, cb, p):
     result["shutdown_max_s"] = (max(took) if took and None not in took
                                 else None)
     return result
+
+
+# What the floor compares, on one node and the same clients: the bare server
+# with each writer (what the kernel alone costs) and the gateway with each.
+FLOOR_SERVERS = (
+    ("chatfloor --writer send", "floor", "send"),
+    ("chatfloor --writer uring", "floor", "uring"),
+    ("gateway --io-uring off", "gateway", ["--io-uring", "off"]),
+    ("gateway", "gateway", []),
+)
+
+
+def median(values):
+    xs = sorted(v for v in values if v is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def floor(start, cb, p):
+    """The fanout against each of FLOOR_SERVERS, p.repeat rounds, every
+    other round in reverse order so that drift on a shared machine falls on
+    all of them alike. start(kind, arg) returns a running server."""
+    runs = []
+    for rnd in range(p.repeat):
+        order = FLOOR_SERVERS if rnd % 2 == 0 else FLOOR_SERVERS[::-1]
+        for name, kind, arg in order:
+            server = start(kind, arg)
+            try:
+                r = chatbench.run(cb, "fanout", server.chatbench_args() +
+                                  _fanout_args(p, p.rate, p.warmup,
+                                               p.duration))
+            finally:
+                server.close()
+            runs.append({
+                "server": name, "round": rnd,
+                "deliveries_per_s": r["deliveries_per_s"], "lost": r["lost"],
+                "cpu_per_100k": r["gateway_cpu_per_100k"],
+                "p50_us": r["latency_us"]["p50"],
+                "p99_us": r["latency_us"]["p99"],
+                "read_p99_us": r["read_latency_us"]["p99"],
+                "generator_limited": r["generator_limited"],
+                "publishers_behind": r["publishers_behind"],
+                "lost_connections": r["lost_connections"]})
+    servers = []
+    for name, _, _ in FLOOR_SERVERS:
+        mine = [r for r in runs if r["server"] == name]
+        cpu = [r["cpu_per_100k"] for r in mine]
+        servers.append({
+            "server": name, "runs": len(mine),
+            "cpu_per_100k": median(cpu), "cpu_per_100k_min": min(cpu),
+            "cpu_per_100k_max": max(cpu),
+            "p50_us": median(r["p50_us"] for r in mine),
+            "p99_us": median(r["p99_us"] for r in mine),
+            "read_p99_us": median(r["read_p99_us"] for r in mine),
+            "lost": sum(r["lost"] for r in mine)})
+    return {"tool": "bench", "scenario": "floor", "conns": p.conns,
+            "rooms": p.rooms, "publishers": p.publishers, "rate": p.rate,
+            "size": p.size, "duration_s": p.duration, "repeat": p.repeat,
+            "servers": servers, "runs": runs,
+            "delivered": sum(r["deliveries_per_s"] for r in runs),
+            "generator_limited": any(r["generator_limited"] for r in runs),
+            "publishers_behind": any(r["publishers_behind"] for r in runs),
+            "lost_connections": sum(r["lost_connections"] for r in runs)}

@@ -99,3 +99,35 @@ def idle(r):
           (r["keepalive_cpu_pct_per_10k"], ".2f"), r["pings"],
           r["shutdown_max_s"], c["1001"], c["1006"],
           c["1000"] + c["1008"] + c["1009"] + c["other"]]]) + warnings(r)
+
+
+def fanout_median(results):
+    """The median of repeated fanout runs, one line."""
+    from .scenarios import median
+    return ("median of %d runs: cpu gw %.3f, p50 %.2f ms, p99 %.2f ms, "
+            "read p99 %.2f ms (cpu gw from %.3f to %.3f)" % (
+                len(results),
+                median(r["gateway_cpu_per_100k"] for r in results),
+                median(r["latency_us"]["p50"] for r in results) / 1e3,
+                median(r["latency_us"]["p99"] for r in results) / 1e3,
+                median(r["read_latency_us"]["p99"] for r in results) / 1e3,
+                min(r["gateway_cpu_per_100k"] for r in results),
+                max(r["gateway_cpu_per_100k"] for r in results)))
+
+
+def floor(r):
+    base = next((s["cpu_per_100k"] for s in r["servers"]
+                 if s["server"] == "chatfloor --writer uring"), None)
+    rows = [[s["server"], s["runs"], (s["cpu_per_100k"], ".3f"),
+             "%.3f-%.3f" % (s["cpu_per_100k_min"], s["cpu_per_100k_max"]),
+             ("%.2f" % (s["cpu_per_100k"] / base)) if base else None,
+             (_ms(s["p50_us"]), ".2f"), (_ms(s["p99_us"]), ".2f"),
+             (_ms(s["read_p99_us"]), ".2f"), s["lost"]]
+            for s in r["servers"]]
+    return _render(
+        "floor: one process, %d members, %g msg/s of %d bytes; CPU-seconds "
+        "per 100,000 deliveries (median of %d runs each, interleaved), "
+        "latency in ms (medians)" % (r["conns"], r["rate"], r["size"],
+                                     r["repeat"]),
+        ["server", "runs", "cpu", "cpu range", "x floor", "p50", "p99",
+         "read p99", "lost"], rows) + warnings(r)

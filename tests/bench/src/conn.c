@@ -300,7 +300,7 @@ static int process(struct conn *c, const uint8_t *buf, size_t len, const struct 
     }
     while (off < len) {
         struct ws_frame f;
-        int r = ws_parse_header(buf + off, len - off, &f);
+        int r = ws_parse_header(buf + off, len - off, 0, &f);
         uint64_t total;
 
         if (r < 0) {

@@ -57,17 +57,23 @@ static void test_frames(void)
     CHECK(n == 10 + 4 + 70000 && buf[1] == (0x80 | 127));
 
     /* Server frames are unmasked. */
-    CHECK(ws_parse_header((const uint8_t *)"\x81\x05hello", 7, &f) == 1);
+    CHECK(ws_parse_header((const uint8_t *)"\x81\x05hello", 7, 0, &f) == 1);
     CHECK(f.fin && f.opcode == WS_OP_TEXT && f.len == 5 && f.header_len == 2);
-    CHECK(ws_parse_header((const uint8_t *)"\x81", 1, &f) == 0);
-    CHECK(ws_parse_header((const uint8_t *)"\x81\x7e\x01", 3, &f) == 0);
-    CHECK(ws_parse_header((const uint8_t *)"\x01\x7e\x01\x00", 4, &f) == 1);
+    CHECK(ws_parse_header((const uint8_t *)"\x81", 1, 0, &f) == 0);
+    CHECK(ws_parse_header((const uint8_t *)"\x81\x7e\x01", 3, 0, &f) == 0);
+    CHECK(ws_parse_header((const uint8_t *)"\x01\x7e\x01\x00", 4, 0, &f) == 1);
     CHECK(!f.fin && f.len == 256 && f.header_len == 4);
-    CHECK(ws_parse_header((const uint8_t *)"\x81\x85", 2, &f) == -1);
-    CHECK(ws_parse_header((const uint8_t *)"\xC1\x05", 2, &f) == -1);
-    CHECK(ws_parse_header((const uint8_t *)"\x09\x00", 2, &f) == -1);
-    CHECK(ws_parse_header((const uint8_t *)"\x89\x7e\x00\xff", 4, &f) == -1);
-    CHECK(ws_parse_header((const uint8_t *)"\x83\x00", 2, &f) == -1);
+    CHECK(ws_parse_header((const uint8_t *)"\x81\x85", 2, 0, &f) == -1);
+    CHECK(ws_parse_header((const uint8_t *)"\xC1\x05", 2, 0, &f) == -1);
+    CHECK(ws_parse_header((const uint8_t *)"\x09\x00", 2, 0, &f) == -1);
+    CHECK(ws_parse_header((const uint8_t *)"\x89\x7e\x00\xff", 4, 0, &f) == -1);
+    CHECK(ws_parse_header((const uint8_t *)"\x83\x00", 2, 0, &f) == -1);
+
+    /* Client frames are masked: the key comes after the length. */
+    CHECK(ws_parse_header(buf, n, 1, &f) == 1);
+    CHECK(f.len == 70000 && f.header_len == 14 && memcmp(f.mask, buf + 10, 4) == 0);
+    CHECK(ws_parse_header(buf, 12, 1, &f) == 0);
+    CHECK(ws_parse_header((const uint8_t *)"\x81\x05hello", 7, 1, &f) == -1);
 }
 
 static void test_jscan(void)
