@@ -75,6 +75,17 @@ static struct txring *new_ring(unsigned depth)
     return t;
 }
 
+/* A ring and one connected pair; NULL (a failed CHECK) when either fails. */
+static struct txring *ring_and_pair(unsigned depth, int *tx, int *rx)
+{
+    struct txring *t = new_ring(depth);
+    if (t && !CHECK(tcp_pair(tx, rx))) {
+        txring_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 static void test_batch_arrives_in_order(void)
 {
     struct txring *t = new_ring(8);
@@ -124,11 +135,9 @@ static void test_batch_arrives_in_order(void)
  * with part of the frame written or -EAGAIN, never wait for the socket. */
 static void test_full_socket_does_not_block(void)
 {
-    struct txring *t = new_ring(64);
-    if (!t)
-        return;
     int tx, rx;
-    if (!CHECK(tcp_pair(&tx, &rx)))
+    struct txring *t = ring_and_pair(64, &tx, &rx);
+    if (!t)
         return;
     txring_attach(t, tx);
     struct frame *big = frame_alloc(8 << 20);
@@ -153,11 +162,9 @@ static void test_full_socket_does_not_block(void)
 
 static void test_dead_peer_is_reported(void)
 {
-    struct txring *t = new_ring(4);
-    if (!t)
-        return;
     int tx, rx;
-    if (!CHECK(tcp_pair(&tx, &rx)))
+    struct txring *t = ring_and_pair(4, &tx, &rx);
+    if (!t)
         return;
     struct frame *f = frame_copy("hello", 5);
     /* Unread data at close makes the peer answer with a reset. */
@@ -182,11 +189,9 @@ static void test_dead_peer_is_reported(void)
  * see the end of the stream. */
 static void test_detach_lets_the_socket_close(void)
 {
-    struct txring *t = new_ring(4);
-    if (!t)
-        return;
     int tx, rx;
-    if (!CHECK(tcp_pair(&tx, &rx)))
+    struct txring *t = ring_and_pair(4, &tx, &rx);
+    if (!t)
         return;
     txring_attach(t, tx);
     txring_detach(t, tx);
