@@ -30,12 +30,13 @@ static struct member_ext *ext(struct member *m)
     return (struct member_ext *)m;
 }
 
-void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops,
+void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops, void *ctx,
                 size_t held_limit)
 {
     strmap_init(&r->by_name);
     r->bus = bus;
     r->ops = ops;
+    r->ctx = ctx;
     r->held_limit = held_limit;
 }
 
@@ -85,7 +86,7 @@ static void deliver_error(struct rooms *r, void *owner, enum proto_error e, cons
     struct frame *f = proto_error_frame(e, why);
     if (f) {
         metrics.errors[e]++;
-        r->ops->deliver(owner, f);
+        r->ops->deliver(r->ctx, owner, f);
         frame_unref(f);
     }
 }
@@ -185,7 +186,7 @@ static void flush_held(struct rooms *r, struct member *m)
         struct msgid id;
         struct frame *f = e->frame;
         if (is_new(m, proto_chat_id(frame_data(f), f->len, &id) ? &id : NULL))
-            r->ops->deliver(m->owner, f);
+            r->ops->deliver(r->ctx, m->owner, f);
         sendq_pop(&m->held);
     }
     sendq_shrink(&m->held);
@@ -205,7 +206,7 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
     void *owner = m->owner;
     if (status < 0) {
         join_failed(r, m, "the room could not be joined: the cluster is unreachable");
-        r->ops->join_answered(owner);
+        r->ops->join_answered(r->ctx, owner);
         return;
     }
     struct frame *joined = proto_joined(room->name, room->name_len, res->members, res->history,
@@ -213,10 +214,10 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
     if (!joined) {
         log_error("room %.*s: out of memory building joined", (int)room->name_len, room->name);
         join_failed(r, m, "the room could not be joined: out of memory");
-        r->ops->join_answered(owner);
+        r->ops->join_answered(r->ctx, owner);
         return;
     }
-    r->ops->deliver(m->owner, joined);
+    r->ops->deliver(r->ctx, m->owner, joined);
     frame_unref(joined);
 
     /* A since beyond the room's newest id (a client's invention, or ids
@@ -234,7 +235,7 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
         m->announced = true;
         announce(r, room, x->name, "joined");
     }
-    r->ops->join_answered(owner);
+    r->ops->join_answered(r->ctx, owner);
 }
 
 enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, const char *name,
@@ -325,14 +326,14 @@ void rooms_on_frame(struct rooms *r, const char *room_name, size_t room_len, con
     for (struct member *m = room->head; m; m = m->rnext) {
         if (m->state == MEMBER_JOINED) {
             if (is_new(m, id))
-                r->ops->deliver(m->owner, f);
+                r->ops->deliver(r->ctx, m->owner, f);
         } else if (m->in_flight) {
             if (m->held.bytes + f->len > r->held_limit) {
-                r->ops->overflow(m->owner);
+                r->ops->overflow(r->ctx, m->owner);
                 continue;
             }
             if (sendq_push(&m->held, f, false) < 0)
-                r->ops->overflow(m->owner);
+                r->ops->overflow(r->ctx, m->owner);
         }
     }
 }
@@ -359,7 +360,7 @@ void rooms_on_subscribed(struct rooms *r, const char *room_name, size_t room_len
             deliver_error(r, owner, PROTO_UNAVAILABLE,
                           "the room could not be joined: the cluster is unreachable");
             remove_member(r, m, false);
-            r->ops->join_answered(owner);
+            r->ops->join_answered(r->ctx, owner);
         }
     }
 }

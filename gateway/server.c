@@ -99,7 +99,7 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
     (void)ctx;
     metrics.bus_received++;
     sessions_batch_begin();
-    rooms_on_frame(&sessions.rooms, room, room_len, id, f);
+    rooms_on_frame(&sessions.requests.rooms, room, room_len, id, f);
     sessions_batch_end();
 }
 
@@ -115,7 +115,7 @@ static void on_broadcast_frame(void *ctx, struct frame *f)
 static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
 {
     (void)ctx;
-    rooms_on_subscribed(&sessions.rooms, room, room_len, status);
+    rooms_on_subscribed(&sessions.requests.rooms, room, room_len, status);
 }
 
 static void lws_log_emit(int level, const char *line)

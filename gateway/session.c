@@ -26,16 +26,6 @@ _Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
 
 struct sessions sessions;
 
-/* An outstanding bus request of a session. The session may close before
- * the answer: closing detaches the waits, and the answer then finds s NULL. */
-struct session_wait {
-    struct session *s;
-    struct session_wait *prev, *next;
-    int64_t started_us;
-    size_t room_len;
-    char room[PROTO_ROOM_MAX + 1];
-};
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -43,55 +33,13 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static struct session_wait *wait_new(struct session *s, const char *room, size_t room_len)
-{
-    struct session_wait *w = malloc(sizeof(*w));
-    if (!w)
-        return NULL;
-    w->s = s;
-    w->prev = NULL;
-    w->next = s->waits;
-    if (s->waits)
-        s->waits->prev = w;
-    s->waits = w;
-    w->started_us = now_us();
-    w->room_len = room ? room_len : 0;
-    if (room)
-        memcpy(w->room, room, room_len);
-    w->room[w->room_len] = '\0';
-    return w;
-}
-
-/* Frees the wait and returns its session, NULL if the session is gone. */
-static struct session *wait_finish(struct session_wait *w)
-{
-    struct session *s = w->s;
-    if (s) {
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            s->waits = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-    }
-    free(w);
-    return s;
-}
-
 /* Asks for the session to be closed with code; the close frame goes out at
  * the next writable callback. Pending output is dropped. */
 static void request_close(struct session *s, uint16_t code, const char *reason)
 {
-    if (s->closing)
+    if (s->req.closing)
         return;
-    s->closing = true;
+    s->req.closing = true;
     sendq_clear(&s->q);
     lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
     lws_callback_on_writable(s->wsi);
@@ -165,7 +113,7 @@ static void tx_done(void *owner, struct frame *f, const unsigned char *p, size_t
     }
     /* Closing with nothing of it written: the frame is dropped like the
      * queue. Partly written, the rest goes, so the close frame is whole. */
-    if (s->closing && !sent)
+    if (s->req.closing && !sent)
         return;
     if (sent < len && write_rest(s, p + sent, len - sent) < 0) {
         request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
@@ -201,7 +149,7 @@ static int write_batch(struct session *s)
 
 static void queue(struct session *s, struct frame *f, bool binary)
 {
-    if (s->closing)
+    if (s->req.closing)
         return;
     /* Nothing waits and lws holds nothing back: write now, which spares
      * the two epoll changes and the wake-up of a writable callback (most
@@ -228,7 +176,7 @@ static void queue(struct session *s, struct frame *f, bool binary)
     if (s->q.bytes >= sessions.cfg->send_queue_limit) {
         metrics.slow_consumer_drops++;
         log_info("session %llu (%s): send queue over %zu bytes, closing as slow consumer",
-                 (unsigned long long)s->id, s->name, sessions.cfg->send_queue_limit);
+                 (unsigned long long)s->id, s->req.name, sessions.cfg->send_queue_limit);
         request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
         return;
     }
@@ -244,16 +192,6 @@ static void queue(struct session *s, struct frame *f, bool binary)
 void session_send(struct session *s, struct frame *f)
 {
     queue(s, f, false);
-}
-
-static void send_error(struct session *s, enum proto_error e, const char *why)
-{
-    metrics.errors[e]++;
-    struct frame *f = proto_error_frame(e, why);
-    if (f) {
-        session_send(s, f);
-        frame_unref(f);
-    }
 }
 
 static void send_owned(struct session *s, struct frame *f)
@@ -284,56 +222,28 @@ void sessions_batch_end(void)
     }
 }
 
-static void rooms_deliver(void *owner, struct frame *f)
+static struct session *of_requester(struct requester *q)
 {
-    session_send(owner, f);
+    return (struct session *)((char *)q - offsetof(struct session, req));
 }
 
-static void rooms_overflow(void *owner)
+static void requester_send(struct requester *q, struct frame *f)
 {
-    struct session *s = owner;
-    metrics.slow_consumer_drops++;
-    request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
+    session_send(of_requester(q), f);
 }
 
-static void process_request_frame(struct session *s, const unsigned char *data, size_t len);
-
-static void waiting_free(struct session *s)
+static void requester_close(struct requester *q, uint16_t code, const char *reason)
 {
-    if (s->waiting) {
-        sendq_clear(s->waiting);
-        free(s->waiting);
-        s->waiting = NULL;
-    }
+    request_close(of_requester(q), code, reason);
 }
 
-static void rooms_join_answered(void *owner)
-{
-    struct session *s = owner;
-    s->busy = false;
-    if (s->draining)
-        return; /* answered during the loop below: it goes on */
-    s->draining = true;
-    const struct sendq_entry *e;
-    while (!s->busy && !s->closing && s->waiting && (e = sendq_peek(s->waiting))) {
-        struct frame *f = frame_ref(e->frame);
-        sendq_pop(s->waiting);
-        process_request_frame(s, frame_data(f), f->len);
-        frame_unref(f);
-    }
-    if (s->waiting && !s->waiting->count)
-        waiting_free(s);
-    s->draining = false;
-}
-
-static const struct rooms_owner_ops owner_ops = {rooms_deliver, rooms_overflow,
-                                                 rooms_join_answered};
+static const struct requester_ops requester_ops = {requester_send, requester_close};
 
 static void keepalive_fire(struct ka_entry *e, void *ctx)
 {
     (void)ctx;
     struct session *s = (struct session *)((char *)e - offsetof(struct session, ka));
-    if (s->closing)
+    if (s->req.closing)
         return;
     const struct config *cfg = sessions.cfg;
     int64_t now = now_ms();
@@ -341,7 +251,7 @@ static void keepalive_fire(struct ka_entry *e, void *ctx)
     if (idle >= cfg->pong_timeout_ms) {
         metrics.keepalive_timeouts++;
         log_info("session %llu (%s): no pong for %lld ms, closing", (unsigned long long)s->id,
-                 s->name, (long long)idle);
+                 s->req.name, (long long)idle);
         request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "keepalive timeout");
         return;
     }
@@ -371,7 +281,7 @@ int sessions_init(const struct config *cfg, struct bus *bus)
         cfg->ping_interval_ms > cfg->pong_timeout_ms ? cfg->ping_interval_ms : cfg->pong_timeout_ms;
     if (keepalive_init(&sessions.keepalive, KEEPALIVE_TICK_MS, longest, keepalive_fire, NULL) < 0)
         return -1;
-    rooms_init(&sessions.rooms, bus, &owner_ops, cfg->send_queue_limit);
+    requests_init(&sessions.requests, cfg, bus, &requester_ops);
     peers_init(&sessions.peers, cfg->max_conns_per_ip);
     /* With TLS every write goes through the TLS library, not the socket. */
     if (cfg->io_uring && !cfg->tls_cert[0]) {
@@ -392,7 +302,7 @@ void sessions_free(void)
 {
     txring_free(sessions.tx);
     sessions.tx = NULL;
-    rooms_free(&sessions.rooms);
+    requests_free(&sessions.requests);
     keepalive_free(&sessions.keepalive);
     peers_free(&sessions.peers);
 }
@@ -441,120 +351,24 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
         return 0;
 
     if (name && *name)
-        snprintf(s->name, sizeof(s->name), "%s", name);
+        snprintf(s->req.name, sizeof(s->req.name), "%s", name);
     else
-        snprintf(s->name, sizeof(s->name), "User%llu", (unsigned long long)s->id);
+        snprintf(s->req.name, sizeof(s->req.name), "User%llu", (unsigned long long)s->id);
     metrics.connections++;
     metrics.connections_total++;
     if (sessions.tx)
         txring_attach(sessions.tx, lws_get_socket_fd(wsi));
     char conn_id[sizeof(sessions.cfg->id) + 24];
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", sessions.cfg->id, (unsigned long long)s->id);
-    log_info("session %llu (%s): connected", (unsigned long long)s->id, s->name);
-    send_owned(s, proto_welcome(s->name, conn_id, sessions.cfg->id, bus_now_ms()));
+    log_info("session %llu (%s): connected", (unsigned long long)s->id, s->req.name);
+    send_owned(s, proto_welcome(s->req.name, conn_id, sessions.cfg->id, bus_now_ms()));
     /* The count as last known: the next one may be a second away. */
     if (bus_last_count(sessions.bus))
         session_send(s, bus_last_count(sessions.bus));
     if (sessions.cfg->announce_connections)
-        announce_global(s->name, "connected");
+        announce_global(s->req.name, "connected");
     bus_clients_changed(sessions.bus, (long)metrics.connections);
     return 0;
-}
-
-static void chat_done(void *arg, int status)
-{
-    struct session_wait *w = arg;
-    int64_t started = w->started_us;
-    struct session *s = wait_finish(w);
-    if (status < 0) {
-        metrics.bus_publish_failures++;
-        if (s)
-            send_error(s, PROTO_UNAVAILABLE,
-                       "the message could not reach the cluster: nothing was delivered");
-        return;
-    }
-    metrics_observe_latency_us((uint64_t)(now_us() - started));
-}
-
-static void presence_done(void *arg, int status, const char *const *names, size_t n)
-{
-    struct session_wait *w = arg;
-    char room[PROTO_ROOM_MAX + 1];
-    size_t room_len = w->room_len;
-    memcpy(room, w->room, room_len + 1);
-    struct session *s = wait_finish(w);
-    if (!s)
-        return;
-    if (status < 0)
-        send_error(s, PROTO_UNAVAILABLE, "presence is unavailable: the cluster is unreachable");
-    else
-        send_owned(s, proto_presence(room, room_len, names, n));
-}
-
-static void handle_chat(struct session *s, const struct proto_request *req)
-{
-    if (req->room && !rooms_is_member(&s->rooms, req->room, req->room_len)) {
-        send_error(s, PROTO_NOT_IN_ROOM, "join the room before sending to it");
-        return;
-    }
-    size_t len;
-    char *rest = proto_chat_rest(req->room, req->room_len, s->name, req->content, req->content_len,
-                                 bus_now_ms(), &len);
-    struct session_wait *w = rest ? wait_new(s, NULL, 0) : NULL;
-    if (!w) {
-        free(rest);
-        send_error(s, PROTO_UNAVAILABLE, "out of memory: nothing was delivered");
-        return;
-    }
-    metrics.bus_published++;
-    sessions.bus->ops->publish_chat(sessions.bus, req->room, req->room_len, rest, len, chat_done,
-                                    w);
-    free(rest);
-}
-
-static void handle_request(struct session *s, const struct proto_request *req)
-{
-    enum proto_error e;
-    switch (req->type) {
-    case PROTO_JOIN_ROOM:
-        if (s->rooms.count >= sessions.cfg->max_rooms &&
-            !rooms_is_member(&s->rooms, req->room, req->room_len)) {
-            send_error(s, PROTO_TOO_MANY_ROOMS, "you are in as many rooms as allowed: leave one");
-            break;
-        }
-        s->busy = true;
-        e = rooms_join(&sessions.rooms, &s->rooms, s, s->name, req->room, req->room_len,
-                       req->has_since ? &req->since : NULL);
-        if (e != PROTO_OK) {
-            s->busy = false;
-            send_error(s, e, "the room could not be joined");
-        }
-        break;
-    case PROTO_LEAVE_ROOM:
-        if (rooms_leave(&sessions.rooms, &s->rooms, req->room, req->room_len) == PROTO_OK)
-            send_owned(s, proto_left(req->room, req->room_len));
-        else
-            send_error(s, PROTO_NOT_IN_ROOM, "you are not in that room");
-        break;
-    case PROTO_CHAT:
-        handle_chat(s, req);
-        break;
-    case PROTO_ECHO:
-        send_owned(s, proto_echo(req->content, req->content_len));
-        break;
-    case PROTO_PING:
-        send_owned(s, proto_pong());
-        break;
-    case PROTO_PRESENCE: {
-        struct session_wait *w = wait_new(s, req->room, req->room_len);
-        if (!w) {
-            send_error(s, PROTO_UNAVAILABLE, "out of memory");
-            break;
-        }
-        sessions.bus->ops->presence(sessions.bus, req->room, req->room_len, presence_done, w);
-        break;
-    }
-    }
 }
 
 static void handle_message(struct session *s, const unsigned char *data, size_t len, bool binary)
@@ -566,12 +380,13 @@ static void handle_message(struct session *s, const unsigned char *data, size_t 
         break;
     case RATELIMIT_REFUSED:
         metrics.rate_limited++;
-        send_error(s, PROTO_RATE_LIMITED, "too many frames: slow down");
+        requests_error(&sessions.requests, &s->req, PROTO_RATE_LIMITED,
+                       "too many frames: slow down");
         return;
     case RATELIMIT_FLOODING:
         metrics.rate_limited++;
         log_info("session %llu (%s): flooding past the rate limit, closing",
-                 (unsigned long long)s->id, s->name);
+                 (unsigned long long)s->id, s->req.name);
         request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flooding");
         return;
     }
@@ -583,34 +398,11 @@ static void handle_message(struct session *s, const unsigned char *data, size_t 
         return;
     }
     if (binary) {
-        send_error(s, PROTO_BAD_JSON, "binary frames are not accepted: send JSON text frames");
+        requests_error(&sessions.requests, &s->req, PROTO_BAD_JSON,
+                       "binary frames are not accepted: send JSON text frames");
         return;
     }
-    if (s->busy) {
-        /* Bounded like the send queue: a client cannot make it grow freely. */
-        if (!s->waiting && (s->waiting = malloc(sizeof(*s->waiting))))
-            sendq_init(s->waiting);
-        bool room = s->waiting && s->waiting->bytes + len <= sessions.cfg->send_queue_limit;
-        struct frame *f = room ? frame_copy(data, len) : NULL;
-        if (!f || sendq_push(s->waiting, f, false) < 0)
-            request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many requests in flight");
-        frame_unref(f);
-        return;
-    }
-    process_request_frame(s, data, len);
-}
-
-static void process_request_frame(struct session *s, const unsigned char *data, size_t len)
-{
-    struct proto_request req;
-    const char *why;
-    enum proto_error e = proto_decode((const char *)data, len, &req, &why);
-    if (e != PROTO_OK) {
-        send_error(s, e, why);
-        return;
-    }
-    handle_request(s, &req);
-    proto_request_free(&req);
+    requests_receive(&sessions.requests, &s->req, data, len);
 }
 
 int session_receive(struct session *s, const void *in, size_t len)
@@ -618,7 +410,7 @@ int session_receive(struct session *s, const void *in, size_t len)
     struct lws *wsi = s->wsi;
     s->last_rx_ms = now_ms();
     metrics.bytes_in += len;
-    if (s->closing)
+    if (s->req.closing)
         return 0;
     if (lws_is_first_fragment(wsi)) {
         s->rx_len = 0;
@@ -629,7 +421,7 @@ int session_receive(struct session *s, const void *in, size_t len)
     if (total > sessions.cfg->max_message_bytes) {
         metrics.oversize_closes++;
         log_info("session %llu (%s): message over %zu bytes, closing", (unsigned long long)s->id,
-                 s->name, sessions.cfg->max_message_bytes);
+                 s->req.name, sessions.cfg->max_message_bytes);
         free(s->rx);
         s->rx = NULL;
         s->rx_len = s->rx_cap = 0;
@@ -671,7 +463,7 @@ void session_pong(struct session *s)
 
 int session_writable(struct session *s)
 {
-    if (s->closing)
+    if (s->req.closing)
         return -1;
     if (s->ping_due) {
         /* A payload, because lws reports no pong that comes back empty. */
@@ -711,11 +503,7 @@ void session_closed(struct session *s)
     peers_release(&sessions.peers, s->peer_addr);
     s->peer_addr = NULL;
     keepalive_cancel(&s->ka);
-    for (struct session_wait *w = s->waits; w; w = w->next)
-        w->s = NULL;
-    s->waits = NULL;
     sendq_clear(&s->q);
-    waiting_free(s);
     free(s->rx);
     s->rx = NULL;
     if (s->kind != SESSION_CHAT)
@@ -724,12 +512,12 @@ void session_closed(struct session *s)
     if (sessions.tx)
         txring_detach(sessions.tx, lws_get_socket_fd(s->wsi));
     bool tell = !sessions.shutting_down;
-    rooms_leave_all(&sessions.rooms, &s->rooms, tell);
+    requests_close(&sessions.requests, &s->req, tell);
     metrics.connections--;
-    log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->name);
+    log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->req.name);
     if (tell) {
         if (sessions.cfg->announce_connections)
-            announce_global(s->name, "disconnected");
+            announce_global(s->req.name, "disconnected");
         bus_clients_changed(sessions.bus, (long)metrics.connections);
     }
 }

@@ -17,14 +17,15 @@
 
 struct room;
 
-/* What rooms needs from the owner of a membership (a session). */
+/* What rooms needs from the owner of a membership (a client's requests).
+ * ctx is the one given to rooms_init. */
 struct rooms_owner_ops {
     /* Queue a frame to the owner. */
-    void (*deliver)(void *owner, struct frame *f);
+    void (*deliver)(void *ctx, void *owner, struct frame *f);
     /* The owner's held frames passed the send-queue limit while joining. */
-    void (*overflow)(void *owner);
+    void (*overflow)(void *ctx, void *owner);
     /* A join that rooms_join started is answered (`joined` or an error). */
-    void (*join_answered)(void *owner);
+    void (*join_answered)(void *ctx, void *owner);
 };
 
 enum member_state { MEMBER_JOINING, MEMBER_JOINED };
@@ -56,10 +57,11 @@ struct rooms {
     struct strmap by_name;
     struct bus *bus;
     const struct rooms_owner_ops *ops;
+    void *ctx;
     size_t held_limit;
 };
 
-void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops,
+void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops, void *ctx,
                 size_t held_limit);
 void rooms_free(struct rooms *r);
 

@@ -1,11 +1,10 @@
 /* session: one connected WebSocket client. Reassembles its frames within
- * the size limit, hands chat frames to proto and the rooms, queues its
+ * the size limit, rate-limits them and hands chat frames to its requests
+ * (requests.h: decoding, dispatch, the order of answers), queues its
  * outgoing frames (closing it as a slow consumer past the limit), keeps it
  * alive with pings, and writes its frames: at once when nothing waits (a
  * fan-out's writes batched into one io_uring submission), else from the
- * writable callback, several per system call. A client's
- * requests are handled in order: while one of its joins is in flight, what
- * it sends next waits, so every request is answered in the order sent. */
+ * writable callback, several per system call. */
 #ifndef GATEWAY_SESSION_H
 #define GATEWAY_SESSION_H
 
@@ -19,11 +18,10 @@
 #include "peers.h"
 #include "proto.h"
 #include "ratelimit.h"
-#include "rooms.h"
+#include "requests.h"
 #include "sendq.h"
 
 struct lws;
-struct session_wait;
 struct txring;
 
 enum session_kind { SESSION_CHAT, SESSION_ECHO };
@@ -32,16 +30,11 @@ struct session {
     struct lws *wsi;
     struct session *prev, *next; /* every open session */
     uint64_t id;
-    char name[PROTO_NAME_MAX + 1];
+    struct requester req; /* name, rooms, requests in order; closing */
     struct sendq q;
-    /* Requests that came while a join was answered: allocated then (rare),
-     * so an idle session is a malloc size class smaller. */
-    struct sendq *waiting;
-    struct room_set rooms;
     struct ka_entry ka;
     int64_t last_rx_ms;
     int64_t last_ping_ms;
-    struct session_wait *waits; /* outstanding bus requests */
     struct ratelimit rate;
     const char *peer_addr; /* counted in sessions.peers, or NULL */
     unsigned char *rx;     /* reassembly of a fragmented message */
@@ -49,9 +42,6 @@ struct session {
     uint8_t kind;
     bool rx_binary;
     bool ping_due;
-    bool closing;   /* a close is requested: the next writable sends it */
-    bool busy;      /* a join is in flight: later requests wait their turn */
-    bool draining;  /* working through waiting */
     bool tx_staged; /* a frame is staged in the txring: later ones queue behind */
 };
 
@@ -59,7 +49,7 @@ struct session {
 struct sessions {
     const struct config *cfg;
     struct bus *bus;
-    struct rooms rooms;
+    struct requests requests; /* and the rooms */
     struct keepalive keepalive;
     struct peers peers;
     struct session *head;

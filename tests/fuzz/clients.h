@@ -1,9 +1,9 @@
-/* clients: fake sessions for fuzz_frame. Each handles its text frames as
- * gateway/session.c does (decode, dispatch to rooms and the bus, one join
- * at a time with later requests waiting their turn) and checks every frame
- * it is sent (frame_check.h). Clients live on the heap and are freed when
- * they disconnect, so rooms or the bus touching one afterwards is a
- * use-after-free that ASan reports. */
+/* clients: fake sessions for fuzz_frame. Each hands its text frames to the
+ * gateway's own requests (requests.h: decoding, dispatch to the rooms and
+ * the bus, one join at a time with later requests waiting their turn), as
+ * a session does, and checks every frame it is sent (frame_check.h).
+ * Clients live on the heap and are freed when they disconnect, so rooms or
+ * the bus touching one afterwards is a use-after-free that ASan reports. */
 #ifndef FUZZ_CLIENTS_H
 #define FUZZ_CLIENTS_H
 
@@ -13,28 +13,22 @@
 #include "bus.h"
 #include "config.h"
 #include "frame_check.h"
-#include "rooms.h"
-#include "sendq.h"
+#include "requests.h"
 
 #define CLIENTS 4
 /* Distinct rooms remembered for the presence check at the end. */
 #define SEEN_ROOMS_MAX 32
 
 struct client {
+    struct requester req; /* req.closing: the session would be closing, disconnected next */
     struct harness *h;
-    char name[PROTO_NAME_MAX + 1];
-    struct room_set rooms;
-    struct sendq waiting; /* requests sent while a join is answered */
     struct view view;
-    bool busy;     /* a join is in flight */
-    bool draining; /* working through waiting */
-    bool closing;  /* the session would be closing: disconnected next */
 };
 
 struct harness {
     struct config cfg;
     struct bus *bus;
-    struct rooms rooms;
+    struct requests rq;
     struct client *clients[CLIENTS];
     long connected;
     unsigned long long next_id;
@@ -45,7 +39,7 @@ struct harness {
     size_t n_seen;
 };
 
-extern const struct rooms_owner_ops client_ops;
+extern const struct requester_ops client_ops;
 
 /* Connects client i as name (a valid user name), with its welcome. */
 void client_connect(struct harness *h, int i, const char *name);

@@ -1,5 +1,5 @@
-/* fuzz_frame: client frames through proto_decode, the dispatch of
- * gateway/session.c, rooms and the bus, with every frame a client is sent
+/* fuzz_frame: client frames through the gateway's requests (decoding and
+ * dispatch, requests.h), rooms and the bus, with every frame a client is sent
  * checked (frame_check.h).
  *
  * Input: one settings byte, then records separated by '\n'. A record's
@@ -58,7 +58,7 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
                           struct frame *f)
 {
     struct harness *h = ctx;
-    rooms_on_frame(&h->rooms, room, room_len, id, f);
+    rooms_on_frame(&h->rq.rooms, room, room_len, id, f);
     if (id)
         clients_check_received(h, room, room_len, id);
 }
@@ -71,7 +71,7 @@ static void on_broadcast(void *ctx, struct frame *f)
 static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
 {
     struct harness *h = ctx;
-    rooms_on_subscribed(&h->rooms, room, room_len, status);
+    rooms_on_subscribed(&h->rq.rooms, room, room_len, status);
 }
 
 static void setup(struct harness *h, uint8_t settings, bool deferred)
@@ -90,7 +90,7 @@ static void setup(struct harness *h, uint8_t settings, bool deferred)
         h->bus = defer_bus_new(h->bus);
     if (!h->bus)
         abort();
-    rooms_init(&h->rooms, h->bus, &client_ops, h->cfg.send_queue_limit);
+    requests_init(&h->rq, &h->cfg, h->bus, &client_ops);
 }
 
 static void presence_empty(void *arg, int status, const char *const *names, size_t n)
@@ -120,15 +120,15 @@ static void teardown(struct harness *h, bool deferred)
     if (deferred)
         settle(h);
     for (int i = 0; i < CLIENTS; i++) {
-        if (h->clients[i] && h->clients[i]->busy) {
-            fprintf(stderr, "fuzz_frame: %s's join was never answered\n", h->clients[i]->name);
+        if (h->clients[i] && h->clients[i]->req.busy) {
+            fprintf(stderr, "fuzz_frame: %s's join was never answered\n", h->clients[i]->req.name);
             abort();
         }
         client_disconnect(h, i);
     }
-    if (rooms_count(&h->rooms) || metrics.rooms) {
+    if (rooms_count(&h->rq.rooms) || metrics.rooms) {
         fprintf(stderr, "fuzz_frame: %zu room(s) left (gauge %llu) after everyone left\n",
-                rooms_count(&h->rooms), (unsigned long long)metrics.rooms);
+                rooms_count(&h->rq.rooms), (unsigned long long)metrics.rooms);
         abort();
     }
     for (size_t i = 0; i < h->n_seen; i++) {
@@ -136,7 +136,7 @@ static void teardown(struct harness *h, bool deferred)
         snprintf(room, sizeof(room), "%.*s", (int)h->seen[i].len, h->seen[i].name);
         h->bus->ops->presence(h->bus, h->seen[i].name, h->seen[i].len, presence_empty, room);
     }
-    rooms_free(&h->rooms);
+    requests_free(&h->rq);
     bus_free(h->bus);
 }
 
@@ -187,7 +187,7 @@ static void run_record(struct harness *h, bool deferred, const char *p, size_t l
 
     /* A session asked to close goes at its next callback: after this. */
     for (int i = 0; i < CLIENTS; i++)
-        if (h->clients[i] && h->clients[i]->closing)
+        if (h->clients[i] && h->clients[i]->req.closing)
             client_disconnect(h, i);
 }
 

@@ -177,8 +177,9 @@ struct owner {
     char log[LOG_MAX];
 };
 
-static void owner_deliver(void *owner, struct frame *f)
+static void owner_deliver(void *ctx, void *owner, struct frame *f)
 {
+    (void)ctx;
     struct owner *o = owner;
     json_t *j = json_loadb((const char *)frame_data(f), f->len, 0, NULL);
     const char *type = json_string_value(json_object_get(j, "type"));
@@ -204,14 +205,16 @@ static void owner_deliver(void *owner, struct frame *f)
     json_decref(j);
 }
 
-static void owner_overflow(void *owner)
+static void owner_overflow(void *ctx, void *owner)
 {
+    (void)ctx;
     ((struct owner *)owner)->overflows++;
 }
 
 /* Logged, so a test sees it comes after the answer and its held frames. */
-static void owner_join_answered(void *owner)
+static void owner_join_answered(void *ctx, void *owner)
 {
+    (void)ctx;
     logf_(((struct owner *)owner)->log, "done ");
 }
 
@@ -235,7 +238,7 @@ static void setup(bool sync_subscribe, bool sync_join, size_t held_limit)
     fb.sync_subscribe = sync_subscribe;
     fb.sync_join = sync_join;
     fb.join_answer = (struct answer){0, 1, "", false, NULL};
-    rooms_init(&rooms, &fb.base, &owner_ops, held_limit);
+    rooms_init(&rooms, &fb.base, &owner_ops, NULL, held_limit);
     alice = (struct owner){.name = "alice"};
     bob = (struct owner){.name = "bob"};
     metrics.rooms = 0;

@@ -1,0 +1,73 @@
+/* requests: what a chat client asks, answered in the order it asked. Each
+ * text frame is decoded (proto) and dispatched to the rooms and the bus, and
+ * the answers and errors go back to the client. While one of its joins is
+ * in flight, what the client sends next waits (bounded by the send-queue
+ * limit) and is handled once `joined` or the error has gone out. An answer
+ * of the bus may come after the client left: closing detaches it.
+ *
+ * Nothing here knows libwebsockets, so the fuzzer drives this very code:
+ * the owner of a requester (a session) says how a frame reaches its client
+ * and how the client is closed. */
+#ifndef GATEWAY_REQUESTS_H
+#define GATEWAY_REQUESTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "config.h"
+#include "frame.h"
+#include "proto.h"
+#include "rooms.h"
+#include "sendq.h"
+
+struct requester;
+struct request_wait;
+
+struct requester_ops {
+    /* Queues f to the client (taking a reference if it keeps it). */
+    void (*send)(struct requester *q, struct frame *f);
+    /* Closes the client with a WebSocket close code; sets q->closing. */
+    void (*close)(struct requester *q, uint16_t code, const char *reason);
+};
+
+/* What the requests of every client share; the rooms are theirs. */
+struct requests {
+    const struct config *cfg;
+    struct bus *bus;
+    const struct requester_ops *ops;
+    struct rooms rooms;
+};
+
+/* One client's side: embedded in its owner, zeroed before use. The name
+ * comes after the flags, which it packs with (an idle session's size
+ * decides its malloc size class). */
+struct requester {
+    struct room_set rooms;
+    /* Requests that came while a join was answered: allocated then (rare),
+     * so an idle client stays small. */
+    struct sendq *waiting;
+    struct request_wait *waits; /* outstanding bus requests */
+    bool busy;                  /* a join is in flight: later requests wait their turn */
+    bool draining;              /* working through waiting */
+    bool closing;               /* the owner is closing the client: nothing more is handled */
+    char name[PROTO_NAME_MAX + 1];
+};
+
+void requests_init(struct requests *rq, const struct config *cfg, struct bus *bus,
+                   const struct requester_ops *ops);
+/* Once every requester is closed. */
+void requests_free(struct requests *rq);
+
+/* One text frame from the client. */
+void requests_receive(struct requests *rq, struct requester *q, const unsigned char *data,
+                      size_t len);
+/* Sends the client an error frame (counted in the metrics). */
+void requests_error(struct requests *rq, struct requester *q, enum proto_error e, const char *why);
+/* The client is gone: it leaves its rooms (telling them and presence unless
+ * tell is false), answers still to come are dropped, waiting requests
+ * freed. */
+void requests_close(struct requests *rq, struct requester *q, bool tell);
+
+#endif
