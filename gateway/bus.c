@@ -53,14 +53,19 @@ void bus_base_free(struct bus *b)
     b->count_timer = NULL;
 }
 
-void bus_clients_changed(struct bus *b, long local)
+void bus_count_again(struct bus *b, unsigned ms)
 {
-    b->local_clients = local;
     if (b->count_dirty)
         return;
     b->count_dirty = true;
-    struct timeval tv = {BUS_COUNT_INTERVAL_MS / 1000, (BUS_COUNT_INTERVAL_MS % 1000) * 1000};
+    struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(b->count_timer, &tv);
+}
+
+void bus_clients_changed(struct bus *b, long local)
+{
+    b->local_clients = local;
+    bus_count_again(b, BUS_COUNT_INTERVAL_MS);
 }
 
 struct bus *bus_new(struct event_base *base, const struct config *cfg, const struct bus_handlers *h)

@@ -117,7 +117,9 @@ static const char lua_leave[] = "if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) 
                                 "return 0\n";
 
 /* Registers (or withdraws) this gateway's client count and publishes the
- * cluster total, in one step so that totals are published in order. */
+ * cluster total, in one step so that totals are published in order.
+ * Returns the milliseconds until a total held back may go out, 0 when
+ * nothing is held back. */
 static const char lua_count[] = LUA_NOW
     "local now = now_ms()\n"
     "if ARGV[6] == '1' then\n"
@@ -138,18 +140,18 @@ static const char lua_count[] = LUA_NOW
     "end\n"
     /* Published when the total changed, at most once per ARGV[5] ms for
      * the whole cluster: in a connection storm every gateway calls this
-     * each second, and each publish is a frame to every client. A change
-     * held back goes out with a later call (heartbeats come every few
-     * seconds). */
+     * each second, and each publish is a frame to every client. The
+     * gateway whose change is held back calls again when the interval
+     * ends. */
     "local prev_total, prev_ms = string.match(redis.call('GET', KEYS[3]) or '', "
     "'^(%d+):(%d+)$')\n"
-    "if tostring(total) ~= prev_total and now - (tonumber(prev_ms) or 0) >= tonumber(ARGV[5]) "
-    "then\n"
-    "  redis.call('SET', KEYS[3], total .. ':' .. now)\n"
-    "  redis.call('PUBLISH', ARGV[4], '{\"type\":\"client_count\",\"content\":\"' .. total .. "
+    "if tostring(total) == prev_total then return 0 end\n"
+    "local waited, every = now - (tonumber(prev_ms) or 0), tonumber(ARGV[5])\n"
+    "if waited < every then return every - waited end\n"
+    "redis.call('SET', KEYS[3], total .. ':' .. now)\n"
+    "redis.call('PUBLISH', ARGV[4], '{\"type\":\"client_count\",\"content\":\"' .. total .. "
     "'\",\"count\":' .. total .. ',\"timestamp\":' .. now .. '}')\n"
-    "end\n"
-    "return total\n";
+    "return 0\n";
 
 /* Withdraws every presence entry this gateway id left behind (a previous
  * life of the process, or the connection before an outage). */
@@ -663,6 +665,8 @@ static void complete(struct request *q, redisReply *reply)
     case S_COUNT:
         if (q->arg) /* the heartbeat */
             rb->heartbeats_unanswered = 0;
+        if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 && !rb->closing)
+            bus_count_again(&rb->base, (unsigned)reply->integer);
         break;
     case S_LEAVE:
     case S_RESET:

@@ -89,6 +89,9 @@ struct bus *bus_new(struct event_base *base, const struct config *cfg,
 /* Local connects and disconnects: client_count frames follow, coalesced
  * to a few per second. */
 void bus_clients_changed(struct bus *b, long local);
+/* The cluster held back a changed total: publish the count again after ms
+ * (unless a publish is already due). */
+void bus_count_again(struct bus *b, unsigned ms);
 void bus_free(struct bus *b);
 /* Keeps f if it is a client_count frame (for bus_last_count). */
 void bus_note_count(struct bus *b, struct frame *f);

@@ -1,6 +1,7 @@
 """client_count and presence across gateways, and what happens to them when
 a gateway dies without saying goodbye (SIGKILL)."""
 
+import asyncio
 import time
 
 import pytest
@@ -27,6 +28,20 @@ async def test_client_count_across_gateways(cluster):
     await clients[2].close()
     for c in clients[3:]:
         await count_reaches(c, 4, 5)
+
+
+@pytest.mark.timeout(40)
+async def test_changes_on_two_gateways_at_once_converge(cluster):
+    """The cluster publishes at most one count a second, so of two changes a
+    millisecond apart on two gateways the second is held back: it must go
+    out when that second is over (not with a heartbeat, seconds later)."""
+    watcher = await Client.connect(cluster.ports[2], "watcher")
+    for rnd in range(4):   # a held-back change waited for a heartbeat (every 5 s): timing
+        a = await Client.connect(cluster.ports[0], f"a{rnd}")
+        b = await Client.connect(cluster.ports[1], f"b{rnd}")
+        await count_reaches(watcher, 3, 3)
+        await asyncio.gather(a.close(), b.close())
+        await count_reaches(watcher, 1, 3)   # 1 s coalescing + 1 s held back, and margin
 
 
 async def test_presence_across_gateways(cluster):
