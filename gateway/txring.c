@@ -42,9 +42,7 @@ struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, 
     struct tx_entry *e = calloc(depth, sizeof(*e));
     if (!t || !e) {
         snprintf(why, why_len, "out of memory");
-        free(t);
-        free(e);
-        return NULL;
+        goto fail;
     }
     /* SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1): completions are posted
      * only when this thread asks for them, with no interrupting task work.
@@ -55,9 +53,7 @@ struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, 
     int rc = io_uring_queue_init_params(depth, &t->ring, &params);
     if (rc < 0) {
         snprintf(why, why_len, "io_uring_setup: %s", strerror(-rc));
-        free(t);
-        free(e);
-        return NULL;
+        goto fail;
     }
     struct io_uring_probe *probe = io_uring_get_probe_ring(&t->ring);
     bool has_send = probe && io_uring_opcode_supported(probe, IORING_OP_SEND);
@@ -65,9 +61,7 @@ struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, 
     if (!has_send) {
         snprintf(why, why_len, "io_uring has no send operation");
         io_uring_queue_exit(&t->ring);
-        free(t);
-        free(e);
-        return NULL;
+        goto fail;
     }
     /* Both optional: each spares a file lookup, of the ring per submission
      * and of the socket per send. */
@@ -79,6 +73,10 @@ struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, 
     t->e = e;
     t->depth = depth;
     return t;
+fail:
+    free(t);
+    free(e);
+    return NULL;
 }
 
 void txring_free(struct txring *t)

@@ -177,8 +177,6 @@ def _run_on_cluster(name, p, cb, gateway_bin, log_dir):
 def _floor(p, cb, gateway_bin, log_dir, extra):
     """The floor scenario: each server started afresh for each run."""
     floor_bin = chatbench.floor_binary(cb)
-    if p.repeat is None:
-        p.repeat = 3
 
     def start(kind, arg):
         if kind == "floor":

@@ -122,12 +122,16 @@ def median(values):
     return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
+FLOOR_ROUNDS = 3
+
+
 def floor(start, cb, p):
-    """The fanout against each of FLOOR_SERVERS, p.repeat rounds, every
+    """The fanout against each of FLOOR_SERVERS, p.repeat rounds (3), every
     other round in reverse order so that drift on a shared machine falls on
     all of them alike. start(kind, arg) returns a running server."""
+    rounds = p.repeat or FLOOR_ROUNDS
     runs = []
-    for rnd in range(p.repeat):
+    for rnd in range(rounds):
         order = FLOOR_SERVERS if rnd % 2 == 0 else FLOOR_SERVERS[::-1]
         for name, kind, arg in order:
             server = start(kind, arg)
@@ -161,7 +165,7 @@ def floor(start, cb, p):
             "lost": sum(r["lost"] for r in mine)})
     return {"tool": "bench", "scenario": "floor", "conns": p.conns,
             "rooms": p.rooms, "publishers": p.publishers, "rate": p.rate,
-            "size": p.size, "duration_s": p.duration, "repeat": p.repeat,
+            "size": p.size, "duration_s": p.duration, "repeat": rounds,
             "servers": servers, "runs": runs,
             "delivered": sum(r["deliveries_per_s"] for r in runs),
             "generator_limited": any(r["generator_limited"] for r in runs),

@@ -37,6 +37,8 @@
 
 #define READ_CHUNK 4096
 #define MAX_CONTENT 65536
+/* Larger client frames are refused: what a frame declares is not buffered. */
+#define MAX_FRAME (2 * MAX_CONTENT)
 #define SEND_FLAGS (MSG_DONTWAIT | MSG_NOSIGNAL)
 
 struct client {
@@ -187,7 +189,7 @@ static long frames(struct client *c)
     for (;;) {
         struct ws_frame f;
         int r = ws_parse_header(c->in + off, c->in_len - off, 1, &f);
-        if (r < 0)
+        if (r < 0 || (r > 0 && f.len > MAX_FRAME))
             return -1;
         if (r == 0 || c->in_len - off - f.header_len < f.len)
             return (long)off;
