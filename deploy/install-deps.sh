@@ -7,12 +7,15 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config ca-certificates
   libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev liburing-dev)
 run_pkgs=(redis-server nginx-light curl)
-test_pkgs=(python3 python3-websockets python3-pytest haproxy clang
-  libclang-rt-14-dev chromium fonts-ipafont-gothic
+# python3-venv: tests/python-env.sh puts the pinned PyPI packages of
+# tests/requirements.txt (Playwright) in a virtualenv beside these.
+test_pkgs=(python3 python3-venv python3-websockets python3-pytest
+  haproxy clang libclang-rt-14-dev chromium fonts-ipafont-gothic
   fonts-noto-color-emoji docker-compose python3-yaml)
-# Node.js and npm may come from elsewhere (NodeSource's nodejs bundles npm
-# and conflicts with Debian's npm package): what counts is the commands.
-command_pkgs=(node:nodejs npm:npm)
+# Node.js runs the client's unit tests (node --test, no npm package). These
+# machines have Node.js 20 installed from elsewhere; Debian's nodejs (18)
+# only when there is no node at all.
+command_pkgs=(node:nodejs)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build-only" ]; then

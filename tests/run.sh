@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: C unit tests (ctest), integration and deployment tests
-# against real gateways, Redis, nginx and HAProxy (pytest), browser tests in
-# Chromium (node --test) and a smoke run of the benchmark tool.
+# against real gateways, Redis, nginx and HAProxy (pytest), the client's unit
+# tests (node --test), browser tests in Debian's Chromium (pytest with
+# Playwright for Python), container tests when a Docker engine answers, and a
+# smoke run of the benchmark tool.
 #
 # Usage: tests/run.sh [--sanitize]
 #   --sanitize  then builds again with AddressSanitizer and
 #               UndefinedBehaviorSanitizer, runs the unit and integration
 #               tests against that build, and runs each libFuzzer harness
 #               for FUZZ_SECONDS (60) (what CI does).
-# Installs what is missing first (Debian bookworm, as root).
+# Installs what is missing first: Debian packages (bookworm, as root) and the
+# pinned PyPI packages of tests/requirements.txt (tests/python-env.sh).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +42,13 @@ suite() {
     failed=1
   fi
   count_results "$log"
+}
+
+# A suite that cannot run here: one line that says why, counted as neither.
+#   skip NAME REASON
+skip() {
+  echo "==== $1: skipped: $2"
+  summary+=("[$1] skipped: $2")
 }
 
 # Adds a suite's pass/fail counts to the totals (ctest, pytest, node).
@@ -76,22 +86,49 @@ run_pass() {
     ctest --test-dir "$dir" --output-on-failure
   local pytest_dirs=(tests/integration)
   [ "$full" = 1 ] && [ -d tests/deploy ] && pytest_dirs+=(tests/deploy)
-  suite "pytest$label" "^=*[ ]*[0-9]+ (passed|failed|errors?).* in [0-9.]+s" \
-    env GATEWAY_BIN="$root/$dir/gateway" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+  suite "pytest$label" "$pytest_closing" \
+    env GATEWAY_BIN="$root/$dir/gateway" "$python" -m pytest -q -p no:cacheprovider \
     "${pytest_dirs[@]}"
   if [ "$full" = 1 ]; then
-    if [ -x tests/e2e/run.sh ]; then
-      suite "node e2e" "^# (tests|pass|fail) [0-9]+" env GATEWAY_BIN="$root/$dir/gateway" tests/e2e/run.sh
+    suite "node client" "^# (tests|pass|fail) [0-9]+" \
+      timeout --kill-after=10 300 node --test tests/client/
+    # timeout ends pytest (whose fixtures end their servers by PID) if
+    # something hangs beyond every inner bound.
+    suite "pytest e2e" "$pytest_closing" \
+      env GATEWAY_BIN="$root/$dir/gateway" timeout --kill-after=20 900 \
+      "$python" -m pytest -q tests/e2e
+    if [ -d tests/containers ]; then
+      if [ -n "$docker_version" ]; then
+        suite "pytest containers" "$pytest_closing" "$python" -m pytest -q tests/containers
+      else
+        skip "pytest containers" "$docker_problem"
+      fi
     fi
-    if [ -f tests/bench/bench.py ]; then
-      suite "bench smoke" "^[0-9]+ passed, [0-9]+ failed$" \
-        env GATEWAY_BIN="$root/$dir/gateway" CHATBENCH_BIN="$root/$dir/tests/bench/chatbench" \
-        /usr/bin/python3 tests/bench/bench.py --smoke
-    fi
+    suite "bench smoke" "^[0-9]+ passed, [0-9]+ failed$" \
+      env GATEWAY_BIN="$root/$dir/gateway" CHATBENCH_BIN="$root/$dir/tests/bench/chatbench" \
+      "$python" tests/bench/bench.py --smoke
   fi
 }
 
 "$root/deploy/install-deps.sh" || { echo "installing dependencies failed"; exit 1; }
+python=$("$root/tests/python-env.sh") || { echo "installing tests/requirements.txt failed"; exit 1; }
+pytest_closing="^=*[ ]*[0-9]+ (passed|failed|errors?).* in [0-9.]+s"
+echo "==== python: $("$python" --version) ($python)"
+
+# The container tests need a Docker engine that answers; without one they
+# are skipped, with the reason, rather than failed or silently passed.
+docker_version=
+docker_problem=
+if ! command -v docker >/dev/null; then
+  docker_problem="no docker command (install docker.io and docker-compose)"
+elif docker_version=$(timeout 20 docker info --format '{{.ServerVersion}}' 2>"$logs/docker-info.err") &&
+  [ -n "$docker_version" ]; then
+  echo "==== docker: engine $docker_version answers (docker info)"
+else
+  docker_version=
+  docker_problem="the Docker engine does not answer: $(head -n1 "$logs/docker-info.err")"
+  echo "==== docker: $docker_problem"
+fi
 
 echo "==== build (build/)"
 if ! build build; then

@@ -109,6 +109,16 @@ class Gateway:
             self.wait_ready(timeout)
         return self
 
+    def restart(self, timeout=15.0):
+        """Start again on the same port (after stop or kill), so that clients
+        find it where they left it; waits until /readyz answers 200."""
+        assert not self.running(), "restart() of a running gateway"
+        argv, env = self._argv_env()
+        self.process = Process(argv, self.workdir / "gateway.log", env).start()
+        self.killed = False
+        self.wait_ready(timeout)
+        return self
+
     def _answers_200(self, path):
         if not self.process.running():
             raise GiveUp(f"gateway exited with status {self.process.exit_code()}")

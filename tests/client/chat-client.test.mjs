@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { backoffDelay } from '../../client/backoff.js';
 import { ChatClient } from '../../client/chat-client.js';
 import { compareIds } from '../../client/message-id.js';
-import { waitFor } from './lib/wait.js';
+import { waitFor } from './wait.mjs';
 
 class FakeSocket {
   static all = [];

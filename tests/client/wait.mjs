@@ -1,7 +1,7 @@
-// Bounded waiting: every wait in these tests has a deadline and says what it
-// was waiting for when it gives up.
+// Bounded waiting for the client unit tests: every wait has a deadline and
+// says what it was waiting for when it gives up.
 
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `probe` until it returns a truthy value, which is returned. */
 export async function waitFor(probe, { what, timeoutMs = 10000, intervalMs = 100 }) {
