@@ -212,16 +212,12 @@ export class ChatClient extends EventTarget {
       rs.synced = false;
       rs.buffer = [];
     }
+    // Whether these arrived nobody knows: they go again with the same cid,
+    // which the cluster delivers once (a room's history may tell first).
     for (const entry of this.#outbox.entries()) {
       if (entry.state !== 'sent') continue;
-      if (entry.room === null) {
-        // Global has no history to check against after reconnecting.
-        this.#fail(entry, 'unconfirmed', 'The connection dropped before this was confirmed; it may not have been delivered.');
-      } else {
-        // The rejoin's history will tell whether it arrived.
-        Object.assign(entry, { state: 'queued', unconfirmed: true });
-        this.#emitOutbox(entry);
-      }
+      Object.assign(entry, { state: 'queued', unconfirmed: true });
+      this.#emitOutbox(entry);
     }
   }
 
@@ -337,7 +333,7 @@ export class ChatClient extends EventTarget {
   #accept(room, timeline, frame, replay) {
     if (!timeline.admit(frame.id)) return;
     const own = frame.sender === this.#username;
-    const entry = own ? this.#outbox.takeEcho(room, frame.content) : null;
+    const entry = own ? this.#outbox.takeEcho(room, frame.content, frame.cid) : null;
     this.#emit('message', {
       room,
       id: frame.id,
@@ -378,7 +374,15 @@ export class ChatClient extends EventTarget {
 
   #onError(frame) {
     const { code, content } = frame;
-    const entry = CHAT_ERRORS.has(code) ? this.#outbox.oldestSent() : null;
+    // An error about a chat names it by cid; without one, it concerns the
+    // oldest chat in flight (answers come in the order of requests).
+    let entry = null;
+    if (frame.cid !== undefined) entry = this.#outbox.byCid(frame.cid);
+    else if (CHAT_ERRORS.has(code)) entry = this.#outbox.oldestSent();
+    if (entry && code === 'rate_limited' && Number.isFinite(frame.retry_after_ms)) {
+      this.#sendLater(entry, frame.retry_after_ms);
+      return;
+    }
     if (entry) {
       this.#fail(entry, code, content);
       return;
@@ -402,11 +406,20 @@ export class ChatClient extends EventTarget {
     if (room !== null && !this.#rooms.get(room)?.synced) return;
     for (const entry of this.#outbox.entries(room)) {
       if (entry.state !== 'queued') continue;
-      if (!this.#sendFrame(room === null ? { type: 'chat', content: entry.content }
-        : { type: 'chat', room, content: entry.content })) return;
+      if (entry.notBefore > Date.now()) return; // paused: the rest keep their order
+      const frame = { type: 'chat', content: entry.content, cid: entry.cid };
+      if (room !== null) frame.room = room;
+      if (!this.#sendFrame(frame)) return;
       Object.assign(entry, { state: 'sent', sentAt: Date.now() });
       this.#emitOutbox(entry);
     }
+  }
+
+  /** The gateway asked for a pause: the entry goes again after it. */
+  #sendLater(entry, ms) {
+    Object.assign(entry, { state: 'queued', notBefore: Date.now() + ms });
+    this.#emitOutbox(entry);
+    setTimeout(() => this.#flush(entry.room), ms);
   }
 
   #fail(entry, code, content) {

@@ -1,22 +1,33 @@
 // Every chat message the user sends, from the moment it is typed until its own
-// broadcast comes back from the gateway. The protocol has no client-side
-// message ids, so a broadcast is matched to its entry by room and content,
-// oldest first; that is exact as long as the same person does not send the
-// same text to the same room twice within one round trip, and harmless if
-// they do (the two entries are interchangeable).
+// broadcast comes back from the gateway. Each entry has a `cid`, unique to
+// this page, that goes with the message and comes back in its broadcast:
+// the gateway delivers a resend with the same cid only once (PROTOCOL.md
+// v1.1), so an entry whose fate is unknown is simply sent again, and its
+// broadcast or error is matched by cid. A broadcast without a cid (an older
+// gateway) is matched by room and content, oldest first.
 //
 // States:
 //   queued  not written to a socket yet (offline, or the room is rejoining)
 //   sent    written, waiting for the broadcast
 //   failed  the gateway said no, or nobody can tell; `error` says why
 
+/** A prefix no other page will pick: 64 random bits. */
+function randomPrefix() {
+  const words = new Uint32Array(2);
+  globalThis.crypto.getRandomValues(words);
+  return [...words].map((w) => w.toString(36)).join('');
+}
+
 export class Outbox {
   #entries = [];
   #nextId = 1;
+  #prefix = randomPrefix();
 
   add(room, content) {
+    const n = this.#nextId++;
     const entry = {
-      localId: `local-${this.#nextId++}`,
+      localId: `local-${n}`,
+      cid: `${this.#prefix}-${n}`,
       room,
       content,
       state: 'queued',
@@ -24,6 +35,9 @@ export class Outbox {
       // back: it may or may not have reached the room.
       unconfirmed: false,
       sentAt: 0,
+      // Not sent again before this (ms since the epoch): the gateway asked
+      // for a pause (rate_limited with retry_after_ms).
+      notBefore: 0,
       error: null,
     };
     this.#entries.push(entry);
@@ -44,12 +58,16 @@ export class Outbox {
   }
 
   /** Takes out the entry a broadcast of our own confirms, if any. */
-  takeEcho(room, content) {
-    const entry = this.#entries.find(
+  takeEcho(room, content, cid) {
+    const entry = cid !== undefined ? this.byCid(cid) : this.#entries.find(
       (e) => e.room === room && e.content === content && (e.state !== 'queued' || e.unconfirmed),
     );
     if (entry) this.remove(entry);
     return entry ?? null;
+  }
+
+  byCid(cid) {
+    return this.#entries.find((e) => e.cid === cid) ?? null;
   }
 
   /** The oldest entry still waiting for its broadcast: errors about chat frames concern it. */

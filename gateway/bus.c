@@ -21,6 +21,19 @@ static void count_fire(evutil_socket_t fd, short what, void *arg)
     b->ops->publish_count(b, b->local_clients);
 }
 
+static void announcement_flush(void *ctx, const char *room, size_t room_len,
+                               const struct announce_batch *batch)
+{
+    struct bus *b = ctx;
+    b->ops->publish_announcement(b, room, room_len, batch);
+}
+
+void bus_announce_event(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
+                        const char *name)
+{
+    announcer_add(&b->announcer, room, room_len, k, name);
+}
+
 int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *base,
                   const struct config *cfg, const struct bus_handlers *h)
 {
@@ -32,7 +45,12 @@ int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *b
     b->count_dirty = false;
     b->last_count = NULL;
     b->count_timer = evtimer_new(base, count_fire, b);
-    return b->count_timer ? 0 : -1;
+    /* b comes zeroed, so bus_base_free can undo a part. */
+    if (!b->count_timer || announcer_init(&b->announcer, base, announcement_flush, b) < 0) {
+        bus_base_free(b);
+        return -1;
+    }
+    return 0;
 }
 
 void bus_note_count(struct bus *b, struct frame *f)
@@ -48,6 +66,7 @@ void bus_base_free(struct bus *b)
 {
     frame_unref(b->last_count);
     b->last_count = NULL;
+    announcer_free(&b->announcer);
     if (b->count_timer)
         event_free(b->count_timer);
     b->count_timer = NULL;

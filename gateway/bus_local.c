@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bus.h"
+#include "dedupe.h"
 #include "history.h"
 #include "log.h"
 #include "metrics.h"
@@ -11,11 +12,15 @@
 
 /* Rooms whose history is kept in memory; the least recently used go first. */
 #define LOCAL_HISTORY_ROOMS 10000
+/* Messages remembered for deduplication at most (about 300 bytes each):
+ * past it the oldest are forgotten before their window is over. */
+#define LOCAL_DEDUPE_MAX 100000
 
 struct bus_local {
     struct bus base;
     struct history history;
     struct presence presence;
+    struct dedupe dedupe;
     struct msgid last_id;
 };
 
@@ -30,16 +35,30 @@ static struct msgid next_id(struct bus_local *l)
     return l->last_id;
 }
 
-static void local_publish_chat(struct bus *b, const char *room, size_t room_len, const char *rest,
-                               size_t len, bus_done_fn done, void *arg)
+static void local_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn done, void *arg)
 {
     struct bus_local *l = (struct bus_local *)b;
+    const char *room = m->room;
+    size_t room_len = m->room_len;
+    char key[DEDUPE_KEY_MAX];
+    size_t klen = 0;
+    int64_t now = bus_now_ms();
+    if (m->cid) {
+        klen = dedupe_key(key, room, room_len, m->sender, m->cid, m->cid_len);
+        struct frame *original = dedupe_get(&l->dedupe, key, klen, now);
+        if (original) {
+            done(arg, 0, original);
+            return;
+        }
+    }
     struct msgid id = next_id(l);
-    struct frame *f = proto_chat_assemble(&id, rest, len);
+    struct frame *f = proto_chat_assemble(&id, m->rest, m->len);
     if (!f) {
-        done(arg, -1);
+        done(arg, -1, NULL);
         return;
     }
+    if (m->cid && dedupe_put(&l->dedupe, key, klen, f, now) < 0)
+        log_warn("dedupe: out of memory, a resend of this message would be delivered again");
     if (room) {
         if (history_append(&l->history, room, room_len, &id, f) < 0)
             log_warn("history: out of memory, message not kept");
@@ -48,7 +67,7 @@ static void local_publish_chat(struct bus *b, const char *room, size_t room_len,
         b->h.broadcast_frame(b->h.ctx, f);
     }
     frame_unref(f);
-    done(arg, 0);
+    done(arg, 0, NULL);
 }
 
 static int local_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f)
@@ -58,6 +77,16 @@ static int local_publish_frame(struct bus *b, const char *room, size_t room_len,
     else
         b->h.broadcast_frame(b->h.ctx, f);
     return 0;
+}
+
+static void local_publish_announcement(struct bus *b, const char *room, size_t room_len,
+                                       const struct announce_batch *batch)
+{
+    struct frame *f[2];
+    for (size_t i = 0, n = announce_frames(room, room_len, batch, bus_now_ms(), f); i < n; i++) {
+        local_publish_frame(b, room, room_len, f[i]);
+        frame_unref(f[i]);
+    }
 }
 
 static void local_subscribe(struct bus *b, const char *room, size_t room_len)
@@ -129,6 +158,7 @@ static void local_free(struct bus *b)
     struct bus_local *l = (struct bus_local *)b;
     history_free(&l->history);
     presence_free(&l->presence);
+    dedupe_free(&l->dedupe);
     bus_base_free(b);
     free(l);
 }
@@ -141,6 +171,8 @@ static const struct bus_ops local_ops = {
     .join = local_join,
     .leave = local_leave,
     .presence = local_presence,
+    .announce = bus_announce_event,
+    .publish_announcement = local_publish_announcement,
     .publish_count = local_publish_count,
     .ready = local_ready,
     .close = local_close,
@@ -160,5 +192,6 @@ struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
     history_init(&l->history, cfg->history, LOCAL_HISTORY_ROOMS);
     metrics.redis_up = 1; /* the in-process bus is always there */
     presence_init(&l->presence);
+    dedupe_init(&l->dedupe, cfg->dedupe_window_ms, LOCAL_DEDUPE_MAX);
     return &l->base;
 }

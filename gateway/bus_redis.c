@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bus.h"
+#include "dedupe.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -53,10 +54,24 @@
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
 
+/* Appends a chat to its stream and publishes it. With a cid (ARGV[6], the
+ * dedupe window in ms, not empty) a resend of a message accepted within the
+ * window is not published again: the answer is {id, rest} of the original
+ * (the resend's own rest when the stream no longer holds it). KEYS[2], the
+ * cid's key, is the room's too, so that the step stays on one node. */
 static const char lua_chat[] =
+    "if ARGV[6] ~= '' then\n"
+    "  local old = redis.call('GET', KEYS[2])\n"
+    "  if old then\n"
+    "    local e = redis.call('XRANGE', KEYS[1], old, old)\n"
+    "    if #e > 0 then return {old, e[1][2][2]} end\n"
+    "    return {old, ARGV[3]}\n"
+    "  end\n"
+    "end\n"
     "local id = redis.call('XADD', KEYS[1], 'MAXLEN', tonumber(ARGV[2]) + 1, '*', 'r', ARGV[3])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
     "redis.call('PUBLISH', ARGV[1], ARGV[5] .. id .. '\",' .. ARGV[3])\n"
+    "if ARGV[6] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[6]) end\n"
     "return id\n";
 
 static const char lua_room[] =
@@ -167,9 +182,42 @@ static const char lua_reset[] =
     "redis.call('DEL', KEYS[1])\n"
     "return #rooms\n";
 
-enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_COUNT_ALL };
-static const char *const script_src[S_COUNT_ALL] = {lua_chat, lua_room, lua_leave, lua_count,
-                                                    lua_reset};
+/* Merges one gateway's coalesced announcements of a scope with what other
+ * gateways hold for it, and lets them out at most once per ARGV[1] ms for
+ * the whole cluster (10% early is allowed: the gateways' ticks are not in
+ * step with Redis's clock). Returns {1, arrived, names, departed, names}
+ * when the caller is to publish them (names tab-separated), or {0, ms}:
+ * held, ask again after ms (0: nothing to say). The key expires when
+ * unused, so a scope whose gateways all died leaves nothing behind. */
+static const char lua_announce[] =
+    LUA_NOW "local key, every, keep = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[6])\n"
+            "local h = redis.call('HMGET', key, 't', 'a', 'an', 'd', 'dn')\n"
+            "local function merge(list, more)\n"
+            "  local seen, out = {}, {}\n"
+            "  for n in string.gmatch(list .. '\\t' .. more, '[^\\t]+') do\n"
+            "    if not seen[n] and #out < keep then seen[n] = true; out[#out + 1] = n end\n"
+            "  end\n"
+            "  return table.concat(out, '\\t')\n"
+            "end\n"
+            "local a = (tonumber(h[2]) or 0) + tonumber(ARGV[2])\n"
+            "local d = (tonumber(h[4]) or 0) + tonumber(ARGV[4])\n"
+            "if a + d == 0 then return {0, 0} end\n"
+            "local an, dn = merge(h[3] or '', ARGV[3]), merge(h[5] or '', ARGV[5])\n"
+            "local now = now_ms()\n"
+            "local waited = now - (tonumber(h[1]) or 0)\n"
+            "if waited < every * 0.9 then\n"
+            "  redis.call('HSET', key, 'a', a, 'an', an, 'd', d, 'dn', dn)\n"
+            "  redis.call('PEXPIRE', key, every * 30)\n"
+            "  return {0, every - waited}\n"
+            "end\n"
+            "redis.call('DEL', key)\n"
+            "redis.call('HSET', key, 't', now)\n"
+            "redis.call('PEXPIRE', key, every * 2)\n"
+            "return {1, a, an, d, dn}\n";
+
+enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_COUNT_ALL };
+static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,  lua_leave,
+                                                    lua_count, lua_reset, lua_announce};
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 enum sub_state { SUB_NONE, SUB_PENDING, SUB_LIVE, UNSUB_PENDING };
@@ -212,7 +260,7 @@ struct request {
     enum script script;
     union {
         struct {
-            bus_done_fn done;
+            bus_chat_fn done;
         } chat;
         struct {
             bus_join_fn cb;
@@ -258,7 +306,7 @@ static int send_script(struct rbus *rb, struct request *q, bool eval)
     const char *argv[3 + MAX_ARGS];
     size_t lens[3 + MAX_ARGS];
     char nkeys[4];
-    static const int keys_of[S_COUNT_ALL] = {1, 4, 1, 3, 1};
+    static const int keys_of[S_COUNT_ALL] = {2, 4, 1, 3, 1, 1};
     argv[0] = eval ? "EVAL" : "EVALSHA";
     argv[1] = eval ? script_src[q->script] : rb->sha[q->script];
     snprintf(nkeys, sizeof(nkeys), "%d", keys_of[q->script]);
@@ -619,12 +667,77 @@ static void start_fill(struct rbus *rb, struct channel *ch)
     }
 }
 
+static int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f);
+
+/* The announce script's answer: publish the cluster's merged batch, or
+ * ask again once the scope's interval is over. */
+static void announced(struct rbus *rb, const char *room, size_t room_len, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return;
+    if (r->element[0]->integer == 0) {
+        if (r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0 &&
+            !rb->closing)
+            announcer_again(&rb->base.announcer, room, room_len);
+        return;
+    }
+    if (r->elements != 5)
+        return;
+    struct announce_batch b;
+    memset(&b, 0, sizeof(b));
+    struct announce_tally *tallies[2] = {&b.arrived, &b.departed};
+    for (int t = 0; t < 2; t++) {
+        const redisReply *count = r->element[1 + 2 * t], *names = r->element[2 + 2 * t];
+        if (count->type != REDIS_REPLY_INTEGER || count->integer <= 0 ||
+            names->type != REDIS_REPLY_STRING)
+            continue;
+        unsigned long left = (unsigned long)count->integer;
+        for (const char *p = names->str, *end = names->str + names->len; p < end && left;) {
+            const char *tab = memchr(p, '\t', (size_t)(end - p));
+            size_t len = tab ? (size_t)(tab - p) : (size_t)(end - p);
+            announce_tally_add(tallies[t], p, len, 1);
+            left--;
+            p += len + 1;
+        }
+        tallies[t]->count += left;
+    }
+    struct frame *f[2];
+    for (size_t i = 0, n = announce_frames(room, room_len, &b, bus_now_ms(), f); i < n; i++) {
+        redis_publish_frame(&rb->base, room, room_len, f[i]);
+        frame_unref(f[i]);
+    }
+}
+
+/* The chat script's answer: the new id, or {id, rest} of the original of a
+ * resend. */
+static void chat_published(struct request *q, const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_STRING) {
+        q->u.chat.done(q->arg, 0, NULL);
+        return;
+    }
+    struct msgid id;
+    struct frame *original = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        msgid_parse(r->element[0]->str, r->element[0]->len, &id))
+        original = proto_chat_assemble(&id, r->element[1]->str, r->element[1]->len);
+    else if (r)
+        log_error("redis: unexpected answer to a chat");
+    /* Without the original to show, the sender is told nothing was
+     * delivered now, which is true: it was delivered before. */
+    q->u.chat.done(q->arg, original ? 0 : -1, original);
+    if (original)
+        frame_unref(original);
+}
+
 static void complete(struct request *q, redisReply *reply)
 {
     struct rbus *rb = q->rb;
     switch (q->script) {
     case S_CHAT:
-        q->u.chat.done(q->arg, reply ? 0 : -1);
+        chat_published(q, reply);
         break;
     case S_ROOM: {
         const char *mode = q->argv[4];
@@ -667,6 +780,10 @@ static void complete(struct request *q, redisReply *reply)
             rb->heartbeats_unanswered = 0;
         if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 && !rb->closing)
             bus_count_again(&rb->base, (unsigned)reply->integer);
+        break;
+    case S_ANNOUNCE:
+        if (reply)
+            announced(rb, q->room_len ? q->room : NULL, q->room_len, reply);
         break;
     case S_LEAVE:
     case S_RESET:
@@ -733,39 +850,45 @@ static void redis_presence(struct bus *b, const char *room, size_t room_len, bus
 
 /* ---- publishing ---- */
 
-static void redis_publish_chat(struct bus *b, const char *room, size_t room_len, const char *rest,
-                               size_t len, bus_done_fn done, void *arg)
+static void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn done, void *arg)
 {
     struct rbus *rb = (struct rbus *)b;
     if (!ready(rb)) {
-        done(arg, -1);
+        done(arg, -1, NULL);
         return;
     }
-    char stream[KEY_MAX], chan[KEY_MAX], maxlen[16];
-    const char *argv[6];
-    size_t lens[6];
-    if (room) {
-        lens[0] = make_key(stream, rb, "history:", room, room_len);
-        lens[1] = room_channel(chan, rb, room, room_len);
+    char stream[KEY_MAX], chan[KEY_MAX], maxlen[16], cidkey[KEY_MAX], window[16];
+    char body[DEDUPE_KEY_MAX];
+    const char *argv[8];
+    size_t lens[8];
+    if (m->room) {
+        lens[0] = make_key(stream, rb, "history:", m->room, m->room_len);
+        lens[2] = room_channel(chan, rb, m->room, m->room_len);
     } else {
         lens[0] = make_key(stream, rb, "history", "", 0);
-        lens[1] = (size_t)snprintf(chan, sizeof(chan), "%s", rb->broadcast);
+        lens[2] = (size_t)snprintf(chan, sizeof(chan), "%s", rb->broadcast);
     }
-    lens[2] = (size_t)snprintf(maxlen, sizeof(maxlen), "%u", b->cfg->history);
-    argv[0] = stream, argv[1] = chan, argv[2] = maxlen;
-    argv[3] = rest, lens[3] = len;
-    argv[4] = STREAM_TTL_MS, lens[4] = sizeof(STREAM_TTL_MS) - 1;
-    argv[5] = PROTO_CHAT_PREFIX, lens[5] = strlen(PROTO_CHAT_PREFIX);
-    struct request *q = request_new(rb, S_CHAT, 6, argv, lens);
+    bool dedupe = m->cid && b->cfg->dedupe_window_ms;
+    size_t blen =
+        dedupe ? dedupe_key(body, m->room, m->room_len, m->sender, m->cid, m->cid_len) : 0;
+    lens[1] = make_key(cidkey, rb, "cid:", body, blen);
+    lens[3] = (size_t)snprintf(maxlen, sizeof(maxlen), "%u", b->cfg->history);
+    lens[7] = dedupe ? (size_t)snprintf(window, sizeof(window), "%u", b->cfg->dedupe_window_ms) : 0;
+    argv[0] = stream, argv[1] = cidkey, argv[2] = chan, argv[3] = maxlen;
+    argv[4] = m->rest, lens[4] = m->len;
+    argv[5] = STREAM_TTL_MS, lens[5] = sizeof(STREAM_TTL_MS) - 1;
+    argv[6] = PROTO_CHAT_PREFIX, lens[6] = strlen(PROTO_CHAT_PREFIX);
+    argv[7] = window;
+    struct request *q = request_new(rb, S_CHAT, 8, argv, lens);
     if (!q) {
-        done(arg, -1);
+        done(arg, -1, NULL);
         return;
     }
     q->u.chat.done = done;
     q->arg = arg;
     if (send_script(rb, q, false) < 0) {
         free(q);
-        done(arg, -1);
+        done(arg, -1, NULL);
     }
 }
 
@@ -780,6 +903,44 @@ static int redis_publish_frame(struct bus *b, const char *room, size_t room_len,
     const char *argv[3] = {"PUBLISH", chan, (const char *)frame_data(f)};
     size_t lens[3] = {7, clen, f->len};
     return redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+static void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
+                                       const struct announce_batch *batch)
+{
+    struct rbus *rb = (struct rbus *)b;
+    if (!ready(rb))
+        return; /* best effort, as any system frame */
+    char key[KEY_MAX], every[16], counts[2][24], keep[8];
+    char names[2][ANNOUNCE_NAMES * (PROTO_NAME_MAX + 1)];
+    const struct announce_tally *tallies[2] = {&batch->arrived, &batch->departed};
+    const char *argv[7];
+    size_t lens[7];
+    lens[0] = room ? make_key(key, rb, "announce:", room, room_len)
+                   : make_key(key, rb, "announce", "", 0);
+    lens[1] = (size_t)snprintf(every, sizeof(every), "%d", ANNOUNCE_INTERVAL_MS);
+    argv[0] = key, argv[1] = every;
+    for (int t = 0; t < 2; t++) {
+        size_t at = 0;
+        for (unsigned i = 0; i < tallies[t]->n; i++)
+            at += (size_t)snprintf(names[t] + at, sizeof(names[t]) - at, "%s%s", i ? "\t" : "",
+                                   tallies[t]->names[i]);
+        lens[2 + 2 * t] = (size_t)snprintf(counts[t], sizeof(counts[t]), "%lu", tallies[t]->count);
+        argv[2 + 2 * t] = counts[t];
+        argv[3 + 2 * t] = names[t], lens[3 + 2 * t] = at;
+    }
+    lens[6] = (size_t)snprintf(keep, sizeof(keep), "%d", ANNOUNCE_NAMES);
+    argv[6] = keep;
+    struct request *q = request_new(rb, S_ANNOUNCE, 7, argv, lens);
+    if (!q)
+        return;
+    if (room) {
+        memcpy(q->room, room, room_len);
+        q->room[room_len] = '\0';
+        q->room_len = room_len;
+    }
+    if (send_script(rb, q, false) < 0)
+        free(q);
 }
 
 static void send_count(struct rbus *rb, long local, bool withdraw, void *tag)
@@ -1157,6 +1318,8 @@ static const struct bus_ops redis_ops = {
     .join = redis_join,
     .leave = redis_leave,
     .presence = redis_presence,
+    .announce = bus_announce_event,
+    .publish_announcement = redis_publish_announcement,
     .publish_count = redis_publish_count,
     .ready = redis_ready,
     .close = redis_close,

@@ -79,6 +79,9 @@ static const struct option_def defs[] = {
      "largest HTTP request header block (default 4096, at most 65535)"},
     {"announce-connections", "GATEWAY_ANNOUNCE_CONNECTIONS", K_BOOL, FIELD(announce_connections),
      "on or off: tell every client \"NAME connected\"/\"disconnected\" (default on)"},
+    {"dedupe-window", "GATEWAY_DEDUPE_WINDOW", K_DURATION, FIELD(dedupe_window_ms),
+     "how long a chat with a cid is remembered, so that a resend is answered with the "
+     "original instead of being delivered again; 0 for off (default 300s)"},
     {"io-uring", "GATEWAY_IO_URING", K_BOOL, FIELD(io_uring),
      "on or off: write each fan-out with one io_uring submission where the kernel allows "
      "(default on)"},
@@ -296,6 +299,7 @@ static void set_defaults(struct config *c, const char *default_client_dir)
     c->history = 100;
     c->shutdown_timeout_ms = 5000;
     c->announce_connections = true;
+    c->dedupe_window_ms = 5 * 60 * 1000;
     c->io_uring = true;
     c->rate_limit = 20;
     c->rate_burst = 120; /* a reconnecting client rejoins up to max_rooms rooms at once */

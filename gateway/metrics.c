@@ -100,6 +100,9 @@ static const struct {
     M(bus_received, "gateway_bus_received_total", "counter", "Messages received from the bus."),
     M(bus_publish_failures, "gateway_bus_publish_failures_total", "counter",
       "Messages the bus could not take (answered with unavailable)."),
+    M(chat_resends, "gateway_chat_resends_total", "counter",
+      "Chat resends (same sender and cid within the dedupe window) answered with the "
+      "original message instead of being delivered again."),
 };
 #undef M
 

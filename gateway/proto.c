@@ -18,6 +18,7 @@ static const char *const error_codes[PROTO_ERROR_COUNT] = {
     [PROTO_RATE_LIMITED] = "rate_limited",
     [PROTO_UNAVAILABLE] = "unavailable",
     [PROTO_TOO_MANY_ROOMS] = "too_many_rooms",
+    [PROTO_BAD_CID] = "bad_cid",
 };
 
 const char *proto_error_code(enum proto_error e)
@@ -138,6 +139,16 @@ static bool string_field(json_t *root, const char *key, const char **out, size_t
     return true;
 }
 
+static bool valid_cid(const char *s, size_t len)
+{
+    if (len == 0 || len > PROTO_CID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] > 0x7E)
+            return false;
+    return true;
+}
+
 static enum proto_error fail(json_t *root, enum proto_error e, const char **why, const char *s)
 {
     json_decref(root);
@@ -183,6 +194,12 @@ enum proto_error proto_decode(const char *data, size_t len, struct proto_request
         if (!string_field(root, "content", &req->content, &req->content_len) || !req->content ||
             req->content_len == 0)
             return fail(root, PROTO_BAD_CONTENT, why, "content must be a non-empty string");
+    }
+
+    if (req->type == PROTO_CHAT) {
+        if (!string_field(root, "cid", &req->cid, &req->cid_len) ||
+            (req->cid && !valid_cid(req->cid, req->cid_len)))
+            return fail(root, PROTO_BAD_CID, why, "cid must be 1 to 64 bytes of printable ASCII");
     }
 
     if (req->type == PROTO_JOIN_ROOM) {
@@ -239,6 +256,14 @@ struct frame *proto_error_frame(enum proto_error e, const char *why)
         json_pack("{s:s, s:s, s:s}", "type", "error", "code", proto_error_code(e), "content", why));
 }
 
+struct frame *proto_chat_error(enum proto_error e, const char *why, const char *cid, size_t cid_len)
+{
+    if (!cid)
+        return proto_error_frame(e, why);
+    return dump(json_pack("{s:s, s:s, s:s, s:s%}", "type", "error", "code", proto_error_code(e),
+                          "content", why, "cid", cid, cid_len));
+}
+
 struct frame *proto_echo(const char *content, size_t len)
 {
     return dump(json_pack("{s:s, s:s%}", "type", "echo", "content", content, len));
@@ -255,7 +280,7 @@ struct frame *proto_left(const char *room, size_t room_len)
     return dump(json_pack("{s:s, s:o}", "type", "left", "room", room_value(room, room_len)));
 }
 
-struct frame *proto_system(const char *room, size_t room_len, const char *content, int64_t ts)
+static json_t *system_object(const char *room, size_t room_len, const char *content, int64_t ts)
 {
     json_t *o =
         json_pack("{s:s, s:s, s:s}", "type", "system", "content", content, "sender", "System");
@@ -263,6 +288,30 @@ struct frame *proto_system(const char *room, size_t room_len, const char *conten
         json_object_set_new(o, "room", room_value(room, room_len));
     if (o)
         json_object_set_new(o, "timestamp", json_integer(ts));
+    return o;
+}
+
+struct frame *proto_system(const char *room, size_t room_len, const char *content, int64_t ts)
+{
+    return dump(system_object(room, room_len, content, ts));
+}
+
+struct frame *proto_announcement(const char *room, size_t room_len, const char *content,
+                                 const char *event, const char *const *names, size_t n,
+                                 unsigned long count, int64_t ts)
+{
+    json_t *o = system_object(room, room_len, content, ts);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_string(names[i]));
+    if (!o || !arr) {
+        json_decref(o);
+        json_decref(arr);
+        return NULL;
+    }
+    json_object_set_new(o, "event", json_string(event));
+    json_object_set_new(o, "names", arr);
+    json_object_set_new(o, "count", json_integer((json_int_t)count));
     return dump(o);
 }
 
@@ -315,7 +364,7 @@ struct frame *proto_joined(const char *room, size_t room_len, long members,
 }
 
 char *proto_chat_rest(const char *room, size_t room_len, const char *sender, const char *content,
-                      size_t content_len, int64_t ts, size_t *len)
+                      size_t content_len, const char *cid, size_t cid_len, int64_t ts, size_t *len)
 {
     json_t *o = json_object();
     if (!o)
@@ -324,6 +373,8 @@ char *proto_chat_rest(const char *room, size_t room_len, const char *sender, con
         json_object_set_new(o, "room", room_value(room, room_len));
     json_object_set_new(o, "sender", json_string(sender));
     json_object_set_new(o, "content", json_stringn(content, content_len));
+    if (cid)
+        json_object_set_new(o, "cid", json_stringn(cid, cid_len));
     json_object_set_new(o, "timestamp", json_integer(ts));
     const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
     size_t n = json_dumpb(o, NULL, 0, flags);

@@ -18,6 +18,9 @@ struct request_wait {
     int64_t started_us;
     size_t room_len;
     char room[PROTO_ROOM_MAX + 1];
+    bool has_cid; /* a chat's cid, for its error */
+    size_t cid_len;
+    char cid[PROTO_CID_MAX];
 };
 
 static int64_t now_us(void)
@@ -45,6 +48,8 @@ static struct request_wait *wait_new(struct requests *rq, struct requester *q, c
     if (room)
         memcpy(w->room, room, room_len);
     w->room[w->room_len] = '\0';
+    w->has_cid = false;
+    w->cid_len = 0;
     return w;
 }
 
@@ -78,17 +83,38 @@ void requests_error(struct requests *rq, struct requester *q, enum proto_error e
     send_owned(rq, q, proto_error_frame(e, why));
 }
 
-static void chat_done(void *arg, int status)
+/* An error answering a chat carries the chat's cid. */
+static void chat_error(struct requests *rq, struct requester *q, enum proto_error e,
+                       const char *why, const char *cid, size_t cid_len)
+{
+    metrics.errors[e]++;
+    send_owned(rq, q, proto_chat_error(e, why, cid, cid_len));
+}
+
+static void chat_done(void *arg, int status, struct frame *original)
 {
     struct request_wait *w = arg;
     struct requests *rq = w->rq;
     int64_t started = w->started_us;
+    char cid[PROTO_CID_MAX];
+    size_t cid_len = w->cid_len;
+    bool has_cid = w->has_cid;
+    memcpy(cid, w->cid, cid_len);
     struct requester *q = wait_finish(w);
     if (status < 0) {
         metrics.bus_publish_failures++;
         if (q)
-            requests_error(rq, q, PROTO_UNAVAILABLE,
-                           "the message could not reach the cluster: nothing was delivered");
+            chat_error(rq, q, PROTO_UNAVAILABLE,
+                       "the message could not reach the cluster: nothing was delivered",
+                       has_cid ? cid : NULL, cid_len);
+        return;
+    }
+    if (original) {
+        /* A resend of a message already delivered: only its sender hears
+         * of it again, with the original id. */
+        metrics.chat_resends++;
+        if (q)
+            rq->ops->send(q, original);
         return;
     }
     metrics_observe_latency_us((uint64_t)(now_us() - started));
@@ -114,20 +140,32 @@ static void presence_done(void *arg, int status, const char *const *names, size_
 static void handle_chat(struct requests *rq, struct requester *q, const struct proto_request *req)
 {
     if (req->room && !rooms_is_member(&q->rooms, req->room, req->room_len)) {
-        requests_error(rq, q, PROTO_NOT_IN_ROOM, "join the room before sending to it");
+        chat_error(rq, q, PROTO_NOT_IN_ROOM, "join the room before sending to it", req->cid,
+                   req->cid_len);
         return;
     }
-    size_t len;
+    struct bus_chat m = {.room = req->room,
+                         .room_len = req->room_len,
+                         .sender = q->name,
+                         .cid = req->cid,
+                         .cid_len = req->cid_len};
     char *rest = proto_chat_rest(req->room, req->room_len, q->name, req->content, req->content_len,
-                                 bus_now_ms(), &len);
+                                 req->cid, req->cid_len, bus_now_ms(), &m.len);
     struct request_wait *w = rest ? wait_new(rq, q, NULL, 0) : NULL;
     if (!w) {
         free(rest);
-        requests_error(rq, q, PROTO_UNAVAILABLE, "out of memory: nothing was delivered");
+        chat_error(rq, q, PROTO_UNAVAILABLE, "out of memory: nothing was delivered", req->cid,
+                   req->cid_len);
         return;
     }
+    if (req->cid) {
+        w->has_cid = true;
+        w->cid_len = req->cid_len;
+        memcpy(w->cid, req->cid, req->cid_len);
+    }
+    m.rest = rest;
     metrics.bus_published++;
-    rq->bus->ops->publish_chat(rq->bus, req->room, req->room_len, rest, len, chat_done, w);
+    rq->bus->ops->publish_chat(rq->bus, &m, chat_done, w);
     free(rest);
 }
 

@@ -68,19 +68,6 @@ bool rooms_is_member(const struct room_set *set, const char *room, size_t room_l
     return m && (m->state == MEMBER_JOINED || m->announced);
 }
 
-static void announce(struct rooms *r, struct room *room, const char *name, const char *what)
-{
-    char content[PROTO_NAME_MAX + 32];
-    snprintf(content, sizeof(content), "%s %s the room", name, what);
-    struct frame *f = proto_system(room->name, room->name_len, content, bus_now_ms());
-    if (!f)
-        return;
-    if (r->bus->ops->publish_frame(r->bus, room->name, room->name_len, f) < 0)
-        log_debug("room %.*s: '%s' not announced, bus unavailable", (int)room->name_len, room->name,
-                  content);
-    frame_unref(f);
-}
-
 static void deliver_error(struct rooms *r, void *owner, enum proto_error e, const char *why)
 {
     struct frame *f = proto_error_frame(e, why);
@@ -123,7 +110,7 @@ static void remove_member(struct rooms *r, struct member *m, bool tell)
     if (m->announced || m->in_flight)
         r->bus->ops->leave(r->bus, room->name, room->name_len, x->name);
     if (tell && m->announced)
-        announce(r, room, x->name, "left");
+        r->bus->ops->announce(r->bus, room->name, room->name_len, ANNOUNCE_DEPARTED, x->name);
 
     if (!room->count) {
         r->bus->ops->unsubscribe(r->bus, room->name, room->name_len);
@@ -233,7 +220,7 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
     m->state = MEMBER_JOINED;
     if (!m->announced) {
         m->announced = true;
-        announce(r, room, x->name, "joined");
+        r->bus->ops->announce(r->bus, room->name, room->name_len, ANNOUNCE_ARRIVED, x->name);
     }
     r->ops->join_answered(r->ctx, owner);
 }

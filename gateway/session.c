@@ -314,17 +314,6 @@ void sessions_shutdown(void)
         request_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
 }
 
-static void announce_global(const char *name, const char *what)
-{
-    char content[PROTO_NAME_MAX + 16];
-    snprintf(content, sizeof(content), "%s %s", name, what);
-    struct frame *f = proto_system(NULL, 0, content, bus_now_ms());
-    if (f) {
-        sessions.bus->ops->publish_frame(sessions.bus, NULL, 0, f);
-        frame_unref(f);
-    }
-}
-
 int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name,
                  const char *peer_addr)
 {
@@ -366,7 +355,7 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     if (bus_last_count(sessions.bus))
         session_send(s, bus_last_count(sessions.bus));
     if (sessions.cfg->announce_connections)
-        announce_global(s->req.name, "connected");
+        sessions.bus->ops->announce(sessions.bus, NULL, 0, ANNOUNCE_ARRIVED, s->req.name);
     bus_clients_changed(sessions.bus, (long)metrics.connections);
     return 0;
 }
@@ -517,7 +506,7 @@ void session_closed(struct session *s)
     log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->req.name);
     if (tell) {
         if (sessions.cfg->announce_connections)
-            announce_global(s->req.name, "disconnected");
+            sessions.bus->ops->announce(sessions.bus, NULL, 0, ANNOUNCE_DEPARTED, s->req.name);
         bus_clients_changed(sessions.bus, (long)metrics.connections);
     }
 }

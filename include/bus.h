@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "announce.h"
 #include "config.h"
 #include "frame.h"
 #include "proto.h"
@@ -21,6 +22,22 @@ struct bus;
 
 /* status: 0 ok, -1 the cluster could not be reached (nothing happened). */
 typedef void (*bus_done_fn)(void *arg, int status);
+
+/* A chat message to publish. */
+struct bus_chat {
+    const char *room; /* NULL: global */
+    size_t room_len;
+    const char *rest; /* proto_chat_rest's output */
+    size_t len;
+    const char *sender;
+    const char *cid; /* the client's message id, NULL: none (never deduplicated) */
+    size_t cid_len;
+};
+/* status 0: published; or, when original is not NULL, a resend of a message
+ * (same room, sender and cid) the cluster accepted within the dedupe window:
+ * nothing was published, and original is that message, for the sender
+ * alone. status -1: the cluster could not be reached (nothing happened). */
+typedef void (*bus_chat_fn)(void *arg, int status, struct frame *original);
 
 struct bus_join_result {
     struct frame **history; /* chat frames after since, oldest first */
@@ -46,10 +63,9 @@ struct bus_handlers {
 };
 
 struct bus_ops {
-    /* Assigns an id, appends to the room's history and delivers. room NULL:
-     * global. rest is proto_chat_rest's output. */
-    void (*publish_chat)(struct bus *b, const char *room, size_t room_len, const char *rest,
-                         size_t len, bus_done_fn done, void *arg);
+    /* Assigns an id, appends to the room's history and delivers, unless it
+     * is a resend (see bus_chat_fn). */
+    void (*publish_chat)(struct bus *b, const struct bus_chat *m, bus_chat_fn done, void *arg);
     /* Delivers a frame as it is, best effort (system frames). room NULL:
      * broadcast. Returns -1 when the cluster is unreachable. */
     int (*publish_frame)(struct bus *b, const char *room, size_t room_len, struct frame *f);
@@ -62,6 +78,14 @@ struct bus_ops {
                  const struct msgid *since, bus_join_fn cb, void *arg);
     void (*leave)(struct bus *b, const char *room, size_t room_len, const char *name);
     void (*presence)(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
+    /* "NAME connected" and the like (room NULL: global), coalesced by the
+     * base's announcer: both implementations use bus_announce_event. */
+    void (*announce)(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
+                     const char *name);
+    /* Publishes one scope's coalesced announcements; the Redis bus merges
+     * them with what other gateways hold for the scope (best effort). */
+    void (*publish_announcement)(struct bus *b, const char *room, size_t room_len,
+                                 const struct announce_batch *batch);
     /* Publishes the cluster-wide client count given this node's count. */
     void (*publish_count)(struct bus *b, long local);
     bool (*ready)(struct bus *b);
@@ -81,6 +105,7 @@ struct bus {
     struct frame *last_count; /* the newest client_count frame, for newcomers */
     long local_clients;
     bool count_dirty;
+    struct announcer announcer;
 };
 
 /* The Redis bus when cfg->redis_enabled, else the in-process bus. */
@@ -93,6 +118,9 @@ void bus_clients_changed(struct bus *b, long local);
  * (unless a publish is already due). */
 void bus_count_again(struct bus *b, unsigned ms);
 void bus_free(struct bus *b);
+/* The announce op of both implementations: tallied by b->announcer. */
+void bus_announce_event(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
+                        const char *name);
 /* Keeps f if it is a client_count frame (for bus_last_count). */
 void bus_note_count(struct bus *b, struct frame *f);
 /* The newest client_count frame seen, or NULL. */

@@ -39,6 +39,7 @@ struct config {
     unsigned handshake_timeout_ms;
     size_t max_header_bytes;
     bool announce_connections; /* every connect costs a frame per client */
+    unsigned dedupe_window_ms; /* how long a chat's cid is remembered; 0: off */
     bool io_uring;             /* fan-out writes batched through io_uring */
     enum log_level log_level;
 };

@@ -26,6 +26,7 @@ struct metrics {
     uint64_t bus_published;
     uint64_t bus_received;
     uint64_t bus_publish_failures;
+    uint64_t chat_resends; /* resends answered with the original, not delivered */
     uint64_t rate_limited;
     uint64_t rejected_upgrades;
     uint64_t incomplete_requests;

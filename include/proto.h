@@ -17,6 +17,7 @@
 
 #define PROTO_NAME_MAX 32
 #define PROTO_ROOM_MAX 64
+#define PROTO_CID_MAX 64 /* a client's message id: printable ASCII */
 #define MSGID_STR_MAX 44 /* two 20-digit numbers, a dash and a NUL */
 
 /* A message id: "<ms>-<seq>", the form of a Redis stream id. */
@@ -53,6 +54,7 @@ enum proto_error {
     PROTO_RATE_LIMITED,
     PROTO_UNAVAILABLE,
     PROTO_TOO_MANY_ROOMS,
+    PROTO_BAD_CID,
     PROTO_ERROR_COUNT
 };
 
@@ -65,6 +67,8 @@ struct proto_request {
     size_t room_len;
     const char *content; /* NULL when absent; points into root */
     size_t content_len;
+    const char *cid; /* a chat's client message id; NULL when absent */
+    size_t cid_len;
     bool has_since;
     struct msgid since;
     json_t *root;
@@ -81,19 +85,29 @@ void proto_request_free(struct proto_request *req);
  * NULL room means global (the field is left out). */
 struct frame *proto_welcome(const char *name, const char *conn_id, const char *gateway, int64_t ts);
 struct frame *proto_error_frame(enum proto_error e, const char *why);
+/* An error answering a chat: with the chat's cid when it had one. */
+struct frame *proto_chat_error(enum proto_error e, const char *why, const char *cid,
+                               size_t cid_len);
 struct frame *proto_echo(const char *content, size_t len);
 struct frame *proto_pong(void);
 struct frame *proto_left(const char *room, size_t room_len);
 struct frame *proto_system(const char *room, size_t room_len, const char *content, int64_t ts);
+/* A system frame announcing people (content as for proto_system), with, for
+ * programs, its event ("connected", "disconnected", "joined", "left"), the
+ * first names and the number of events it stands for. */
+struct frame *proto_announcement(const char *room, size_t room_len, const char *content,
+                                 const char *event, const char *const *names, size_t n,
+                                 unsigned long count, int64_t ts);
 struct frame *proto_client_count(long count, int64_t ts);
 struct frame *proto_presence(const char *room, size_t room_len, const char *const *users, size_t n);
 struct frame *proto_joined(const char *room, size_t room_len, long members,
                            struct frame *const *history, size_t n, bool truncated);
 
 /* The part of a chat frame after the id: "room":..,"sender":..,"content":..,
- * "timestamp":..} . Returns a malloc'd string and its length in *len. */
+ * "cid":..,"timestamp":..} (room and cid when given). Returns a malloc'd
+ * string and its length in *len. */
 char *proto_chat_rest(const char *room, size_t room_len, const char *sender, const char *content,
-                      size_t content_len, int64_t ts, size_t *len);
+                      size_t content_len, const char *cid, size_t cid_len, int64_t ts, size_t *len);
 /* The whole chat frame for an id and a rest. */
 struct frame *proto_chat_assemble(const struct msgid *id, const char *rest, size_t len);
 /* The prefix that proto_chat_assemble puts before the id. */

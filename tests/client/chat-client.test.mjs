@@ -154,7 +154,7 @@ describe('ChatClient', () => {
     ws = await reconnect(ws);
     assert.deepEqual(ws.frames('chat'), [], 'not before the room is joined again');
     ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
-    assert.deepEqual(ws.frames('chat'), [{ type: 'chat', room: 'r', content: 'while offline' }]);
+    assert.deepEqual(ws.frames('chat'), [{ type: 'chat', room: 'r', content: 'while offline', cid: entry.cid }]);
     ws.deliver(chat('20-0', 'me', 'while offline'));
     const confirmed = events.find((e) => e.type === 'message' && e.content === 'while offline');
     assert.equal(confirmed.localId, entry.localId);
@@ -200,17 +200,70 @@ describe('ChatClient', () => {
     client.close();
   });
 
-  test('a global message in flight at a drop is marked failed, not silently resent', async () => {
-    const { client } = newClient();
+  test('a global message in flight at a drop is sent again with the same cid, and its cid confirms it', async () => {
+    const { client, events } = newClient();
     client.connect();
     const ws = FakeSocket.last();
     ws.accept();
-    client.send('to everyone');
+    const entry = client.send('to everyone');
+    assert.match(entry.cid, /^[0-9a-z]+-\d+$/);
     ws.drop();
-    const [entry] = client.pending();
-    assert.equal(entry.state, 'failed');
-    await reconnect(ws);
-    assert.deepEqual(FakeSocket.last().frames('chat'), []);
+    assert.equal(client.pending()[0].state, 'queued');
+    const next = await reconnect(ws);
+    assert.deepEqual(next.frames('chat'), [{ type: 'chat', content: 'to everyone', cid: entry.cid }]);
+    // The cluster had it already: the original comes back, with its cid.
+    next.deliver({ type: 'chat', id: '7-0', sender: 'me', content: 'to everyone', timestamp: 1, cid: entry.cid });
+    const confirmed = events.find((e) => e.type === 'message' && e.content === 'to everyone');
+    assert.equal(confirmed.localId, entry.localId);
+    assert.deepEqual(client.pending(), []);
+    client.close();
+  });
+
+  test('the same text twice is confirmed entry by entry through the cids', () => {
+    const { client, events } = newClient();
+    client.join('r');
+    client.connect();
+    const ws = FakeSocket.last();
+    ws.accept();
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const first = client.send('again', 'r');
+    const second = client.send('again', 'r');
+    assert.notEqual(first.cid, second.cid);
+    ws.deliver({ ...chat('1-0', 'me', 'again'), cid: second.cid });
+    const confirmed = events.filter((e) => e.type === 'message').map((e) => e.localId);
+    assert.deepEqual(confirmed, [second.localId]);
+    assert.deepEqual(client.pending().map((e) => e.localId), [first.localId]);
+    client.close();
+  });
+
+  test('an error with a cid fails that message, not the oldest in flight', () => {
+    const { client } = newClient();
+    client.join('r');
+    client.connect();
+    const ws = FakeSocket.last();
+    ws.accept();
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const older = client.send('older', 'r');
+    const newer = client.send('newer', 'r');
+    ws.deliver({ type: 'error', code: 'unavailable', content: 'no', cid: newer.cid });
+    const states = Object.fromEntries(client.pending().map((e) => [e.localId, e.state]));
+    assert.deepEqual(states, { [older.localId]: 'sent', [newer.localId]: 'failed' });
+    client.close();
+  });
+
+  test('rate_limited with retry_after_ms sends the message again after the pause, same cid', async () => {
+    const { client } = newClient();
+    client.join('r');
+    client.connect();
+    const ws = FakeSocket.last();
+    ws.accept();
+    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const entry = client.send('slow down', 'r');
+    const after = client.send('after it', 'r');
+    ws.deliver({ type: 'error', code: 'rate_limited', content: 'wait', retry_after_ms: 40, cid: entry.cid });
+    assert.equal(client.pending()[0].state, 'queued');
+    await waitFor(() => ws.frames('chat').length === 3, { what: 'the resend', timeoutMs: 2000, intervalMs: 5 });
+    assert.deepEqual(ws.frames('chat').map((f) => f.cid), [entry.cid, after.cid, entry.cid]);
     client.close();
   });
 

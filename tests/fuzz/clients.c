@@ -48,17 +48,6 @@ void clients_check_received(struct harness *h, const char *room, size_t room_len
     }
 }
 
-static void announce_global(struct harness *h, const char *name, const char *what)
-{
-    char content[PROTO_NAME_MAX + 16];
-    snprintf(content, sizeof(content), "%s %s", name, what);
-    struct frame *f = proto_system(NULL, 0, content, bus_now_ms());
-    if (f) {
-        h->bus->ops->publish_frame(h->bus, NULL, 0, f);
-        frame_unref(f);
-    }
-}
-
 /* The rooms joined, for the check at the end that their presence empties. */
 static void remember_room(struct harness *h, const char *data, size_t len)
 {
@@ -101,7 +90,7 @@ void client_connect(struct harness *h, int i, const char *name)
         frame_unref(welcome);
     }
     if (h->cfg.announce_connections)
-        announce_global(h, c->req.name, "connected");
+        h->bus->ops->announce(h->bus, NULL, 0, ANNOUNCE_ARRIVED, c->req.name);
     bus_clients_changed(h->bus, h->connected);
 }
 
@@ -114,7 +103,7 @@ void client_disconnect(struct harness *h, int i)
     requests_close(&h->rq, &c->req, true);
     h->connected--;
     if (h->cfg.announce_connections)
-        announce_global(h, c->req.name, "disconnected");
+        h->bus->ops->announce(h->bus, NULL, 0, ANNOUNCE_DEPARTED, c->req.name);
     bus_clients_changed(h->bus, h->connected);
     free(c);
 }

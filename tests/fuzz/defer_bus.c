@@ -56,20 +56,27 @@ static void capture(void *arg, int status, const struct bus_join_result *r)
         w->res.history[i] = frame_ref(r->history[i]);
 }
 
-static void d_publish_chat(struct bus *b, const char *room, size_t room_len, const char *rest,
-                           size_t len, bus_done_fn done, void *arg)
+static void d_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn done, void *arg)
 {
     struct defer_bus *d = self(b);
     if (d->down)
-        done(arg, -1);
+        done(arg, -1, NULL);
     else
-        d->inner->ops->publish_chat(d->inner, room, room_len, rest, len, done, arg);
+        d->inner->ops->publish_chat(d->inner, m, done, arg);
 }
 
 static int d_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f)
 {
     struct defer_bus *d = self(b);
     return d->down ? -1 : d->inner->ops->publish_frame(d->inner, room, room_len, f);
+}
+
+static void d_publish_announcement(struct bus *b, const char *room, size_t room_len,
+                                   const struct announce_batch *batch)
+{
+    struct defer_bus *d = self(b);
+    if (!d->down)
+        d->inner->ops->publish_announcement(d->inner, room, room_len, batch);
 }
 
 static void d_subscribe(struct bus *b, const char *room, size_t room_len)
@@ -189,6 +196,8 @@ static const struct bus_ops defer_ops = {
     .join = d_join,
     .leave = d_leave,
     .presence = d_presence,
+    .announce = bus_announce_event,
+    .publish_announcement = d_publish_announcement,
     .publish_count = d_publish_count,
     .ready = d_ready,
     .close = d_close,

@@ -49,7 +49,11 @@ def redis_ping(port, timeout=1.0):
 
 
 class RedisServer:
-    def __init__(self, workdir):
+    """extra: more redis-server flags, after the defaults so they win (e.g.
+    ["--appendonly", "yes"] for a server whose restart keeps its data)."""
+
+    def __init__(self, workdir, extra=()):
+        self.extra = list(extra)
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = None
@@ -58,7 +62,7 @@ class RedisServer:
 
     def _launch(self, timeout):
         argv = [self.binary, "--port", self.port, "--bind", "127.0.0.1",
-                "--dir", self.workdir, "--save", "", "--appendonly", "no"]
+                "--dir", self.workdir, "--save", "", "--appendonly", "no", *self.extra]
         self.process = Process(argv, self.workdir / "redis.log").start()
         try:
             wait_until(self._ready, timeout, what=f"redis-server on port {self.port}")

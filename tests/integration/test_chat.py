@@ -4,7 +4,7 @@ import asyncio
 import time
 
 from msgid import assert_increasing, id_key
-from wsclient import Client, connect_many
+from wsclient import Client, announces, connect_many
 
 
 async def test_room_chat_reaches_every_member_and_only_them(gateway):
@@ -69,10 +69,10 @@ async def test_echo_and_ping(gateway):
 async def test_connected_and_disconnected_announcements(gateway):
     watcher = await Client.connect(gateway.port, "watcher")
     bob = await Client.connect(gateway.port, "bob")
-    f = await watcher.recv_until("system", where=lambda f: f.get("content") == "bob connected")
+    f = await watcher.recv_until("system", where=announces("bob", "connected"))
     assert "room" not in f and f["sender"] == "System"
     await bob.close()
-    f = await watcher.recv_until("system", where=lambda f: f.get("content") == "bob disconnected")
+    f = await watcher.recv_until("system", where=announces("bob", "disconnected"))
     assert "room" not in f
 
 

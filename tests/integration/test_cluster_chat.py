@@ -1,7 +1,7 @@
 """Room chat, global chat and history across three gateways on one Redis."""
 
 from msgid import id_key
-from wsclient import Client
+from wsclient import Client, announces
 
 KEPT = 5
 
@@ -20,7 +20,7 @@ async def test_room_chat_across_gateways(cluster):
     outsider = await Client.connect(cluster.ports[2], "zed")
     for x, expected_members in ((a, 1), (b, 2), (c, 3)):
         assert (await x.join("r"))["members"] == expected_members
-    await a.recv_until("system", where=lambda f: f.get("content") == "carol joined the room")
+    await a.recv_until("system", where=announces("carol", "joined", "r"))
     for sender in (a, b, c):
         text = f"hello from {sender.username}"
         await sender.chat(text, room="r")
@@ -43,9 +43,9 @@ async def test_global_chat_across_gateways(cluster):
 async def test_connect_announcements_across_gateways(cluster):
     watcher = await Client.connect(cluster.ports[0], "watcher")
     bob = await Client.connect(cluster.ports[1], "bob")
-    await watcher.recv_until("system", where=lambda f: f.get("content") == "bob connected")
+    await watcher.recv_until("system", where=announces("bob", "connected"))
     await bob.close()
-    await watcher.recv_until("system", where=lambda f: f.get("content") == "bob disconnected")
+    await watcher.recv_until("system", where=announces("bob", "disconnected"))
 
 
 async def test_not_in_room_across_gateways(cluster):

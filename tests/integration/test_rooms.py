@@ -2,11 +2,7 @@
 
 from aio import eventually
 from gateway_proc import NO_RATE_LIMIT
-from wsclient import Client
-
-
-def is_system(content, room):
-    return lambda f: f.get("content") == content and f.get("room") == room
+from wsclient import Client, announces
 
 
 async def test_join_answers_joined_and_announces(gateway):
@@ -16,7 +12,7 @@ async def test_join_answers_joined_and_announces(gateway):
         ("lobby", 1, [], False), joined
     b = await Client.connect(gateway.port, "bob")
     assert (await b.join("lobby"))["members"] == 2
-    sys_frame = await a.recv_until("system", where=is_system("bob joined the room", "lobby"))
+    sys_frame = await a.recv_until("system", where=announces("bob", "joined", "lobby"))
     assert sys_frame["sender"] == "System"
     assert isinstance(sys_frame["timestamp"], int)
 
@@ -27,7 +23,7 @@ async def test_leave_answers_left_and_announces(gateway):
     await a.join("lobby")
     await b.join("lobby")
     assert await b.leave("lobby") == {"type": "left", "room": "lobby"}
-    await a.recv_until("system", where=is_system("bob left the room", "lobby"))
+    await a.recv_until("system", where=announces("bob", "left", "lobby"))
     # bob is out: he no longer gets the room's messages, and may not post.
     await a.chat("after", room="lobby")
     await a.recv_chat("after")
@@ -41,7 +37,7 @@ async def test_rejoin_answers_joined_without_system_frame(gateway):
     b = await Client.connect(gateway.port, "bob")
     await a.join("lobby")
     await b.join("lobby")
-    await a.recv_until("system", where=is_system("bob joined the room", "lobby"))
+    await a.recv_until("system", where=announces("bob", "joined", "lobby"))
     again = await b.join("lobby")
     assert again["members"] == 2
     await b.chat("marker", room="lobby")

@@ -19,6 +19,14 @@ DEFAULT_TIMEOUT = 5.0
 _open_sockets = weakref.WeakSet()
 
 
+def announces(name, event, room=None):
+    """A `where` for recv_until("system", ...): an announcement (coalesced
+    ones included) that names `name`; event is connected, disconnected,
+    joined or left; room None means a global one."""
+    return lambda f: (f.get("event") == event and name in f.get("names", ())
+                      and f.get("room") == room)
+
+
 def ws_url(port, username=None, path="/ws"):
     if username is None:
         return f"ws://127.0.0.1:{port}{path}"

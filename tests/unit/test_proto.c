@@ -291,6 +291,20 @@ static void test_decode_errors(void)
     /* The room is checked before since. */
     CHECK_INT(decode_err("{\"type\":\"join_room\",\"room\":\"\",\"since\":\"x\"}"), ==,
               PROTO_BAD_ROOM);
+
+    /* cid: 1 to 64 bytes of printable ASCII. */
+    CHECK_INT(decode_err("{\"type\":\"chat\",\"content\":\"x\",\"cid\":\"\"}"), ==, PROTO_BAD_CID);
+    CHECK_INT(decode_err("{\"type\":\"chat\",\"content\":\"x\",\"cid\":7}"), ==, PROTO_BAD_CID);
+    CHECK_INT(decode_err("{\"type\":\"chat\",\"content\":\"x\",\"cid\":\"a\\tb\"}"), ==,
+              PROTO_BAD_CID);
+    CHECK_INT(decode_err("{\"type\":\"chat\",\"content\":\"x\",\"cid\":\"日本\"}"), ==,
+              PROTO_BAD_CID);
+    char buf[160];
+    snprintf(buf, sizeof(buf), "{\"type\":\"chat\",\"content\":\"x\",\"cid\":\"%065d\"}", 0);
+    CHECK_INT(decode_err(buf), ==, PROTO_BAD_CID);
+    snprintf(buf, sizeof(buf), "{\"type\":\"chat\",\"content\":\"x\",\"cid\":\"%064d\"}", 0);
+    CHECK_INT(decode_err(buf), ==, PROTO_OK);
+    CHECK_INT(decode_err("{\"type\":\"chat\",\"content\":\"x\",\"cid\":\" ~!\"}"), ==, PROTO_OK);
 }
 
 static void test_decode_requests(void)
@@ -504,7 +518,7 @@ static struct frame *chat_frame(const char *room, uint64_t ms, uint64_t seq, con
 {
     size_t len = 0;
     char *rest = proto_chat_rest(room, room ? strlen(room) : 0, sender, content, strlen(content),
-                                 (int64_t)ms, &len);
+                                 NULL, 0, (int64_t)ms, &len);
     if (!rest)
         return NULL;
     struct msgid id = {ms, seq};
@@ -516,7 +530,8 @@ static struct frame *chat_frame(const char *room, uint64_t ms, uint64_t seq, con
 static void test_chat_round_trip(void)
 {
     size_t len = 0;
-    char *rest = proto_chat_rest(S("ロビー"), "alice", S("hi \"there\"\n"), 1732190000000LL, &len);
+    char *rest =
+        proto_chat_rest(S("ロビー"), "alice", S("hi \"there\"\n"), S("c-1"), 1732190000000LL, &len);
     if (!CHECK(rest != NULL))
         return;
     CHECK(len > 0 && rest[len - 1] == '}' && rest[0] == '"');
@@ -536,8 +551,9 @@ static void test_chat_round_trip(void)
     CHECK_STR(str(o, "room"), "ロビー");
     CHECK_STR(str(o, "sender"), "alice");
     CHECK_STR(str(o, "content"), "hi \"there\"\n");
+    CHECK_STR(str(o, "cid"), "c-1");
     CHECK_INT(num(o, "timestamp"), ==, 1732190000000LL);
-    CHECK_INT(json_object_size(o), ==, 6);
+    CHECK_INT(json_object_size(o), ==, 7);
     json_decref(o);
     frame_unref(f);
 

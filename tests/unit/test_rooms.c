@@ -72,7 +72,7 @@ static struct frame *chat(const char *room, const char *id_text)
     if (!msgid_parse(id_text, strlen(id_text), &id))
         return NULL;
     size_t len;
-    char *rest = proto_chat_rest(room, strlen(room), "someone", S("text"), 0, &len);
+    char *rest = proto_chat_rest(room, strlen(room), "someone", S("text"), NULL, 0, 0, &len);
     struct frame *f = rest ? proto_chat_assemble(&id, rest, len) : NULL;
     free(rest);
     return f;
@@ -100,13 +100,11 @@ static void answer_join(bus_join_fn cb, void *arg, const char *room, const struc
         frame_unref(hist[i]);
 }
 
-static int fake_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f)
+static void fake_announce(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
+                          const char *name)
 {
-    json_t *o = json_loadb((const char *)frame_data(f), f->len, 0, NULL);
-    logf_(fake(b)->log, "pub(%.*s:%s) ", (int)room_len, room,
-          json_string_value(json_object_get(o, "content")));
-    json_decref(o);
-    return 0;
+    logf_(fake(b)->log, "pub(%.*s:%s %s the room) ", (int)room_len, room, name,
+          k == ANNOUNCE_ARRIVED ? "joined" : "left");
 }
 
 static void fake_subscribe(struct bus *b, const char *room, size_t room_len)
@@ -149,7 +147,7 @@ static void fake_leave(struct bus *b, const char *room, size_t room_len, const c
 
 /* rooms uses only these; the rest stay NULL so a stray call crashes. */
 static const struct bus_ops fake_ops = {
-    .publish_frame = fake_publish_frame,
+    .announce = fake_announce,
     .subscribe = fake_subscribe,
     .unsubscribe = fake_unsubscribe,
     .join = fake_join,

@@ -1,0 +1,223 @@
+#include "announce.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+/* One scope: what is tallied since its last flush. */
+struct scope {
+    struct announce_batch pending;
+    int64_t last_ms; /* when it last went out; 0: never */
+    bool again;      /* the cluster holds a batch of it: flush even empty */
+};
+
+/* A scope's key: 'g' for global, 'r' and the name for a room. */
+#define KEY_MAX (1 + PROTO_ROOM_MAX)
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t scope_key(char *buf, const char *room, size_t room_len)
+{
+    if (!room) {
+        buf[0] = 'g';
+        return 1;
+    }
+    buf[0] = 'r';
+    memcpy(buf + 1, room, room_len);
+    return 1 + room_len;
+}
+
+void announce_tally_add(struct announce_tally *t, const char *name, size_t len, unsigned long count)
+{
+    t->count += count;
+    if (t->n == ANNOUNCE_NAMES || len == 0 || len > PROTO_NAME_MAX)
+        return;
+    for (unsigned i = 0; i < t->n; i++)
+        if (strlen(t->names[i]) == len && memcmp(t->names[i], name, len) == 0)
+            return;
+    memcpy(t->names[t->n], name, len);
+    t->names[t->n][len] = '\0';
+    t->n++;
+}
+
+/* "alice", "alice and bob", "alice, bob and carol", "alice, bob, carol and
+ * 37 others", then the verb. */
+static void tally_text(char *buf, size_t cap, const struct announce_tally *t, const char *verb)
+{
+    unsigned long others = t->count > t->n ? t->count - t->n : 0;
+    size_t at = 0;
+    for (unsigned i = 0; i < t->n && at < cap; i++) {
+        const char *sep = i == 0 ? "" : i + 1 < t->n || others > 0 ? ", " : " and ";
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", sep, t->names[i]);
+    }
+    if (others > 0 && at < cap)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%lu other%s", t->n ? " and " : "", others,
+                               others == 1 ? "" : "s");
+    if (at < cap)
+        snprintf(buf + at, cap - at, " %s", verb);
+}
+
+static struct frame *tally_frame(const char *room, size_t room_len, const struct announce_tally *t,
+                                 const char *event, const char *verb, int64_t ts)
+{
+    char text[ANNOUNCE_NAMES * (PROTO_NAME_MAX + 2) + 64];
+    const char *names[ANNOUNCE_NAMES];
+    tally_text(text, sizeof(text), t, verb);
+    for (unsigned i = 0; i < t->n; i++)
+        names[i] = t->names[i];
+    return proto_announcement(room, room_len, text, event, names, t->n, t->count, ts);
+}
+
+size_t announce_frames(const char *room, size_t room_len, const struct announce_batch *b,
+                       int64_t ts, struct frame *out[2])
+{
+    size_t n = 0;
+    if (b->arrived.count &&
+        (out[n] = tally_frame(room, room_len, &b->arrived, room ? "joined" : "connected",
+                              room ? "joined the room" : "connected", ts)))
+        n++;
+    if (b->departed.count &&
+        (out[n] = tally_frame(room, room_len, &b->departed, room ? "left" : "disconnected",
+                              room ? "left the room" : "disconnected", ts)))
+        n++;
+    return n;
+}
+
+static void flush_now(struct announcer *a, struct scope *s, const char *room, size_t room_len,
+                      int64_t now)
+{
+    /* A copy: the flush may announce again, into this very scope. */
+    struct announce_batch b = s->pending;
+    memset(&s->pending, 0, sizeof(s->pending));
+    s->last_ms = now;
+    s->again = false;
+    a->flush(a->ctx, room, room_len, &b);
+}
+
+/* A flush that is due, copied out of the map before any is made. */
+struct due {
+    char key[KEY_MAX];
+    size_t len;
+    struct announce_batch batch;
+};
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct announcer *a = arg;
+    int64_t now = mono_ms();
+    size_t n = 0, ngone = 0;
+    struct due *due = malloc(sizeof(*due) * (a->scopes.count + 1));
+    char(*gone)[KEY_MAX] = malloc(sizeof(*gone) * (a->scopes.count + 1));
+    size_t *gone_len = malloc(sizeof(*gone_len) * (a->scopes.count + 1));
+    if (!due || !gone || !gone_len) {
+        log_error("announce: out of memory, announcements wait a second");
+        goto out;
+    }
+    const struct strmap_slot *slot;
+    for (size_t i = 0; strmap_next(&a->scopes, &i, &slot);) {
+        struct scope *s = slot->value;
+        if (now - s->last_ms < ANNOUNCE_INTERVAL_MS)
+            continue;
+        if (announce_batch_empty(&s->pending) && !s->again) {
+            memcpy(gone[ngone], slot->key, slot->len);
+            gone_len[ngone++] = slot->len;
+            continue;
+        }
+        memcpy(due[n].key, slot->key, slot->len);
+        due[n].len = slot->len;
+        due[n].batch = s->pending;
+        memset(&s->pending, 0, sizeof(s->pending));
+        s->last_ms = now;
+        s->again = false;
+        n++;
+    }
+    /* Quiet for a whole interval: the next event may go out at once. */
+    for (size_t i = 0; i < ngone; i++)
+        free(strmap_del(&a->scopes, gone[i], gone_len[i]));
+    for (size_t i = 0; i < n; i++) {
+        bool global = due[i].key[0] == 'g';
+        a->flush(a->ctx, global ? NULL : due[i].key + 1, global ? 0 : due[i].len - 1,
+                 &due[i].batch);
+    }
+out:
+    free(due);
+    free(gone);
+    free(gone_len);
+    if (!a->scopes.count)
+        event_del(a->tick);
+}
+
+int announcer_init(struct announcer *a, struct event_base *base, announce_flush_fn flush, void *ctx)
+{
+    memset(a, 0, sizeof(*a));
+    a->base = base;
+    a->flush = flush;
+    a->ctx = ctx;
+    strmap_init(&a->scopes);
+    a->tick = event_new(base, -1, EV_PERSIST, tick, a);
+    return a->tick ? 0 : -1;
+}
+
+void announcer_free(struct announcer *a)
+{
+    const struct strmap_slot *slot;
+    for (size_t i = 0; strmap_next(&a->scopes, &i, &slot);)
+        free(slot->value);
+    strmap_free(&a->scopes);
+    if (a->tick)
+        event_free(a->tick);
+    a->tick = NULL;
+}
+
+static struct scope *scope_get(struct announcer *a, const char *room, size_t room_len)
+{
+    char key[KEY_MAX];
+    size_t len = scope_key(key, room, room_len);
+    struct scope *s = strmap_get(&a->scopes, key, len);
+    if (s)
+        return s;
+    s = calloc(1, sizeof(*s));
+    if (!s || !strmap_put(&a->scopes, key, len, s)) {
+        free(s);
+        return NULL;
+    }
+    if (a->scopes.count == 1) {
+        /* A few ticks per interval: a scope waits at most a tick past its end. */
+        struct timeval tv = {0, ANNOUNCE_INTERVAL_MS / 4 * 1000};
+        event_add(a->tick, &tv);
+    }
+    return s;
+}
+
+void announcer_add(struct announcer *a, const char *room, size_t room_len, enum announce_kind k,
+                   const char *name)
+{
+    struct scope *s = scope_get(a, room, room_len);
+    if (!s) {
+        log_error("announce: out of memory, '%s' not announced", name);
+        return;
+    }
+    announce_tally_add(k == ANNOUNCE_ARRIVED ? &s->pending.arrived : &s->pending.departed, name,
+                       strlen(name), 1);
+    int64_t now = mono_ms();
+    if (!s->again && (s->last_ms == 0 || now - s->last_ms >= ANNOUNCE_INTERVAL_MS))
+        flush_now(a, s, room, room_len, now);
+}
+
+void announcer_again(struct announcer *a, const char *room, size_t room_len)
+{
+    struct scope *s = scope_get(a, room, room_len);
+    if (s)
+        s->again = true;
+    else
+        log_error("announce: out of memory, a held announcement may stay held");
+}
