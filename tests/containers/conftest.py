@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from stack import ARTIFACTS, GATEWAY_PORTS, LB_PORT, REPO, Stack, run
+from stack import ARTIFACTS, GATEWAY_PORTS, LB_PORT, REPO, Stack, run, wait_for
 from netutil import port_is_free
 
 
@@ -41,9 +41,15 @@ def images(figures):
 
 @pytest.fixture(scope="session")
 def stack(images, figures):
-    busy = [p for p in (LB_PORT, *GATEWAY_PORTS.values()) if not port_is_free(p)]
-    assert not busy, (f"ports {busy} are taken (a native cluster.sh or another stack?): "
-                      "the compose file publishes 8080-8083")
+    # The compose file publishes fixed ports: a native cluster.sh or another
+    # stack may hold them for a while on a shared machine.
+    def busy():
+        return [p for p in (LB_PORT, *GATEWAY_PORTS.values()) if not port_is_free(p)]
+    try:
+        wait_for(lambda: not busy(), 60, "ports 8080-8083 free", interval=1)
+    except AssertionError:
+        raise AssertionError(f"ports {busy()} are taken (a native cluster.sh or another "
+                             "stack?): the compose file publishes 8080-8083") from None
     images.down()  # what a crashed run may have left
     try:
         figures["up to all healthy (s)"] = round(images.up(), 1)

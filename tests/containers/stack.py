@@ -103,13 +103,13 @@ class Stack:
 
     def gateway_containers(self):
         """{gateway id as in `welcome`: container inspect dict} of every running
-        gateway: GATEWAY_ID for the fixed ones, HOST:PORT (the container's
-        hostname) for the replicas."""
+        gateway: GATEWAY_ID for the fixed ones, the container's hostname for
+        the replicas (deploy/gateway-entrypoint.sh)."""
         out = {}
         for c in self.inspect(*self.containers()):
             if c["Config"]["Labels"]["com.docker.compose.service"].startswith("gateway"):
                 env = dict(e.split("=", 1) for e in c["Config"]["Env"])
-                out[env.get("GATEWAY_ID") or f"{c['Config']['Hostname']}:8080"] = c
+                out[env.get("GATEWAY_ID") or c["Config"]["Hostname"]] = c
         return out
 
     @staticmethod
