@@ -7,11 +7,13 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config ca-certificates
   libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev liburing-dev)
 run_pkgs=(redis-server nginx-light curl)
+# debootstrap: deploy/base-images.sh makes the Docker base images from
+# Debian's packages where no registry is reachable.
 # python3-venv: tests/python-env.sh puts the pinned PyPI packages of
 # tests/requirements.txt (Playwright) in a virtualenv beside these.
 test_pkgs=(python3 python3-venv python3-websockets python3-pytest
   haproxy clang libclang-rt-14-dev chromium fonts-ipafont-gothic
-  fonts-noto-color-emoji docker-compose python3-yaml)
+  fonts-noto-color-emoji docker-compose python3-yaml debootstrap)
 # Node.js runs the client's unit tests (node --test, no npm package). These
 # machines have Node.js 20 installed from elsewhere; Debian's nodejs (18)
 # only when there is no node at all.

@@ -75,8 +75,14 @@ def test_http_and_health_through_load_balancer(start_cluster, lb):
     cluster = start_cluster(lb)
     status, headers, body = http_get(cluster.lb_port, "/")
     assert status == 200 and b"<" in body, (status, body[:200])
-    for path in ("/healthz", "/readyz"):
+    for path in ("/healthz", "/readyz", "/app.js", "/view/dom.js"):
         assert http_get(cluster.lb_port, path)[0] == 200, path
+    # /metrics and anything not public stay on the gateways' own ports, also
+    # spelled so that only the gateway would decode it to /metrics.
+    for path in ("/metrics", "/metrics/", "/%6detrics", "//metrics", "/view/../metrics",
+                 "/README.md"):
+        assert http_get(cluster.lb_port, path)[0] == 403, path
+    assert http_get(cluster.gateway_ports["gw1"], "/metrics")[0] == 200
     # The image's HEALTHCHECK script, against every gateway.
     for name, port in cluster.gateway_ports.items():
         assert healthcheck(port).returncode == 0, name

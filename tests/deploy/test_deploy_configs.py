@@ -57,18 +57,39 @@ def test_haproxy_cfg_passes_haproxy_c_with_compose_defaults():
 def test_compose_file_is_valid_and_has_the_topology():
     services = compose_config()["services"]
     default = {name for name, service in services.items() if "profiles" not in service}
-    assert default == {"redis", "nginx", *GATEWAY_SERVICES}
+    assert default == {"redis", "haproxy", "gateway", *GATEWAY_SERVICES}
     assert "healthcheck" in services["redis"]
-    for name, (gateway_id, port) in GATEWAY_SERVICES.items():
+    assert services["redis"]["networks"] == {"redis": None}
+    for name in (*GATEWAY_SERVICES, "gateway"):
         gateway = services[name]
-        assert published(gateway) == {port: 8080}, name
-        assert gateway["environment"]["GATEWAY_ID"] == gateway_id
         assert gateway["environment"]["GATEWAY_REDIS"] == "redis://redis:6379"
         assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
         assert seconds(gateway["stop_grace_period"]) > SHUTDOWN_TIMEOUT_S
         assert gateway["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert gateway["build"]["target"] == "gateway"
+        # The name HAProxy resolves: every gateway container carries it.
+        assert gateway["networks"]["default"]["aliases"] == ["gateway"], name
+        assert "redis" in gateway["networks"], name
+    for name, (gateway_id, port) in GATEWAY_SERVICES.items():
+        assert published(services[name]) == {port: 8080}, name
+        assert services[name]["environment"]["GATEWAY_ID"] == gateway_id
+    # Replicas only behind the load balancer, none until --scale.
+    assert services["gateway"]["scale"] == 0 and not published(services["gateway"])
+    assert "GATEWAY_ID" not in services["gateway"]["environment"]
+    haproxy = services["haproxy"]
+    assert published(haproxy) == {8080: 8080}
+    assert haproxy["build"]["target"] == "haproxy"
+    assert "depends_on" not in haproxy  # stopped with the gateways, not before
+    assert {v.split(":")[1] for v in haproxy["volumes"]} == {"/etc/haproxy/haproxy.cfg"}
+    for name in services:
+        assert "build" in services[name], f"{name} would be pulled from a registry"
+
+
+def test_compose_nginx_profile_is_valid():
+    services = compose_config("--profile", "nginx")["services"]
     nginx = services["nginx"]
-    assert published(nginx) == {8080: 8080}
+    assert nginx["profiles"] == ["nginx"]
+    assert published(nginx) == {8090: 8080}
     assert {d: c["condition"] for d, c in nginx["depends_on"].items()} == \
         {name: "service_healthy" for name in GATEWAY_SERVICES}
     mounts = {v.split(":")[1]: v.split(":")[0] for v in nginx["volumes"]}
@@ -78,13 +99,6 @@ def test_compose_file_is_valid_and_has_the_topology():
                           str(DEPLOY / "compose" / "upstream-servers.conf")}
 
 
-def test_compose_haproxy_profile_is_valid():
-    services = compose_config("--profile", "haproxy")["services"]
-    assert services["haproxy"]["profiles"] == ["haproxy"]
-    assert published(services["haproxy"]) == {8090: 8080}
-    assert set(services["haproxy"]["depends_on"]) == set(GATEWAY_SERVICES)
-
-
 def test_compose_nginx_sends_to_every_gateway_service():
     servers = re.findall(r"^server (\S+)", (DEPLOY / "compose" / "upstream-servers.conf")
                          .read_text(), re.M)
@@ -92,11 +106,22 @@ def test_compose_nginx_sends_to_every_gateway_service():
     assert (DEPLOY / "compose" / "listen.conf").read_text().count("listen 8080;") == 1
 
 
-def test_haproxy_defaults_match_compose():
+def test_haproxy_finds_compose_gateways_by_dns_and_native_ones_by_address():
     cfg = (DEPLOY / "haproxy.cfg").read_text()
-    defaults = set(re.findall(r"\$\{GW\d_ADDR-([^}]+)\}", cfg))
-    assert defaults == {f"{name}:8080" for name in GATEWAY_SERVICES}
+    assert re.search(r"^\s*server-template gw 1-\d+ gateway:8080\b", cfg, re.M)
+    assert set(re.findall(r'"\$\{(GW\d_ADDR)\}"', cfg)) == {"GW1_ADDR", "GW2_ADDR", "GW3_ADDR"}
     assert '"${LB_BIND-:8080}"' in cfg
+
+
+def test_load_balancers_refuse_what_is_not_public():
+    """Both configs carry the same allowlist of public paths."""
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    haproxy = (DEPLOY / "haproxy.cfg").read_text()
+    assert re.search(r"location / \{\s*default_type text/plain;\s*return 403", nginx)
+    assert "http-request deny deny_status 403" in haproxy
+    for path in ("/ws", "/echo", "/healthz", "/readyz"):
+        assert f"|{path}" in nginx and f" {path}" in haproxy
+    assert "/metrics" not in re.sub(r"#.*", "", nginx + haproxy)
 
 
 def test_load_balancer_timeouts_outlast_the_ping_interval():
@@ -158,16 +183,20 @@ def test_k8s_services_select_their_pods():
 
 def test_dockerfile_stages_user_healthcheck_and_signal():
     text = (DEPLOY / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM (\S+)", text, re.M)
-    assert stages == ["debian:bookworm", "debian:bookworm-slim"]
-    runtime = text.split("FROM debian:bookworm-slim", 1)[1]
+    stages = re.findall(r"^FROM (\S+) AS (\S+)", text, re.M)
+    assert stages == [("debian:bookworm-slim", "redis"), ("debian:bookworm-slim", "haproxy"),
+                      ("debian:bookworm-slim", "nginx"), ("debian:bookworm", "build"),
+                      ("debian:bookworm-slim", "gateway")]
+    runtime = text.split("AS gateway", 1)[1]
     assert "build-essential" not in runtime and "cmake" not in runtime
     (user,) = re.findall(r"^USER (\S+)", runtime, re.M)
     assert not user.startswith(("root", "0")), user
     assert re.search(r"^HEALTHCHECK .*\n?.*healthcheck", runtime, re.M)
     assert re.search(r"^STOPSIGNAL SIGTERM$", runtime, re.M)
-    # Exec form: the gateway is PID 1 and gets SIGTERM itself.
-    assert re.search(r'^ENTRYPOINT \["/usr/local/bin/gateway"\]$', runtime, re.M)
+    # Exec form, and the entrypoint execs: the gateway is PID 1 and gets SIGTERM.
+    assert re.search(r'^ENTRYPOINT \["/usr/local/bin/gateway-entrypoint"\]$', runtime, re.M)
+    assert re.search(r'^exec /usr/local/bin/gateway "\$@"$',
+                     (DEPLOY / "gateway-entrypoint.sh").read_text(), re.M)
     for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
         for source in line.split()[:-1]:
             assert (REPO / source).exists(), source
@@ -191,7 +220,8 @@ def test_runtime_packages_cover_the_gateways_libraries():
             (lib, packages)
 
 
-@pytest.mark.parametrize("script", ["cluster.sh", "healthcheck.sh", "runtime-packages.sh"])
+@pytest.mark.parametrize("script", ["cluster.sh", "healthcheck.sh", "runtime-packages.sh",
+                                    "base-images.sh", "gateway-entrypoint.sh"])
 def test_scripts_are_strict(script):
     text = (DEPLOY / script).read_text()
     assert text.startswith("#!/usr/bin/env bash\n")
