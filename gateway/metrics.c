@@ -90,6 +90,8 @@ static const struct {
       "Connections closed before a whole request: handshake timeout, headers over the "
       "limit, or not HTTP."),
     M(rate_limited, "gateway_rate_limited_total", "counter", "Frames refused by the rate limit."),
+    M(rate_limit_closes, "gateway_rate_limit_closes_total", "counter",
+      "Clients closed for sending past --rate-limit-grace frames before their retry time."),
     M(redis_up, "gateway_redis_up", "gauge",
       "1 while the bus is connected and subscriptions are live."),
     M(io_uring, "gateway_io_uring", "gauge",

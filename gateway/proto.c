@@ -239,6 +239,14 @@ struct frame *proto_error_frame(enum proto_error e, const char *why)
         json_pack("{s:s, s:s, s:s}", "type", "error", "code", proto_error_code(e), "content", why));
 }
 
+struct frame *proto_rate_limited(uint32_t retry_after_ms)
+{
+    return dump(json_pack("{s:s, s:s, s:s, s:I}", "type", "error", "code",
+                          proto_error_code(PROTO_RATE_LIMITED), "content",
+                          "too many frames: wait retry_after_ms before sending again",
+                          "retry_after_ms", (json_int_t)retry_after_ms));
+}
+
 struct frame *proto_echo(const char *content, size_t len)
 {
     return dump(json_pack("{s:s, s:s%}", "type", "echo", "content", content, len));

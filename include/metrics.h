@@ -27,6 +27,7 @@ struct metrics {
     uint64_t bus_received;
     uint64_t bus_publish_failures;
     uint64_t rate_limited;
+    uint64_t rate_limit_closes;
     uint64_t rejected_upgrades;
     uint64_t incomplete_requests;
     /* Publish-to-delivery latency of this gateway's own chat messages. */

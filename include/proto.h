@@ -81,6 +81,9 @@ void proto_request_free(struct proto_request *req);
  * NULL room means global (the field is left out). */
 struct frame *proto_welcome(const char *name, const char *conn_id, const char *gateway, int64_t ts);
 struct frame *proto_error_frame(enum proto_error e, const char *why);
+/* The error rate_limited, with the milliseconds after which the client may
+ * send again. */
+struct frame *proto_rate_limited(uint32_t retry_after_ms);
 struct frame *proto_echo(const char *content, size_t len);
 struct frame *proto_pong(void);
 struct frame *proto_left(const char *room, size_t room_len);

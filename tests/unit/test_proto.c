@@ -513,6 +513,18 @@ static struct frame *chat_frame(const char *room, uint64_t ms, uint64_t seq, con
     return f;
 }
 
+/* rate_limited is the one error with a field more: a JSON number. */
+static void test_rate_limited(void)
+{
+    json_t *o = parse(proto_rate_limited(1234));
+    CHECK_STR(str(o, "type"), "error");
+    CHECK_STR(str(o, "code"), "rate_limited");
+    CHECK(str(o, "content") != NULL);
+    CHECK_INT(num(o, "retry_after_ms"), ==, 1234);
+    CHECK_INT(json_object_size(o), ==, 4);
+    json_decref(o);
+}
+
 static void test_chat_round_trip(void)
 {
     size_t len = 0;
@@ -618,6 +630,7 @@ int main(void)
     RUN(test_decode_requests);
     RUN(test_error_codes);
     RUN(test_simple_encoders);
+    RUN(test_rate_limited);
     RUN(test_chat_round_trip);
     RUN(test_chat_id_rejects);
     RUN(test_joined);
