@@ -98,6 +98,8 @@ static const struct {
       "1 while fan-out writes are batched through io_uring, 0 when written one by one."),
     M(redis_reconnects, "gateway_redis_reconnects_total", "counter",
       "Reconnections to Redis after a loss."),
+    M(dead_gateways_reaped, "gateway_dead_gateways_reaped_total", "counter",
+      "Gateways whose heartbeat lapsed that this gateway finished cleaning up after."),
     M(bus_published, "gateway_bus_published_total", "counter", "Messages handed to the bus."),
     M(bus_received, "gateway_bus_received_total", "counter", "Messages received from the bus."),
     M(bus_publish_failures, "gateway_bus_publish_failures_total", "counter",

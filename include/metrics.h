@@ -23,6 +23,7 @@ struct metrics {
     uint64_t redis_up; /* gauge */
     uint64_t io_uring; /* gauge: fan-out writes go through io_uring */
     uint64_t redis_reconnects;
+    uint64_t dead_gateways_reaped;
     uint64_t bus_published;
     uint64_t bus_received;
     uint64_t bus_publish_failures;
