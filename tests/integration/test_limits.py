@@ -5,6 +5,7 @@ per connection, connections per address, handshake timeout, header size."""
 import asyncio
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -63,17 +64,29 @@ async def test_sending_at_the_rate_is_never_refused(rate_limited):
 
 
 def flood(port, frames):
-    """Sends frames pings as fast as possible from a raw client (stopping when
-    the gateway hangs up), then returns the close code it finally read."""
+    """Sends frames pings as fast as possible from a raw client, reading all
+    the while, and returns the close code it read. Reading only after the
+    sending would lose the close frame whenever a ping arrives after the
+    gateway closed the socket: its reset discards what we had not read."""
     raw = RawClient.connect(port, username="flood")
-    try:
-        for _ in range(frames):
-            raw.send_json({"type": "ping"})
-    except OSError:
-        pass   # closed under our feet: its close frame is already in our buffer
+    closed = threading.Event()
+
+    def send():
+        try:
+            for _ in range(frames):
+                if closed.is_set():
+                    return
+                raw.send_json({"type": "ping"})
+        except OSError:
+            pass   # closed under our feet
+
+    sender = threading.Thread(target=send)
+    sender.start()
     try:
         return raw.wait_closed(timeout=5)
     finally:
+        closed.set()
+        sender.join()
         raw.close()
 
 

@@ -115,5 +115,6 @@ async def test_flooder_that_ignores_refusals_is_closed(gateway):
     await witness.assert_alive()
     m = gateway.metrics()
     assert m["gateway_rate_limit_closes_total"] == 1, m
-    # The refusal that opened the window and the grace, then closed.
-    assert m['gateway_errors_total{code="rate_limited"}'] == 1 + 30, m
+    # At least the refusal that opened a window and the grace, then closed
+    # (more when a token came back while the pings arrived).
+    assert m['gateway_errors_total{code="rate_limited"}'] >= 1 + 30, m
