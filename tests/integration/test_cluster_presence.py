@@ -158,3 +158,24 @@ async def test_dead_gateway_is_cleaned_up_by_survivors(redis_server, gateways):
                                     f"it was ({memory_before}, {memory_peak} with gw2)")
     print(f"used_memory before {memory_before}, with gw2 {memory_peak}, after {memory_after}")
     assert await survivor.presence("room-0") == ["survivor"]
+
+
+@pytest.mark.timeout(90)
+async def test_stalled_gateway_registers_again_after_the_cleanup(redis_server, gateways):
+    """A gateway frozen past its heartbeat's lapse is cleaned up by the
+    others; when it runs again, its next heartbeat finds the lapse and it
+    registers its presence again, without reconnecting."""
+    gw1 = gateways.start("gw1", redis_server.port, wait_ready=True)
+    gw2 = gateways.start("gw2", redis_server.port, wait_ready=True)
+    watcher = await Client.connect(gw1.port, "watcher")
+    sleeper = await Client.connect(gw2.port, "sleeper")
+    await sleeper.join("s")
+    assert await watcher.presence("s") == ["sleeper"]
+    with gw2.paused():
+        await eventually(lambda: asyncio.to_thread(redis_server.command, "EXISTS",
+                                                   "chat:presence:s"),
+                         lambda n: n == 0, 40, "gw2's presence cleaned up by gw1")
+    await eventually(lambda: watcher.presence("s"), lambda users: users == ["sleeper"], 10,
+                     "gw2's presence registered again")
+    assert gw1.metrics()["gateway_dead_gateways_reaped_total"] == 1
+    assert gw2.metrics()["gateway_redis_reconnects_total"] == 0
