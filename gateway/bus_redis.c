@@ -47,12 +47,27 @@
 #define KEY_MAX 256
 /* Most arguments (keys and ARGV) a script takes. */
 #define MAX_ARGS 9
+/* Work one call of the reap script may do: rooms plus presence entries
+ * looked at. A dead gateway with more is cleaned up over several calls, so
+ * that no call holds Redis for long. */
+#define REAP_BUDGET "500"
 
 /* Lists the distinct live names of a presence hash, forgetting the entries
  * of gateways whose heartbeat lapsed. Fields are "<gateway>\t<name>". */
 #define LUA_NOW                                                                                    \
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
+
+/* Withdraws a gateway's entries from one presence hash (Redis deletes the
+ * hash with its last field); returns how many fields it looked at. */
+#define LUA_FORGET                                                                                 \
+    "local function forget(key, gw)\n"                                                             \
+    "  local pat, fields = gw .. '\\t', redis.call('HKEYS', key)\n"                                \
+    "  for _, f in ipairs(fields) do\n"                                                            \
+    "    if string.sub(f, 1, #pat) == pat then redis.call('HDEL', key, f) end\n"                   \
+    "  end\n"                                                                                      \
+    "  return #fields\n"                                                                           \
+    "end\n"
 
 /* Appends a chat to its stream and publishes it. With a cid (ARGV[6], the
  * dedupe window in ms, not empty) a resend of a message accepted within the
@@ -133,24 +148,27 @@ static const char lua_leave[] = "if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) 
 
 /* Registers (or withdraws) this gateway's client count and publishes the
  * cluster total, in one step so that totals are published in order.
- * Returns the milliseconds until a total held back may go out, 0 when
- * nothing is held back. */
+ * ARGV[6] is "withdraw", "connect" or "beat". Returns {the milliseconds
+ * until a total held back may go out (0 when nothing is held back),
+ * whether the gateway must register its presence: on connect, and when its
+ * heartbeat had lapsed, since the others may have cleaned up after it}.
+ * The gateway is alive before it registers, so that nobody reaps what it
+ * registers. */
 static const char lua_count[] = LUA_NOW
-    "local now = now_ms()\n"
-    "if ARGV[6] == '1' then\n"
+    "local now, register = now_ms(), 0\n"
+    "if ARGV[6] == 'withdraw' then\n"
     "  redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[2], ARGV[1])\n"
     "else\n"
+    "  local prev = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+    "  if ARGV[6] == 'connect' or not prev or tonumber(prev) <= now then register = 1 end\n"
     "  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])\n"
     "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
     "end\n"
     "local total = 0\n"
     "local gws = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
     "for i = 1, #gws, 2 do\n"
-    "  local expiry = tonumber(gws[i + 1])\n"
-    "  if expiry > now then\n"
+    "  if tonumber(gws[i + 1]) > now then\n"
     "    total = total + (tonumber(redis.call('HGET', KEYS[2], gws[i])) or 0)\n"
-    "  elseif expiry < now - 86400000 then\n"
-    "    redis.call('ZREM', KEYS[1], gws[i]); redis.call('HDEL', KEYS[2], gws[i])\n"
     "  end\n"
     "end\n"
     /* Published when the total changed, at most once per ARGV[5] ms for
@@ -160,27 +178,22 @@ static const char lua_count[] = LUA_NOW
      * ends. */
     "local prev_total, prev_ms = string.match(redis.call('GET', KEYS[3]) or '', "
     "'^(%d+):(%d+)$')\n"
-    "if tostring(total) == prev_total then return 0 end\n"
+    "if tostring(total) == prev_total then return {0, register} end\n"
     "local waited, every = now - (tonumber(prev_ms) or 0), tonumber(ARGV[5])\n"
-    "if waited < every then return every - waited end\n"
+    "if waited < every then return {every - waited, register} end\n"
     "redis.call('SET', KEYS[3], total .. ':' .. now)\n"
     "redis.call('PUBLISH', ARGV[4], '{\"type\":\"client_count\",\"content\":\"' .. total .. "
     "'\",\"count\":' .. total .. ',\"timestamp\":' .. now .. '}')\n"
-    "return 0\n";
+    "return {0, register}\n";
 
 /* Withdraws every presence entry this gateway id left behind (a previous
  * life of the process, or the connection before an outage). */
-static const char lua_reset[] =
-    "local rooms = redis.call('SMEMBERS', KEYS[1])\n"
-    "local pat = ARGV[1] .. '\\t'\n"
-    "for _, room in ipairs(rooms) do\n"
-    "  local key = ARGV[2] .. room\n"
-    "  for _, f in ipairs(redis.call('HKEYS', key)) do\n"
-    "    if string.sub(f, 1, #pat) == pat then redis.call('HDEL', key, f) end\n"
-    "  end\n"
-    "end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return #rooms\n";
+static const char lua_reset[] = LUA_FORGET "local rooms = redis.call('SMEMBERS', KEYS[1])\n"
+                                           "for _, room in ipairs(rooms) do\n"
+                                           "  forget(ARGV[2] .. room, ARGV[1])\n"
+                                           "end\n"
+                                           "redis.call('DEL', KEYS[1])\n"
+                                           "return #rooms\n";
 
 /* Merges one gateway's coalesced announcements of a scope with what other
  * gateways hold for it, and lets them out at most once per ARGV[1] ms for
@@ -215,9 +228,30 @@ static const char lua_announce[] =
             "redis.call('PEXPIRE', key, every * 2)\n"
             "return {1, a, an, d, dn}\n";
 
-enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_COUNT_ALL };
-static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,  lua_leave,
-                                                    lua_count, lua_reset, lua_announce};
+/* Cleans up after a gateway whose heartbeat lapsed (it died without
+ * withdrawing): its presence entries, its set of rooms, its count. At most
+ * ARGV[3] work per call. Returns {1 when there may be more to do, the id
+ * of a gateway whose cleanup this call finished or ''}. Every live gateway
+ * runs it; they share the work, each room once (SPOP). */
+static const char lua_reap[] = LUA_NOW LUA_FORGET
+    "local now, budget = now_ms(), tonumber(ARGV[3])\n"
+    "local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)\n"
+    "if #dead == 0 then return {0, ''} end\n"
+    "local gw = dead[1]\n"
+    "local set = ARGV[1] .. gw\n"
+    "while budget > 0 do\n"
+    "  local room = redis.call('SPOP', set)\n"
+    "  if not room then\n"
+    "    redis.call('ZREM', KEYS[1], gw); redis.call('HDEL', KEYS[2], gw)\n"
+    "    return {1, gw}\n"
+    "  end\n"
+    "  budget = budget - 1 - forget(ARGV[2] .. room, gw)\n"
+    "end\n"
+    "return {1, ''}\n";
+
+enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_REAP, S_COUNT_ALL };
+static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,     lua_leave, lua_count,
+                                                    lua_reset, lua_announce, lua_reap};
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 enum sub_state { SUB_NONE, SUB_PENDING, SUB_LIVE, UNSUB_PENDING };
@@ -281,6 +315,8 @@ struct request {
 
 static void teardown(struct rbus *rb, const char *why);
 static void start_connect(struct rbus *rb);
+static void reregister(struct rbus *rb);
+static void send_reap(struct rbus *rb);
 
 static size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *s,
                        size_t len)
@@ -306,7 +342,7 @@ static int send_script(struct rbus *rb, struct request *q, bool eval)
     const char *argv[3 + MAX_ARGS];
     size_t lens[3 + MAX_ARGS];
     char nkeys[4];
-    static const int keys_of[S_COUNT_ALL] = {2, 4, 1, 3, 1, 1};
+    static const int keys_of[S_COUNT_ALL] = {2, 4, 1, 3, 1, 1, 2};
     argv[0] = eval ? "EVAL" : "EVALSHA";
     argv[1] = eval ? script_src[q->script] : rb->sha[q->script];
     snprintf(nkeys, sizeof(nkeys), "%d", keys_of[q->script]);
@@ -732,6 +768,13 @@ static void chat_published(struct request *q, const redisReply *r)
         frame_unref(original);
 }
 
+/* The answer of the count and reap scripts: {integer, second_type}. */
+static bool is_pair(const redisReply *r, int second_type)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+           r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == second_type;
+}
+
 static void complete(struct request *q, redisReply *reply)
 {
     struct rbus *rb = q->rb;
@@ -778,8 +821,31 @@ static void complete(struct request *q, redisReply *reply)
     case S_COUNT:
         if (q->arg) /* the heartbeat */
             rb->heartbeats_unanswered = 0;
-        if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 && !rb->closing)
-            bus_count_again(&rb->base, (unsigned)reply->integer);
+        if (!reply || !ready(rb))
+            break;
+        if (!is_pair(reply, REDIS_REPLY_INTEGER)) {
+            log_error("redis: unexpected answer to the count script");
+            break;
+        }
+        if (reply->element[0]->integer > 0)
+            bus_count_again(&rb->base, (unsigned)reply->element[0]->integer);
+        if (reply->element[1]->integer)
+            reregister(rb);
+        break;
+    case S_REAP:
+        if (!reply || !ready(rb))
+            break;
+        if (!is_pair(reply, REDIS_REPLY_STRING)) {
+            log_error("redis: unexpected answer to the reap script");
+            break;
+        }
+        if (reply->element[1]->len) {
+            metrics.dead_gateways_reaped++;
+            log_info("redis: cleaned up after gateway %s: its heartbeat lapsed",
+                     reply->element[1]->str);
+        }
+        if (reply->element[0]->integer)
+            send_reap(rb); /* more to do: right away, in bounded steps */
         break;
     case S_ANNOUNCE:
         if (reply)
@@ -943,7 +1009,8 @@ static void redis_publish_announcement(struct bus *b, const char *room, size_t r
         free(q);
 }
 
-static void send_count(struct rbus *rb, long local, bool withdraw, void *tag)
+/* mode: "withdraw", "connect" or "beat" (lua_count). */
+static void send_count(struct rbus *rb, long local, const char *mode, void *tag)
 {
     char gws[KEY_MAX], clients[KEY_MAX], last[KEY_MAX], count[24], ttl[16], every[16];
     const char *id = rb->base.cfg->id;
@@ -957,10 +1024,10 @@ static void send_count(struct rbus *rb, long local, bool withdraw, void *tag)
     lens[5] = (size_t)snprintf(ttl, sizeof(ttl), "%d", GATEWAY_TTL_MS);
     lens[6] = rb->broadcast_len;
     lens[7] = (size_t)snprintf(every, sizeof(every), "%d", BUS_COUNT_INTERVAL_MS);
-    lens[8] = 1;
+    lens[8] = strlen(mode);
     argv[0] = gws, argv[1] = clients, argv[2] = last, argv[3] = id, argv[4] = count;
     argv[5] = ttl, argv[6] = rb->broadcast, argv[7] = every;
-    argv[8] = withdraw ? "1" : "0";
+    argv[8] = mode;
     struct request *q = request_new(rb, S_COUNT, 9, argv, lens);
     if (!q)
         return;
@@ -977,7 +1044,20 @@ static void redis_publish_count(struct bus *b, long local)
 {
     struct rbus *rb = (struct rbus *)b;
     if (ready(rb))
-        send_count(rb, local, false, NULL);
+        send_count(rb, local, "beat", NULL);
+}
+
+static void send_reap(struct rbus *rb)
+{
+    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pres[KEY_MAX];
+    const char *argv[5] = {gws, clients, gwrooms, pres, REAP_BUDGET};
+    size_t lens[5];
+    lens[0] = make_key(gws, rb, "gateways", "", 0);
+    lens[1] = make_key(clients, rb, "clients", "", 0);
+    lens[2] = make_key(gwrooms, rb, "gwrooms:", "", 0);
+    lens[3] = make_key(pres, rb, "presence:", "", 0);
+    lens[4] = sizeof(REAP_BUDGET) - 1;
+    fire_and_forget(rb, S_REAP, 5, argv, lens);
 }
 
 /* ---- connection life ---- */
@@ -999,7 +1079,8 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
         teardown(rb, "no answer to the heartbeat");
         return;
     }
-    send_count(rb, rb->base.local_clients, false, rb);
+    send_count(rb, rb->base.local_clients, "beat", rb);
+    send_reap(rb);
 }
 
 static void reregister(struct rbus *rb)
@@ -1043,8 +1124,8 @@ static void check_ready(struct rbus *rb)
     metrics.redis_up = 1;
     log_info("redis: connected to %s:%d, resubscribing %zu rooms", rb->base.cfg->redis_host,
              rb->base.cfg->redis_port, rb->channels.count);
-    reregister(rb);
-    send_count(rb, rb->base.local_clients, false, NULL);
+    /* Presence is registered when the answer says so (complete). */
+    send_count(rb, rb->base.local_clients, "connect", NULL);
     const struct strmap_slot *s;
     for (size_t i = 0; strmap_next(&rb->channels, &i, &s);) {
         struct channel *ch = s->value;
@@ -1285,7 +1366,7 @@ static void redis_close(struct bus *b, bus_done_fn done, void *arg)
     presence_free(&rb->presence);
     presence_init(&rb->presence);
     reregister(rb);
-    send_count(rb, 0, true, NULL);
+    send_count(rb, 0, "withdraw", NULL);
     redisAsyncCommand(rb->cmd, on_withdrawn, NULL, "PING");
     struct timeval tv = {0, CLOSE_TIMEOUT_MS * 1000};
     evtimer_add(rb->close_timer, &tv);

@@ -68,6 +68,9 @@ static const struct option_def defs[] = {
      "frames per second one connection may send, 0 for no limit (default 20)"},
     {"rate-burst", "GATEWAY_RATE_BURST", K_UINT, FIELD(rate_burst),
      "frames a connection may send at once before the rate applies (default 120)"},
+    {"rate-limit-grace", "GATEWAY_RATE_LIMIT_GRACE", K_UINT, FIELD(rate_limit_grace),
+     "frames a refused connection may send before the retry_after_ms it was told has "
+     "passed (frames it had in flight); one more closes it with 1008 (default 30)"},
     {"max-rooms", "GATEWAY_MAX_ROOMS", K_UINT, FIELD(max_rooms),
      "rooms one connection may be in (default 100)"},
     {"max-connections-per-ip", "GATEWAY_MAX_CONNECTIONS_PER_IP", K_UINT, FIELD(max_conns_per_ip),
@@ -302,7 +305,8 @@ static void set_defaults(struct config *c, const char *default_client_dir)
     c->dedupe_window_ms = 5 * 60 * 1000;
     c->io_uring = true;
     c->rate_limit = 20;
-    c->rate_burst = 120; /* a reconnecting client rejoins up to max_rooms rooms at once */
+    c->rate_burst = 120;      /* a reconnecting client rejoins up to max_rooms rooms at once */
+    c->rate_limit_grace = 30; /* more than a client that pipelines 20 frames has in flight */
     c->max_rooms = 100;
     c->handshake_timeout_ms = 10000;
     c->max_header_bytes = 4096;

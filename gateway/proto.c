@@ -264,6 +264,29 @@ struct frame *proto_chat_error(enum proto_error e, const char *why, const char *
                           "content", why, "cid", cid, cid_len));
 }
 
+struct frame *proto_rate_limited(uint32_t retry_after_ms, const char *cid, size_t cid_len)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "error", "code",
+                          proto_error_code(PROTO_RATE_LIMITED), "content",
+                          "too many frames: wait retry_after_ms before sending again",
+                          "retry_after_ms", (json_int_t)retry_after_ms);
+    if (o && cid)
+        json_object_set_new(o, "cid", json_stringn(cid, cid_len));
+    return dump(o);
+}
+
+size_t proto_peek_cid(const char *data, size_t len, char *buf)
+{
+    struct proto_request req;
+    const char *why;
+    if (proto_decode(data, len, &req, &why) != PROTO_OK)
+        return 0;
+    size_t n = req.type == PROTO_CHAT && req.cid ? req.cid_len : 0;
+    memcpy(buf, req.cid, n);
+    proto_request_free(&req);
+    return n;
+}
+
 struct frame *proto_echo(const char *content, size_t len)
 {
     return dump(json_pack("{s:s, s:s%}", "type", "echo", "content", content, len));

@@ -26,11 +26,16 @@ _Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
 
 struct sessions sessions;
 
-static int64_t now_ms(void)
+static int64_t clock_ms(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC_COARSE);
 }
 
 /* Asks for the session to be closed with code; the close frame goes out at
@@ -364,18 +369,29 @@ static void handle_message(struct session *s, const unsigned char *data, size_t 
 {
     metrics.frames_in++;
     const struct config *cfg = sessions.cfg;
-    switch (ratelimit_take(&s->rate, s->last_rx_ms, cfg->rate_limit, cfg->rate_burst)) {
+    const struct ratelimit_limits lim = {cfg->rate_limit, cfg->rate_burst, cfg->rate_limit_grace};
+    uint32_t retry_after_ms = 0;
+    /* The precise clock: the limit tells clients when to send again to the
+     * millisecond, and the coarse one, up to a tick behind, would count a
+     * client that waited exactly that long as too early. */
+    switch (ratelimit_take(&s->rate, clock_ms(CLOCK_MONOTONIC), &lim, &retry_after_ms)) {
     case RATELIMIT_OK:
         break;
-    case RATELIMIT_REFUSED:
+    case RATELIMIT_REFUSED: {
+        /* A refused chat is named by its cid, so that the client knows which
+         * message to send again. */
+        char cid[PROTO_CID_MAX];
+        size_t cid_len = binary ? 0 : proto_peek_cid((const char *)data, len, cid);
         metrics.rate_limited++;
-        requests_error(&sessions.requests, &s->req, PROTO_RATE_LIMITED,
-                       "too many frames: slow down");
+        metrics.errors[PROTO_RATE_LIMITED]++;
+        send_owned(s, proto_rate_limited(retry_after_ms, cid_len ? cid : NULL, cid_len));
         return;
+    }
     case RATELIMIT_FLOODING:
         metrics.rate_limited++;
-        log_info("session %llu (%s): flooding past the rate limit, closing",
-                 (unsigned long long)s->id, s->req.name);
+        metrics.rate_limit_closes++;
+        log_info("session %llu (%s): more than %u frames before the retry time told, closing",
+                 (unsigned long long)s->id, s->req.name, cfg->rate_limit_grace);
         request_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flooding");
         return;
     }

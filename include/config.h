@@ -34,6 +34,7 @@ struct config {
     char tls_key[1024];
     unsigned rate_limit; /* frames per second per connection, 0: off */
     unsigned rate_burst;
+    unsigned rate_limit_grace; /* frames before the told retry time that close (1008) */
     unsigned max_rooms;        /* rooms one connection may be in */
     unsigned max_conns_per_ip; /* 0: off */
     unsigned handshake_timeout_ms;

@@ -23,11 +23,13 @@ struct metrics {
     uint64_t redis_up; /* gauge */
     uint64_t io_uring; /* gauge: fan-out writes go through io_uring */
     uint64_t redis_reconnects;
+    uint64_t dead_gateways_reaped;
     uint64_t bus_published;
     uint64_t bus_received;
     uint64_t bus_publish_failures;
     uint64_t chat_resends; /* resends answered with the original, not delivered */
     uint64_t rate_limited;
+    uint64_t rate_limit_closes;
     uint64_t rejected_upgrades;
     uint64_t incomplete_requests;
     /* Publish-to-delivery latency of this gateway's own chat messages. */

@@ -88,6 +88,13 @@ struct frame *proto_error_frame(enum proto_error e, const char *why);
 /* An error answering a chat: with the chat's cid when it had one. */
 struct frame *proto_chat_error(enum proto_error e, const char *why, const char *cid,
                                size_t cid_len);
+/* The error rate_limited, with the milliseconds after which the client may
+ * send again, and the refused chat's cid when it had one (cid NULL: none). */
+struct frame *proto_rate_limited(uint32_t retry_after_ms, const char *cid, size_t cid_len);
+/* The cid of a frame that is a valid chat with one, copied into buf
+ * (PROTO_CID_MAX bytes); returns its length, 0 for none. For answers made
+ * before a frame is dispatched (the rate limit). */
+size_t proto_peek_cid(const char *data, size_t len, char *buf);
 struct frame *proto_echo(const char *content, size_t len);
 struct frame *proto_pong(void);
 struct frame *proto_left(const char *room, size_t room_len);

@@ -2,6 +2,7 @@
 a gateway dies without saying goodbye (SIGKILL)."""
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -81,3 +82,100 @@ async def test_killed_gateway_clients_disappear(cluster):
     # The room still works for the survivors.
     await survivors[0].chat("still here", room="k")
     await survivors[1].recv_chat("still here")
+
+
+
+def used_memory(redis):
+    """used_memory less the connections' buffers, which come and go with
+    the traffic: what Redis holds."""
+    info = redis.command("INFO", "memory")
+    def field(name):
+        return int(re.search(rf"^{name}:(\d+)", info, re.M).group(1))
+    return field("used_memory") - field("mem_clients_normal")
+
+
+ROOMS = 1000
+PER_CONNECTION = 100   # the default --max-rooms, and within the default --rate-burst
+# Of what gw2's rooms took in Redis (about 370 KB at the peak), Redis may
+# keep some after the cleanup: tables and buffers it grew for the traffic
+# and shrinks later or never (50 to 120 KB seen), while a leak of the
+# presence hashes alone would keep more than half.
+MEMORY_KEPT_MAX = 1 / 3
+
+
+async def join_rooms(gw):
+    """Clients of gw join ROOMS rooms, room-0 to room-999; returns them."""
+    clients = await connect_many(gw.port, [f"d{i}" for i in range(ROOMS // PER_CONNECTION)])
+    for n, c in enumerate(clients):
+        rooms = [f"room-{n * PER_CONNECTION + i}" for i in range(PER_CONNECTION)]
+        for room in rooms:
+            await c.send_json({"type": "join_room", "room": room})
+        for room in rooms:
+            await c.recv_until("joined", where=lambda f, room=room: f["room"] == room)
+    return clients
+
+
+@pytest.mark.timeout(90)
+async def test_dead_gateway_is_cleaned_up_by_survivors(redis_server, gateways):
+    """A gateway in 1,000 rooms is SIGKILLed: the survivor removes its
+    presence entries, its room set and its count once its heartbeat lapsed
+    (15 s, then the survivor's next heartbeat, every 5 s), without anyone
+    asking for those rooms; Redis's keys and memory return to where they
+    were. No chat is sent: room history streams are not per gateway and
+    stay by design (they expire after 7 days)."""
+    redis = redis_server
+    gw1 = gateways.start("gw1", redis.port, wait_ready=True)
+    survivor = await Client.connect(gw1.port, "survivor")
+    await survivor.join("room-0")
+    # A first life of gw2, ended with SIGTERM (it withdraws everything
+    # itself), so that the baseline has the tables Redis grew for 1,000
+    # rooms and their channels and keeps (its pub/sub table never shrinks).
+    first = gateways.start("gw2", redis.port, wait_ready=True)
+    await join_rooms(first)
+    assert first.stop(timeout=5) == 0
+    keys_before = redis.command("DBSIZE")
+    assert keys_before == 5, redis.command("KEYS", "*")   # gw1's, and room-0's presence
+    await asyncio.sleep(1)   # Redis's cron shrinks the keyspace's table
+    memory_before = used_memory(redis)
+
+    gw2 = gateways.start("gw2", redis.port, wait_ready=True)
+    await join_rooms(gw2)
+    assert await survivor.presence("room-0") == ["d0", "survivor"]
+    assert redis.command("DBSIZE") == keys_before + ROOMS   # presence hashes, gw2's room set
+    memory_peak = used_memory(redis)
+
+    gw2.kill()
+    await eventually(lambda: asyncio.to_thread(redis.command, "DBSIZE"),
+                     lambda n: n == keys_before, 40, "the key count back to where it was")
+    # Nobody asked for presence since the kill: the survivor cleaned up.
+    assert redis.command("HKEYS", "chat:presence:room-0") == ["gw1\tsurvivor"]
+    assert redis.command("ZRANGE", "chat:gateways", 0, -1) == ["gw1"]
+    assert redis.command("HKEYS", "chat:clients") == ["gw1"]
+    assert gw1.metrics()["gateway_dead_gateways_reaped_total"] == 1
+    allowed = memory_before + (memory_peak - memory_before) * MEMORY_KEPT_MAX
+    memory_after = await eventually(lambda: asyncio.to_thread(used_memory, redis),
+                                    lambda m: m <= allowed, 5, "Redis memory back to about where "
+                                    f"it was ({memory_before}, {memory_peak} with gw2)")
+    print(f"used_memory before {memory_before}, with gw2 {memory_peak}, after {memory_after}")
+    assert await survivor.presence("room-0") == ["survivor"]
+
+
+@pytest.mark.timeout(90)
+async def test_stalled_gateway_registers_again_after_the_cleanup(redis_server, gateways):
+    """A gateway frozen past its heartbeat's lapse is cleaned up by the
+    others; when it runs again, its next heartbeat finds the lapse and it
+    registers its presence again, without reconnecting."""
+    gw1 = gateways.start("gw1", redis_server.port, wait_ready=True)
+    gw2 = gateways.start("gw2", redis_server.port, wait_ready=True)
+    watcher = await Client.connect(gw1.port, "watcher")
+    sleeper = await Client.connect(gw2.port, "sleeper")
+    await sleeper.join("s")
+    assert await watcher.presence("s") == ["sleeper"]
+    with gw2.paused():
+        await eventually(lambda: asyncio.to_thread(redis_server.command, "EXISTS",
+                                                   "chat:presence:s"),
+                         lambda n: n == 0, 40, "gw2's presence cleaned up by gw1")
+    await eventually(lambda: watcher.presence("s"), lambda users: users == ["sleeper"], 10,
+                     "gw2's presence registered again")
+    assert gw1.metrics()["gateway_dead_gateways_reaped_total"] == 1
+    assert gw2.metrics()["gateway_redis_reconnects_total"] == 0

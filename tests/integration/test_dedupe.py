@@ -109,3 +109,15 @@ async def test_resend_across_a_redis_restart(tmp_path, gateways):
         for gw in gateways.started:
             gw.stop(timeout=5)
         redis.stop(timeout=5)
+
+
+async def test_a_refused_chat_is_named_by_its_cid(gateways):
+    gw = gateways.start("gw1", extra=["--rate-limit", "1", "--rate-burst", "1"])
+    a = await Client.connect(gw.port, "alice")
+    await chat_cid(a, "first", "q-1")
+    await chat_cid(a, "second", "q-2")
+    err = await a.expect_error("rate_limited")
+    assert err["cid"] == "q-2" and err["retry_after_ms"] >= 1
+    await asyncio.sleep(err["retry_after_ms"] / 1000)
+    await chat_cid(a, "second", "q-2")
+    assert (await a.recv_chat("second"))["cid"] == "q-2"

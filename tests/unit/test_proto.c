@@ -527,6 +527,28 @@ static struct frame *chat_frame(const char *room, uint64_t ms, uint64_t seq, con
     return f;
 }
 
+/* rate_limited carries a JSON number more, and the refused chat's cid. */
+static void test_rate_limited(void)
+{
+    json_t *o = parse(proto_rate_limited(1234, NULL, 0));
+    CHECK_STR(str(o, "type"), "error");
+    CHECK_STR(str(o, "code"), "rate_limited");
+    CHECK(str(o, "content") != NULL);
+    CHECK_INT(num(o, "retry_after_ms"), ==, 1234);
+    CHECK_INT(json_object_size(o), ==, 4);
+    json_decref(o);
+    o = parse(proto_rate_limited(5, S("c-9")));
+    CHECK_STR(str(o, "cid"), "c-9");
+    json_decref(o);
+
+    char cid[PROTO_CID_MAX];
+    CHECK_INT(proto_peek_cid(S("{\"type\":\"chat\",\"content\":\"x\",\"cid\":\"k\"}"), cid), ==, 1);
+    CHECK(cid[0] == 'k');
+    CHECK_INT(proto_peek_cid(S("{\"type\":\"chat\",\"content\":\"x\"}"), cid), ==, 0);
+    CHECK_INT(proto_peek_cid(S("{\"type\":\"echo\",\"content\":\"x\",\"cid\":\"k\"}"), cid), ==, 0);
+    CHECK_INT(proto_peek_cid(S("not json"), cid), ==, 0);
+}
+
 static void test_chat_round_trip(void)
 {
     size_t len = 0;
@@ -634,6 +656,7 @@ int main(void)
     RUN(test_decode_requests);
     RUN(test_error_codes);
     RUN(test_simple_encoders);
+    RUN(test_rate_limited);
     RUN(test_chat_round_trip);
     RUN(test_chat_id_rejects);
     RUN(test_joined);
