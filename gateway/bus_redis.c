@@ -46,7 +46,7 @@
 #define STREAM_TTL_MS "604800000"
 #define KEY_MAX 256
 /* Most arguments (keys and ARGV) a script takes. */
-#define MAX_ARGS 9
+#define MAX_ARGS 10
 /* Work one call of the reap script may do: rooms plus presence entries
  * looked at. A dead gateway with more is cleaned up over several calls, so
  * that no call holds Redis for long. */
@@ -58,15 +58,31 @@
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"
 
-/* Withdraws a gateway's entries from one presence hash (Redis deletes the
+/* Presence of a room is two hashes: `presence:<room>`, "<gateway>\t<name>"
+ * -> that gateway's connections of name in the room, and `pnames:<room>`,
+ * name -> the same summed over gateways, so that a join counts the room's
+ * distinct members with HLEN instead of reading every entry (10,000 joins
+ * of one room would otherwise cost 50 million reads). Every change to the
+ * first goes with the same change to the second. */
+#define LUA_DROP_NAME                                                                              \
+    "local function drop_name(nkey, name, c)\n"                                                    \
+    "  if redis.call('HINCRBY', nkey, name, -c) <= 0 then redis.call('HDEL', nkey, name) end\n"    \
+    "end\n"
+
+/* Withdraws a gateway's entries from one room's presence (Redis deletes a
  * hash with its last field); returns how many fields it looked at. */
 #define LUA_FORGET                                                                                 \
-    "local function forget(key, gw)\n"                                                             \
-    "  local pat, fields = gw .. '\\t', redis.call('HKEYS', key)\n"                                \
-    "  for _, f in ipairs(fields) do\n"                                                            \
-    "    if string.sub(f, 1, #pat) == pat then redis.call('HDEL', key, f) end\n"                   \
+    LUA_DROP_NAME                                                                                  \
+    "local function forget(key, nkey, gw)\n"                                                       \
+    "  local pat, all = gw .. '\\t', redis.call('HGETALL', key)\n"                                 \
+    "  for i = 1, #all, 2 do\n"                                                                    \
+    "    local f = all[i]\n"                                                                       \
+    "    if string.sub(f, 1, #pat) == pat then\n"                                                  \
+    "      redis.call('HDEL', key, f)\n"                                                           \
+    "      drop_name(nkey, string.sub(f, #pat + 1), tonumber(all[i + 1]))\n"                       \
+    "    end\n"                                                                                    \
     "  end\n"                                                                                      \
-    "  return #fields\n"                                                                           \
+    "  return #all / 2\n"                                                                          \
     "end\n"
 
 /* Appends a chat to its stream and publishes it. With a cid (ARGV[6], the
@@ -89,62 +105,71 @@ static const char lua_chat[] =
     "if ARGV[6] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[6]) end\n"
     "return id\n";
 
-static const char lua_room[] =
-    LUA_NOW "local function names(hash, zset)\n"
-            "  local now, alive, seen, out = now_ms(), {}, {}, {}\n"
-            "  for _, f in ipairs(redis.call('HKEYS', hash)) do\n"
-            "    local gw, name = string.match(f, '^(.*)\\t([^\\t]*)$')\n"
-            "    if gw then\n"
-            "      local ok = alive[gw]\n"
-            "      if ok == nil then\n"
-            "        local s = redis.call('ZSCORE', zset, gw)\n"
-            "        ok = s ~= false and tonumber(s) > now\n"
-            "        alive[gw] = ok\n"
-            "      end\n"
-            "      if ok then\n"
-            "        if not seen[name] then seen[name] = true; out[#out + 1] = name end\n"
-            "      else\n"
-            "        redis.call('HDEL', hash, f)\n"
-            "      end\n"
-            "    end\n"
-            "  end\n"
-            "  table.sort(out)\n"
-            "  return out\n"
-            "end\n"
-            "local function idless(x, y)\n"
-            "  local a1, b1 = string.match(x, '^(%d+)-(%d+)$')\n"
-            "  local a2, b2 = string.match(y, '^(%d+)-(%d+)$')\n"
-            "  a1, b1, a2, b2 = tonumber(a1), tonumber(b1), tonumber(a2), tonumber(b2)\n"
-            "  return a1 < a2 or (a1 == a2 and b1 < b2)\n"
-            "end\n"
-            "local mode = ARGV[1]\n"
-            "if mode == 'presence' then return names(KEYS[2], KEYS[3]) end\n"
-            "if mode == 'join' then\n"
-            "  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
-            "  redis.call('SADD', KEYS[4], ARGV[4])\n"
-            "end\n"
-            "local members = 0\n"
-            "if mode ~= 'fill' then members = #names(KEYS[2], KEYS[3]) end\n"
-            /* The stream keeps one entry more than the history: the newest that
-             * clients can no longer get. A since before it means messages are gone. */
-            "local since, keep = ARGV[3], tonumber(ARGV[5])\n"
-            "local entries\n"
-            "if since == '' then entries = redis.call('XRANGE', KEYS[1], '-', '+')\n"
-            "else entries = redis.call('XRANGE', KEYS[1], '(' .. since, '+') end\n"
-            "while #entries > keep do table.remove(entries, 1) end\n"
-            "local truncated, last = 0, '0-0'\n"
-            "local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
-            "if #newest > 0 then last = newest[1][1] end\n"
-            "if since ~= '' and redis.call('XLEN', KEYS[1]) > keep then\n"
-            "  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
-            "  if idless(since, oldest[1][1]) then truncated = 1 end\n"
-            "end\n"
-            "return {members, truncated, last, entries}\n";
+static const char lua_room[] = LUA_NOW LUA_DROP_NAME
+    "local function names(hash, nkey, zset)\n"
+    "  local now, alive, seen, out = now_ms(), {}, {}, {}\n"
+    "  local all = redis.call('HGETALL', hash)\n"
+    "  for i = 1, #all, 2 do\n"
+    "    local f = all[i]\n"
+    "    local gw, name = string.match(f, '^(.*)\\t([^\\t]*)$')\n"
+    "    if gw then\n"
+    "      local ok = alive[gw]\n"
+    "      if ok == nil then\n"
+    "        local s = redis.call('ZSCORE', zset, gw)\n"
+    "        ok = s ~= false and tonumber(s) > now\n"
+    "        alive[gw] = ok\n"
+    "      end\n"
+    "      if ok then\n"
+    "        if not seen[name] then seen[name] = true; out[#out + 1] = name end\n"
+    "      else\n"
+    "        redis.call('HDEL', hash, f)\n"
+    "        drop_name(nkey, name, tonumber(all[i + 1]))\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  table.sort(out)\n"
+    "  return out\n"
+    "end\n"
+    "local function idless(x, y)\n"
+    "  local a1, b1 = string.match(x, '^(%d+)-(%d+)$')\n"
+    "  local a2, b2 = string.match(y, '^(%d+)-(%d+)$')\n"
+    "  a1, b1, a2, b2 = tonumber(a1), tonumber(b1), tonumber(a2), tonumber(b2)\n"
+    "  return a1 < a2 or (a1 == a2 and b1 < b2)\n"
+    "end\n"
+    "local mode = ARGV[1]\n"
+    "if mode == 'presence' then return names(KEYS[2], KEYS[5], KEYS[3]) end\n"
+    "if mode == 'join' then\n"
+    "  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
+    "  redis.call('HINCRBY', KEYS[5], string.match(ARGV[2], '\\t(.*)$'), 1)\n"
+    "  redis.call('SADD', KEYS[4], ARGV[4])\n"
+    "end\n"
+    /* Names of a gateway that died count until the survivors reap
+     * it (within about 20 s); presence requests leave them out. */
+    "local members = 0\n"
+    "if mode ~= 'fill' then members = redis.call('HLEN', KEYS[5]) end\n"
+    /* The stream keeps one entry more than the history: the newest that
+     * clients can no longer get. A since before it means messages are gone. */
+    "local since, keep = ARGV[3], tonumber(ARGV[5])\n"
+    "local entries\n"
+    "if since == '' then entries = redis.call('XRANGE', KEYS[1], '-', '+')\n"
+    "else entries = redis.call('XRANGE', KEYS[1], '(' .. since, '+') end\n"
+    "while #entries > keep do table.remove(entries, 1) end\n"
+    "local truncated, last = 0, '0-0'\n"
+    "local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+    "if #newest > 0 then last = newest[1][1] end\n"
+    "if since ~= '' and redis.call('XLEN', KEYS[1]) > keep then\n"
+    "  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
+    "  if idless(since, oldest[1][1]) then truncated = 1 end\n"
+    "end\n"
+    "return {members, truncated, last, entries}\n";
 
-static const char lua_leave[] = "if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then\n"
-                                "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
-                                "end\n"
-                                "return 0\n";
+/* A field that was not there (withdrawn by a reset meanwhile) counts for
+ * no name. */
+static const char lua_leave[] =
+    LUA_DROP_NAME "local c = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)\n"
+                  "if c <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
+                  "if c >= 0 then drop_name(KEYS[2], ARGV[2], 1) end\n"
+                  "return 0\n";
 
 /* Registers (or withdraws) this gateway's client count and publishes the
  * cluster total, in one step so that totals are published in order.
@@ -190,7 +215,7 @@ static const char lua_count[] = LUA_NOW
  * life of the process, or the connection before an outage). */
 static const char lua_reset[] = LUA_FORGET "local rooms = redis.call('SMEMBERS', KEYS[1])\n"
                                            "for _, room in ipairs(rooms) do\n"
-                                           "  forget(ARGV[2] .. room, ARGV[1])\n"
+                                           "  forget(ARGV[2] .. room, ARGV[3] .. room, ARGV[1])\n"
                                            "end\n"
                                            "redis.call('DEL', KEYS[1])\n"
                                            "return #rooms\n";
@@ -245,7 +270,7 @@ static const char lua_reap[] = LUA_NOW LUA_FORGET
     "    redis.call('ZREM', KEYS[1], gw); redis.call('HDEL', KEYS[2], gw)\n"
     "    return {1, gw}\n"
     "  end\n"
-    "  budget = budget - 1 - forget(ARGV[2] .. room, gw)\n"
+    "  budget = budget - 1 - forget(ARGV[2] .. room, ARGV[4] .. room, gw)\n"
     "end\n"
     "return {1, ''}\n";
 
@@ -342,7 +367,7 @@ static int send_script(struct rbus *rb, struct request *q, bool eval)
     const char *argv[3 + MAX_ARGS];
     size_t lens[3 + MAX_ARGS];
     char nkeys[4];
-    static const int keys_of[S_COUNT_ALL] = {2, 4, 1, 3, 1, 1, 2};
+    static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2};
     argv[0] = eval ? "EVAL" : "EVALSHA";
     argv[1] = eval ? script_src[q->script] : rb->sha[q->script];
     snprintf(nkeys, sizeof(nkeys), "%d", keys_of[q->script]);
@@ -589,24 +614,25 @@ static void redis_unsubscribe(struct bus *b, const char *room, size_t room_len)
 static int room_request(struct rbus *rb, const char *mode, const char *room, size_t room_len,
                         const char *name, const struct msgid *since, struct request **out)
 {
-    char stream[KEY_MAX], pres[KEY_MAX], gws[KEY_MAX], gwrooms[KEY_MAX], field[200],
-        sincebuf[MSGID_STR_MAX], keep[16];
+    char stream[KEY_MAX], pres[KEY_MAX], gws[KEY_MAX], gwrooms[KEY_MAX], pnames[KEY_MAX],
+        field[200], sincebuf[MSGID_STR_MAX], keep[16];
     const char *id = rb->base.cfg->id;
-    const char *argv[9];
-    size_t lens[9];
+    const char *argv[10];
+    size_t lens[10];
     lens[0] = make_key(stream, rb, "history:", room, room_len);
     lens[1] = make_key(pres, rb, "presence:", room, room_len);
     lens[2] = make_key(gws, rb, "gateways", "", 0);
     lens[3] = make_key(gwrooms, rb, "gwrooms:", id, strlen(id));
+    lens[4] = make_key(pnames, rb, "pnames:", room, room_len);
     int flen = snprintf(field, sizeof(field), "%s\t%s", id, name ? name : "");
     size_t slen = since ? msgid_format(since, sincebuf) : 0;
-    argv[0] = stream, argv[1] = pres, argv[2] = gws, argv[3] = gwrooms;
-    argv[4] = mode, lens[4] = strlen(mode);
-    argv[5] = field, lens[5] = (size_t)flen;
-    argv[6] = sincebuf, lens[6] = slen;
-    argv[7] = room, lens[7] = room_len;
-    argv[8] = keep, lens[8] = (size_t)snprintf(keep, sizeof(keep), "%u", rb->base.cfg->history);
-    struct request *q = request_new(rb, S_ROOM, 9, argv, lens);
+    argv[0] = stream, argv[1] = pres, argv[2] = gws, argv[3] = gwrooms, argv[4] = pnames;
+    argv[5] = mode, lens[5] = strlen(mode);
+    argv[6] = field, lens[6] = (size_t)flen;
+    argv[7] = sincebuf, lens[7] = slen;
+    argv[8] = room, lens[8] = room_len;
+    argv[9] = keep, lens[9] = (size_t)snprintf(keep, sizeof(keep), "%u", rb->base.cfg->history);
+    struct request *q = request_new(rb, S_ROOM, 10, argv, lens);
     if (!q)
         return -1;
     memcpy(q->room, room, room_len);
@@ -783,8 +809,8 @@ static void complete(struct request *q, redisReply *reply)
         chat_published(q, reply);
         break;
     case S_ROOM: {
-        const char *mode = q->argv[4];
-        size_t mlen = q->argvlen[4];
+        const char *mode = q->argv[5];
+        size_t mlen = q->argvlen[5];
         if (mlen == 8 && memcmp(mode, "presence", 8) == 0) {
             if (!reply || reply->type != REDIS_REPLY_ARRAY) {
                 q->u.names.cb(q->arg, -1, NULL, 0);
@@ -881,12 +907,14 @@ static void redis_join(struct bus *b, const char *room, size_t room_len, const c
 
 static void send_leave(struct rbus *rb, const char *room, size_t room_len, const char *name)
 {
-    char pres[KEY_MAX], field[200];
-    const char *argv[2] = {pres, field};
-    size_t lens[2];
+    char pres[KEY_MAX], pnames[KEY_MAX], field[200];
+    const char *argv[4] = {pres, pnames, field, name};
+    size_t lens[4];
     lens[0] = make_key(pres, rb, "presence:", room, room_len);
-    lens[1] = (size_t)snprintf(field, sizeof(field), "%s\t%s", rb->base.cfg->id, name);
-    fire_and_forget(rb, S_LEAVE, 2, argv, lens);
+    lens[1] = make_key(pnames, rb, "pnames:", room, room_len);
+    lens[2] = (size_t)snprintf(field, sizeof(field), "%s\t%s", rb->base.cfg->id, name);
+    lens[3] = strlen(name);
+    fire_and_forget(rb, S_LEAVE, 4, argv, lens);
 }
 
 static void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name)
@@ -1049,15 +1077,16 @@ static void redis_publish_count(struct bus *b, long local)
 
 static void send_reap(struct rbus *rb)
 {
-    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pres[KEY_MAX];
-    const char *argv[5] = {gws, clients, gwrooms, pres, REAP_BUDGET};
-    size_t lens[5];
+    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pres[KEY_MAX], pnames[KEY_MAX];
+    const char *argv[6] = {gws, clients, gwrooms, pres, REAP_BUDGET, pnames};
+    size_t lens[6];
     lens[0] = make_key(gws, rb, "gateways", "", 0);
     lens[1] = make_key(clients, rb, "clients", "", 0);
     lens[2] = make_key(gwrooms, rb, "gwrooms:", "", 0);
     lens[3] = make_key(pres, rb, "presence:", "", 0);
     lens[4] = sizeof(REAP_BUDGET) - 1;
-    fire_and_forget(rb, S_REAP, 5, argv, lens);
+    lens[5] = make_key(pnames, rb, "pnames:", "", 0);
+    fire_and_forget(rb, S_REAP, 6, argv, lens);
 }
 
 /* ---- connection life ---- */
@@ -1085,22 +1114,24 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
 
 static void reregister(struct rbus *rb)
 {
-    char gwrooms[KEY_MAX], pres[KEY_MAX];
+    char gwrooms[KEY_MAX], pres[KEY_MAX], pnames_prefix[KEY_MAX];
     const char *id = rb->base.cfg->id;
-    const char *argv[3];
-    size_t lens[3];
+    const char *argv[4];
+    size_t lens[4];
     lens[0] = make_key(gwrooms, rb, "gwrooms:", id, strlen(id));
     lens[1] = strlen(id);
     lens[2] = make_key(pres, rb, "presence:", "", 0);
-    argv[0] = gwrooms, argv[1] = id, argv[2] = pres;
-    fire_and_forget(rb, S_RESET, 3, argv, lens);
+    lens[3] = make_key(pnames_prefix, rb, "pnames:", "", 0);
+    argv[0] = gwrooms, argv[1] = id, argv[2] = pres, argv[3] = pnames_prefix;
+    fire_and_forget(rb, S_RESET, 4, argv, lens);
 
     /* Then what this gateway has now, behind the reset on the same
      * connection. */
     const struct strmap_slot *room;
     for (size_t i = 0; strmap_next(&rb->presence.rooms, &i, &room);) {
-        char key[KEY_MAX], field[200], count[24];
+        char key[KEY_MAX], nkey[KEY_MAX], field[200], count[24];
         size_t klen = make_key(key, rb, "presence:", room->key, room->len);
+        size_t nlen = make_key(nkey, rb, "pnames:", room->key, room->len);
         const struct strmap_slot *name;
         for (size_t j = 0; strmap_next(room->value, &j, &name);) {
             int flen = snprintf(field, sizeof(field), "%s\t%s", id, name->key);
@@ -1108,6 +1139,9 @@ static void reregister(struct rbus *rb)
             const char *hset[4] = {"HSET", key, field, count};
             size_t hl[4] = {4, klen, (size_t)flen, (size_t)clen};
             redisAsyncCommandArgv(rb->cmd, NULL, NULL, 4, hset, hl);
+            const char *incr[4] = {"HINCRBY", nkey, name->key, count};
+            size_t il[4] = {7, nlen, name->len, (size_t)clen};
+            redisAsyncCommandArgv(rb->cmd, NULL, NULL, 4, incr, il);
         }
         const char *sadd[3] = {"SADD", gwrooms, room->key};
         size_t sl[3] = {4, lens[0], room->len};

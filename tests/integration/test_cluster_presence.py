@@ -52,7 +52,7 @@ async def test_presence_across_gateways(cluster):
         assert (await x.join("p"))["members"] == members
     assert await a.presence("p") == ["alice", "bob", "carol"]
     twin = await Client.connect(cluster.ports[2], "alice")   # same name on another gateway
-    await twin.join("p")
+    assert (await twin.join("p"))["members"] == 3, "members counts distinct names"
     assert await a.presence("p") == ["alice", "bob", "carol"]
     await c.leave("p")
     await eventually(lambda: a.presence("p"), lambda u: u == ["alice", "carol"], 5,
@@ -60,6 +60,11 @@ async def test_presence_across_gateways(cluster):
     await b.leave("p")   # the twin still holds the name in the room
     assert await c.presence("p") == ["alice", "carol"]
     assert await b.presence("nobody-here") == []
+    late = await Client.connect(cluster.ports[1], "dave")
+    assert (await late.join("p"))["members"] == 3   # alice, carol, dave
+    # The per-name counts behind `members`: every join and leave kept them.
+    counts = cluster.redis.command("HGETALL", "chat:pnames:p")
+    assert dict(zip(counts[::2], counts[1::2])) == {"alice": "1", "carol": "1", "dave": "1"}
 
 
 @pytest.mark.timeout(GONE_WITHIN + 8)
@@ -141,14 +146,16 @@ async def test_dead_gateway_is_cleaned_up_by_survivors(redis_server, gateways):
     await join_rooms(first)
     assert first.stop(timeout=5) == 0
     keys_before = lasting_keys(redis)
-    assert keys_before == 5, redis.command("KEYS", "*")   # gw1's, and room-0's presence
+    # gw1's, and room-0's presence (its entries and its names)
+    assert keys_before == 6, redis.command("KEYS", "*")
     await asyncio.sleep(1)   # Redis's cron shrinks the keyspace's table
     memory_before = used_memory(redis)
 
     gw2 = gateways.start("gw2", redis.port, wait_ready=True)
     await join_rooms(gw2)
     assert await survivor.presence("room-0") == ["d0", "survivor"]
-    assert lasting_keys(redis) == keys_before + ROOMS   # presence hashes, gw2's room set
+    # Two presence hashes for each room but room-0, and gw2's room set.
+    assert lasting_keys(redis) == keys_before + 2 * (ROOMS - 1) + 1
     memory_peak = used_memory(redis)
 
     gw2.kill()
@@ -156,6 +163,7 @@ async def test_dead_gateway_is_cleaned_up_by_survivors(redis_server, gateways):
                      lambda n: n == keys_before, 40, "the key count back to where it was")
     # Nobody asked for presence since the kill: the survivor cleaned up.
     assert redis.command("HKEYS", "chat:presence:room-0") == ["gw1\tsurvivor"]
+    assert redis.command("HGETALL", "chat:pnames:room-0") == ["survivor", "1"]
     assert redis.command("ZRANGE", "chat:gateways", 0, -1) == ["gw1"]
     assert redis.command("HKEYS", "chat:clients") == ["gw1"]
     assert gw1.metrics()["gateway_dead_gateways_reaped_total"] == 1
