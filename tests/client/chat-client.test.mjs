@@ -60,6 +60,17 @@ function newClient(options = {}) {
   return { client, events };
 }
 
+/** A connected client that has joined room 'r' (with an empty history). */
+function inRoom(options) {
+  const { client, events } = newClient(options);
+  client.join('r');
+  client.connect();
+  const ws = FakeSocket.last();
+  ws.accept();
+  ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+  return { client, events, ws };
+}
+
 const chat = (id, sender, content, room = 'r') => ({ type: 'chat', id, room, sender, content, timestamp: 1 });
 
 /** Waits for the client's next socket after a drop, and accepts it. */
@@ -141,17 +152,12 @@ describe('ChatClient', () => {
   });
 
   test('what is typed offline is sent after the rejoin and confirmed by its broadcast', async () => {
-    const { client, events } = newClient();
-    client.join('r');
-    client.connect();
-    let ws = FakeSocket.last();
-    ws.accept();
-    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
-    ws.drop();
+    const { client, events, ws: first } = inRoom();
+    first.drop();
 
     const entry = client.send('while offline', 'r');
     assert.equal(client.pending('r')[0].state, 'queued');
-    ws = await reconnect(ws);
+    const ws = await reconnect(first);
     assert.deepEqual(ws.frames('chat'), [], 'not before the room is joined again');
     ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
     assert.deepEqual(ws.frames('chat'), [{ type: 'chat', room: 'r', content: 'while offline', cid: entry.cid }]);
@@ -181,12 +187,7 @@ describe('ChatClient', () => {
   });
 
   test('unavailable marks the message failed; retry sends it again', () => {
-    const { client } = newClient();
-    client.join('r');
-    client.connect();
-    const ws = FakeSocket.last();
-    ws.accept();
-    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const { client, ws } = inRoom();
     const entry = client.send('hello', 'r');
     ws.deliver({ type: 'error', code: 'unavailable', content: 'Nothing was delivered.' });
     const [failed] = client.pending();
@@ -220,12 +221,7 @@ describe('ChatClient', () => {
   });
 
   test('the same text twice is confirmed entry by entry through the cids', () => {
-    const { client, events } = newClient();
-    client.join('r');
-    client.connect();
-    const ws = FakeSocket.last();
-    ws.accept();
-    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const { client, events, ws } = inRoom();
     const first = client.send('again', 'r');
     const second = client.send('again', 'r');
     assert.notEqual(first.cid, second.cid);
@@ -237,12 +233,7 @@ describe('ChatClient', () => {
   });
 
   test('an error with a cid fails that message, not the oldest in flight', () => {
-    const { client } = newClient();
-    client.join('r');
-    client.connect();
-    const ws = FakeSocket.last();
-    ws.accept();
-    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const { client, ws } = inRoom();
     const older = client.send('older', 'r');
     const newer = client.send('newer', 'r');
     ws.deliver({ type: 'error', code: 'unavailable', content: 'no', cid: newer.cid });
@@ -252,12 +243,7 @@ describe('ChatClient', () => {
   });
 
   test('rate_limited with retry_after_ms sends the message again after the pause, same cid', async () => {
-    const { client } = newClient();
-    client.join('r');
-    client.connect();
-    const ws = FakeSocket.last();
-    ws.accept();
-    ws.deliver({ type: 'joined', room: 'r', members: 1, history: [] });
+    const { client, ws } = inRoom();
     const entry = client.send('slow down', 'r');
     const after = client.send('after it', 'r');
     ws.deliver({ type: 'error', code: 'rate_limited', content: 'wait', retry_after_ms: 40, cid: entry.cid });
