@@ -282,7 +282,8 @@ size_t proto_peek_cid(const char *data, size_t len, char *buf)
     if (proto_decode(data, len, &req, &why) != PROTO_OK)
         return 0;
     size_t n = req.type == PROTO_CHAT && req.cid ? req.cid_len : 0;
-    memcpy(buf, req.cid, n);
+    if (n)
+        memcpy(buf, req.cid, n);
     proto_request_free(&req);
     return n;
 }

@@ -12,6 +12,7 @@ from stack import ARTIFACTS, GATEWAY_PORTS, REPO
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 import chat_page  # noqa: E402
 from chat_page import ChatPage, launch_browser  # noqa: E402
+from netutil import wait_until  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 
@@ -43,7 +44,10 @@ def test_two_browsers_on_8081_and_8082_chat_both_ways_in_japanese(cluster, brows
         for page in pages:
             texts = [m["text"] for m in page.messages()]
             assert texts == ["こんにちは、花子さん", "こんにちは！ 8082 から"], texts
-            assert sorted(page.members()) == ["太郎", "花子"]
+            # Join announcements are coalesced to about one a second, and
+            # the member list follows them.
+            wait_until(lambda page=page: sorted(page.members()) == ["太郎", "花子"], 10,
+                       what="both in the member list")
         taro.screenshot("browser-8081-taro")
         hana.screenshot("browser-8082-hana")
         assert [p.problems for p in pages] == [[], []]
