@@ -92,6 +92,33 @@ def _http_ok(url):
         return False
 
 
+# Gateway counters the storm and reconnect scenarios report (from /metrics,
+# without the gateway_ prefix and _total suffix).
+METRICS = ("keepalive_timeouts", "slow_consumer_drops", "rate_limited",
+           "rejected_upgrades", "incomplete_requests", "oversize_closes")
+
+
+def _scrape(port):
+    """METRICS of the gateway on port; those it does not answer are 0."""
+    found = {}
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                    timeout=5) as r:
+            text = r.read().decode(errors="replace")
+    except OSError:
+        return found
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].startswith("gateway_"):
+            continue
+        name = parts[0][len("gateway_"):]
+        if name.endswith("_total"):
+            name = name[:-len("_total")]
+        if name in METRICS:
+            found[name] = int(float(parts[1]))
+    return found
+
+
 class Cluster:
     """Redis (unless single node) and N gateways, stopped on close()."""
 
@@ -130,13 +157,25 @@ class Cluster:
               "gateway gw%d" % n, proc)
         self.gateways.append((proc, port))
 
-    def chatbench_args(self):
+    def chatbench_args(self, gateways=None):
+        """--gateway for each of gateways (default: all) and --redis-pid."""
         args = []
-        for proc, port in self.gateways:
+        for proc, port in self.gateways if gateways is None else gateways:
             args += ["--gateway", "127.0.0.1:%d@%d" % (port, proc.pid)]
         if self.redis:
             args += ["--redis-pid", str(self.redis.pid)]
         return args
+
+    def metrics(self):
+        """The gateways' counters in METRICS, summed over those still
+        running (a killed one is left out)."""
+        total = dict.fromkeys(METRICS, 0)
+        for proc, port in self.gateways:
+            if not proc.alive():
+                continue
+            for name, value in _scrape(port).items():
+                total[name] += value
+        return total
 
     def stop_gateways(self):
         """SIGTERM every gateway at once. Returns the seconds each took to
@@ -182,3 +221,75 @@ class BareServer:
 
     def close(self):
         self.proc.terminate()
+
+
+# One HAProxy process holds two descriptors per WebSocket (client and
+# gateway side) and the open-file limit here is 20,000 per process, so the
+# load balancer is several HAProxy processes on one port (HAProxy binds with
+# SO_REUSEPORT, and the kernel spreads the connections over them).
+LB_CONNS_PER_PROCESS = 7000
+
+HAPROXY_CFG = """\
+global
+    maxconn %(maxconn)d
+    nbthread 1
+    hard-stop-after 5s
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    # Longer than the gateways' default 54 s pings, so an idle but healthy
+    # WebSocket is never cut.
+    timeout tunnel 1h
+    timeout client-fin 5s
+    timeout http-request 10s
+    # A refused connection (the killed gateway) is retried on another.
+    retries 3
+    option redispatch 1
+
+frontend chat
+    bind 127.0.0.1:%(port)d
+    maxconn %(maxconn)d
+    default_backend gateways
+
+backend gateways
+    balance %(balance)s
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server check inter 1s fall 2 rise 2 observe layer4 error-limit 3 on-error mark-down
+%(servers)s
+"""
+
+
+class Haproxy:
+    """Debian's haproxy in front of the gateways of a Cluster, as enough
+    processes on one free port for conns WebSockets; stopped on close()."""
+
+    def __init__(self, cluster, conns, balance, log_dir):
+        self.port = free_port()
+        self.procs = []
+        n = max(1, -(-conns // LB_CONNS_PER_PROCESS))
+        servers = "\n".join("    server gw%d 127.0.0.1:%d" % (i + 1, port)
+                             for i, (_, port) in enumerate(cluster.gateways))
+        cfg = os.path.join(log_dir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(HAPROXY_CFG % dict(port=self.port, balance=balance,
+                                       maxconn=LB_CONNS_PER_PROCESS + 2000,
+                                       servers=servers))
+        try:
+            for i in range(n):
+                self.procs.append(Proc("haproxy%d" % (i + 1), [
+                    "haproxy", "-db", "-f", cfg], log_dir))
+            for proc in self.procs:
+                _wait(lambda: _http_ok("http://127.0.0.1:%d/readyz"
+                                       % self.port), "haproxy", proc)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for proc in self.procs:
+            proc.terminate()
+        self.procs = []
