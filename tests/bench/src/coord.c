@@ -294,13 +294,15 @@ static int run_idle(struct coord *c, struct run_result *r, const struct usage *b
     r->gw_rss_before_kb = before->gw_rss_kb;
     r->gw_rss_after_kb = a.gw_rss_kb;
     usage_between(c, &a, &b, r);
+    /* The phase first: on a loaded machine the gateways' 1001 can reach a
+     * worker before this process runs again after the line below. */
+    c->sh->shutdown_deadline = now_us() + (int64_t)(o->shutdown_wait_s * 1e6);
+    atomic_store_explicit(&c->sh->phase, PH_SHUTDOWN, memory_order_release);
     if (o->shutdown_wait_s > 0) {
         /* The caller stops the gateways when it reads this line. */
         fputs("{\"event\":\"idle_done\"}\n", stdout);
         fflush(stdout);
     }
-    c->sh->shutdown_deadline = now_us() + (int64_t)(o->shutdown_wait_s * 1e6);
-    atomic_store_explicit(&c->sh->phase, PH_SHUTDOWN, memory_order_release);
     c->stage = "shutdown";
     return wait_state(c, WK_DONE, o->shutdown_wait_s + REAP_GRACE_US / 1e6,
                       "workers did not finish after the shutdown");
