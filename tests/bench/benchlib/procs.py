@@ -42,6 +42,15 @@ class Proc:
     def alive(self):
         return self.popen.poll() is None
 
+    def cpu_s(self):
+        """CPU-seconds (user + system) used so far; None once it is gone."""
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_tail(self, lines=5):
         with open(self.log_path, "rb") as f:
             tail = f.read().decode(errors="replace").splitlines()[-lines:]
@@ -288,6 +297,10 @@ class Haproxy:
         except BaseException:
             self.close()
             raise
+
+    def cpu_s(self):
+        """CPU-seconds of all its processes so far."""
+        return sum(proc.cpu_s() or 0 for proc in self.procs)
 
     def close(self):
         for proc in self.procs:

@@ -209,7 +209,9 @@ def reconnect(cluster, lb, cb, p):
         # Twice the members' connections pass through ephemeral ports
         # towards the one load-balancer port: two source addresses.
         "--source-ips", 2]
+    lb_before = lb.cpu_s()
     result = chatbench.run(cb, "reconnect", args)
+    result["lb_cpu_s"] = round(lb.cpu_s() - lb_before, 2)
     result["redis"] = cluster.redis is not None
     result["survivors"] = result["gateways"]
     result["gateways"] = len(cluster.gateways)

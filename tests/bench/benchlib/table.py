@@ -202,13 +202,14 @@ def reconnect(r):
     return _render(
         "reconnect (%d gateways behind HAProxy %s, %s killed; seconds from "
         "the kill; CPU-seconds of the survivors and Redis from the kill to "
-        "the last rejoin)" % (r["gateways"], r["balance"], r["killed"]),
+        "the last rejoin; HAProxy's over the whole run)" % (
+            r["gateways"], r["balance"], r["killed"]),
         ["conns", "rooms", "msg/s", "on killed", "reconnected s",
          "rejoined s", "not back", "missing", "dup", "truncated",
          "survivors dropped", "refused", "max attempt", "cpu gw",
-         "cpu redis"],
+         "cpu redis", "cpu lb run"],
         [[r["conns"], r["rooms"], r["rate"], r["on_killed"],
           r["reconnected_s"], r["rejoined_s"], r["not_back"], r["missing"],
           r["duplicates"], r["truncated"], r["survivor_drops"], refused,
           r["max_attempt"], (r["survivor_cpu_s"], ".2f"),
-          (r["redis_cpu_s"], ".2f")]]) + warnings(r)
+          (r["redis_cpu_s"], ".2f"), (r["lb_cpu_s"], ".2f")]]) + warnings(r)

@@ -86,10 +86,12 @@ static void on_open(void *ctx, struct conn *c)
 
     w->inflight--;
     w->open++;
-    w->st.connected++;
-    /* Reconnect's handshakes after the kill are not the setup's. */
-    if (!atomic_load(&w->sh->t_kill))
+    /* Reconnect's connections after the kill are counted as reconnects,
+     * not as the setup's. */
+    if (!atomic_load(&w->sh->t_kill)) {
+        w->st.connected++;
         w->st.connect_last_us = now;
+    }
     hist_add(&w->st.handshake, (uint64_t)(now - c->started_us));
     /* Storm and reconnect join once the welcome is there, as the browser
      * client does. */
