@@ -3,7 +3,9 @@
 Everything listens on 127.0.0.1 on a port the kernel picked as free, and is
 stopped by the PID we started, never by name.
 """
+import collections
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -272,6 +274,12 @@ backend gateways
 """
 
 
+# HAProxy's warning when a server changes state, e.g. "Server gateways/gw2
+# is DOWN, reason: Layer7 timeout, check duration: 1001ms. ...".
+_SERVER_EVENT = re.compile(
+    r"Server gateways/(gw\d+) is (DOWN|UP)(?:, reason: ([^,]+))?")
+
+
 class Haproxy:
     """Debian's haproxy in front of the gateways of a Cluster, as enough
     processes on one free port for conns WebSockets; stopped on close()."""
@@ -297,6 +305,17 @@ class Haproxy:
         except BaseException:
             self.close()
             raise
+
+    def events(self):
+        """How often each process saw each server go DOWN or UP, and why:
+        {"gw2 DOWN (Layer7 timeout)": 3, ...}, over all processes."""
+        seen = collections.Counter()
+        for proc in self.procs:
+            with open(proc.log_path, errors="replace") as f:
+                for m in _SERVER_EVENT.finditer(f.read()):
+                    why = " (%s)" % m.group(3) if m.group(3) else ""
+                    seen["%s %s%s" % (m.group(1), m.group(2), why)] += 1
+        return dict(seen)
 
     def cpu_s(self):
         """CPU-seconds of all its processes so far."""

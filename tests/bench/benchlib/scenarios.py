@@ -212,6 +212,7 @@ def reconnect(cluster, lb, cb, p):
     lb_before = lb.cpu_s()
     result = chatbench.run(cb, "reconnect", args)
     result["lb_cpu_s"] = round(lb.cpu_s() - lb_before, 2)
+    result["lb_events"] = lb.events()
     result["redis"] = cluster.redis is not None
     result["survivors"] = result["gateways"]
     result["gateways"] = len(cluster.gateways)

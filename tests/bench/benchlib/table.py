@@ -77,6 +77,12 @@ def _reconnect_warnings(r):
     if r["publisher_drops"]:
         out.append("%d publishers were dropped: what they sent unseen is "
                    "not counted" % r["publisher_drops"])
+    victim = r["killed"] + " "
+    flaps = {e: n for e, n in r.get("lb_events", {}).items()
+             if not e.startswith(victim)}
+    if flaps:
+        out.append("HAProxy changed the state of surviving gateways: %s" %
+                   ", ".join("%s: %d" % kv for kv in sorted(flaps.items())))
     if r["unacked"]:
         out.append("%d chats never came back to their publisher" %
                    r["unacked"])
