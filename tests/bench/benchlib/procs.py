@@ -44,6 +44,22 @@ class Proc:
     def alive(self):
         return self.popen.poll() is None
 
+    def runqueue_wait_s(self):
+        """Seconds its threads have waited, runnable, for a CPU (the second
+        field of /proc/PID/task/*/schedstat); None once it is gone."""
+        total = 0
+        try:
+            tasks = os.listdir("/proc/%d/task" % self.pid)
+        except OSError:
+            return None
+        for tid in tasks:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (self.pid, tid)) as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that ended meanwhile
+        return total / 1e9
+
     def cpu_s(self):
         """CPU-seconds (user + system) used so far; None once it is gone."""
         try:

@@ -210,8 +210,14 @@ def reconnect(cluster, lb, cb, p):
         # towards the one load-balancer port: two source addresses.
         "--source-ips", 2]
     lb_before = lb.cpu_s()
+    waited = [proc.runqueue_wait_s() or 0 for proc, _ in survivors]
     result = chatbench.run(cb, "reconnect", args)
     result["lb_cpu_s"] = round(lb.cpu_s() - lb_before, 2)
+    # Waiting for a CPU, not working: on a shared machine this tells a
+    # starved gateway from a slow one.
+    result["survivor_runqueue_wait_s"] = [
+        round((proc.runqueue_wait_s() or 0) - w, 2)
+        for (proc, _), w in zip(survivors, waited)]
     result["lb_events"] = lb.events()
     result["redis"] = cluster.redis is not None
     result["survivors"] = result["gateways"]

@@ -63,6 +63,11 @@ def warnings(r):
     return "".join("\n  WARNING: " + w for w in out)
 
 
+# Seconds a surviving gateway may wait for a CPU over a reconnect run
+# before its times say more about the machine than about the gateway.
+STARVED_S = 2.0
+
+
 def _reconnect_warnings(r):
     out = []
     if r["deadline_hit"]:
@@ -83,6 +88,11 @@ def _reconnect_warnings(r):
     if flaps:
         out.append("HAProxy changed the state of surviving gateways: %s" %
                    ", ".join("%s: %d" % kv for kv in sorted(flaps.items())))
+    waited = r.get("survivor_runqueue_wait_s") or []
+    if waited and max(waited) > STARVED_S:
+        out.append("the surviving gateways waited %s s for a CPU during the "
+                   "run: the machine was short of CPU, the times are not "
+                   "theirs alone" % "/".join("%.1f" % w for w in waited))
     if r["unacked"]:
         out.append("%d chats never came back to their publisher" %
                    r["unacked"])

@@ -408,7 +408,6 @@ static void queue_resend(struct worker *w, struct member *mb, const struct jmsg 
     uint64_t room, seq, retry = DEFAULT_RETRY_MS;
     struct rmember *r = mb->r;
 
-    w->st.r.publish_errors++;
     if (two_nums(m->cid, '-', &room, &seq) || room >= w->o->rooms)
         return;
     /* A comma or the closing brace follows the number: strtoull stops
@@ -469,6 +468,9 @@ void recon_on_text(struct worker *w, struct member *mb, const struct jmsg *m)
         w->st.errors[err_kind_of(m->code)]++;
         worker_note_error(w, "error frame from the gateway: %.*s", m->code.p ? (int)m->code.n : 0,
                           m->code.p ? m->code.p : "");
+        /* Without its cid an error does not say which chat it refused:
+         * that chat stays unacknowledged and is not counted. */
+        w->st.r.publish_errors += r->publisher;
         if (r->publisher && m->cid.p)
             queue_resend(w, mb, m);
     }

@@ -54,7 +54,7 @@ struct rstats {
     uint64_t expected;         /* what the members in their rooms had to see */
     uint64_t publisher_drops;
     uint64_t published;      /* chat messages acknowledged to their publisher */
-    uint64_t publish_errors; /* error frames answering a publisher's chat */
+    uint64_t publish_errors; /* error frames to a publisher */
     uint64_t resends;
     uint64_t resend_overflow; /* resends not scheduled: the list was full */
     int64_t reconnect_last_us;
