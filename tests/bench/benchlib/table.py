@@ -221,11 +221,12 @@ def reconnect(r):
         "the last rejoin; HAProxy's over the whole run)" % (
             r["gateways"], r["balance"], r["killed"]),
         ["conns", "rooms", "msg/s", "on killed", "reconnected s",
-         "rejoined s", "not back", "missing", "dup", "truncated",
+         "rejoined s", "join p99 s", "not back", "missing", "dup", "truncated",
          "survivors dropped", "refused", "max attempt", "cpu gw",
          "cpu redis", "cpu lb run"],
         [[r["conns"], r["rooms"], r["rate"], r["on_killed"],
-          r["reconnected_s"], r["rejoined_s"], r["not_back"], r["missing"],
+          r["reconnected_s"], r["rejoined_s"],
+          (r["rejoin_wait_us"]["p99"] / 1e6, ".2f"), r["not_back"], r["missing"],
           r["duplicates"], r["truncated"], r["survivor_drops"], refused,
           r["max_attempt"], (r["survivor_cpu_s"], ".2f"),
           (r["redis_cpu_s"], ".2f"), (r["lb_cpu_s"], ".2f")]]) + warnings(r)

@@ -37,7 +37,8 @@ struct rmember {
     uint32_t rooms_joined; /* of its rooms, in this connection */
     uint32_t cursor;       /* its next room, round robin */
     uint64_t unacked;
-    int64_t next_at; /* its next message is due */
+    int64_t next_at;   /* its next message is due */
+    int64_t opened_us; /* the current connection's 101 */
 };
 
 /* Publisher p (of P) owns rooms p, p + P, p + 2P, ...: every room has one
@@ -177,6 +178,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 void recon_on_open(struct worker *w, struct member *mb, int64_t now)
 {
+    mb->r->opened_us = now;
     if (!mb->r->dropped)
         return;
     w->st.r.reconnects++;
@@ -380,6 +382,7 @@ static void member_joined(struct worker *w, struct member *mb, const struct jmsg
         int64_t now = now_us();
 
         w->st.r.rejoins++;
+        hist_add(&w->st.r.rejoin_wait, (uint64_t)(now - r->opened_us));
         if (now > w->st.r.rejoin_last_us)
             w->st.r.rejoin_last_us = now;
         w->st.r.truncated += jspan_is(m->truncated, "true");

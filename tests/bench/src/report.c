@@ -319,6 +319,7 @@ void report_reconnect(const struct run_result *r)
     jo_int(&j, "rejoins", (int64_t)x->rejoins);
     jo_int(&j, "not_back", (int64_t)x->not_back);
     jo_int(&j, "max_attempt", x->max_attempt);
+    latency(&j, "rejoin_wait_us", &x->rejoin_wait);
     jo_int(&j, "since_used", (int64_t)x->since_used);
     jo_int(&j, "truncated", (int64_t)x->truncated);
     jo_int(&j, "recovered", (int64_t)x->recovered);

@@ -40,6 +40,7 @@ static void rstats_merge(struct rstats *into, const struct rstats *f)
     into->resend_overflow += f->resend_overflow;
     into->reconnect_last_us = max_of(into->reconnect_last_us, f->reconnect_last_us);
     into->rejoin_last_us = max_of(into->rejoin_last_us, f->rejoin_last_us);
+    hist_merge(&into->rejoin_wait, &f->rejoin_wait);
 }
 
 void wstats_merge(struct wstats *into, const struct wstats *f)

@@ -59,6 +59,7 @@ struct rstats {
     uint64_t resend_overflow; /* resends not scheduled: the list was full */
     int64_t reconnect_last_us;
     int64_t rejoin_last_us;
+    struct hist rejoin_wait; /* a rejoin's 101 to its joined, µs */
 };
 
 struct wstats {
