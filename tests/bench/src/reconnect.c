@@ -15,6 +15,7 @@
 
 #define RESENDS_MAX 1024
 #define DEFAULT_RETRY_MS 1000 /* a refused chat without retry_after_ms */
+#define CHECK_EVERY_US 100000 /* the drain checks completeness this often */
 
 /* A publisher's chat refused with an error, to be sent again (same cid). */
 struct resend {
@@ -333,7 +334,6 @@ static void member_chat(struct worker *w, struct member *mb, const struct jmsg *
     uint32_t room, seq;
 
     w->st.delivered++;
-    w->last_news_us = now_us();
     if (bench_chat(w, m->content, &room, &seq) || room != mb->room) {
         w->st.foreign++;
         return;
@@ -561,37 +561,82 @@ void recon_tick(struct worker *w, int phase, int64_t now)
         resend_due(w, now);
 }
 
+/* Words of a room's published bitmap that may hold a bit: up to the
+ * highest word any room has used. */
+static uint32_t used_words(const struct worker *w)
+{
+    uint32_t top = 0;
+
+    for (uint32_t room = 0; room < w->o->rooms; room++)
+        for (uint32_t k = top; k < PUBLISHED_WORDS; k++)
+            if (atomic_load_explicit(&w->sh->published[(size_t)room * PUBLISHED_WORDS + k],
+                                     memory_order_relaxed))
+                top = k + 1;
+    return top;
+}
+
+/* How many of the messages published after mb's first joined (*owed of
+ * them) it has not received. */
+static uint64_t member_missing(const struct worker *w, const struct member *mb, uint32_t words,
+                               uint64_t *owed)
+{
+    const struct rmember *r = mb->r;
+    uint64_t missing = 0;
+
+    *owed = 0;
+    for (uint32_t k = r->low / 64; k < words; k++) {
+        uint64_t need = atomic_load_explicit(
+            &w->sh->published[(size_t)mb->room * PUBLISHED_WORDS + k], memory_order_relaxed);
+        uint64_t seen = k < r->seen_words ? r->seen[k] : 0;
+
+        if (k * 64 < r->low)
+            need &= ~0ull << (r->low - k * 64);
+        *owed += (uint64_t)__builtin_popcountll(need);
+        missing += (uint64_t)__builtin_popcountll(need & ~seen);
+    }
+    return missing;
+}
+
+/* 1 when every member in its room has everything it is owed. */
+static int all_complete(const struct worker *w)
+{
+    uint32_t words = used_words(w);
+    uint64_t owed;
+
+    for (uint32_t i = 0; i < w->n; i++)
+        if (!w->m[i].r->publisher && w->m[i].r->in_room &&
+            member_missing(w, &w->m[i], words, &owed))
+            return 0;
+    return 1;
+}
+
+/* The drain ends when every member in its room has all it is owed (a
+ * gateway that lost Redis may still replay what it missed), or after
+ * --drain seconds. */
 int recon_finished(struct worker *w, int phase, int64_t now)
 {
-    int64_t news = w->last_news_us > w->check_us ? w->last_news_us : w->check_us;
-
     if (phase < PH_CHECK || !w->check_us)
         return 0;
-    return now - news >= DRAIN_QUIET_US || now - w->check_us >= (int64_t)(w->o->drain_s * 1e6);
+    if (now - w->check_us >= (int64_t)(w->o->drain_s * 1e6))
+        return 1;
+    if (now - w->last_check_us < CHECK_EVERY_US)
+        return 0;
+    w->last_check_us = now;
+    return all_complete(w);
 }
 
 void recon_count(struct worker *w)
 {
+    uint32_t words = used_words(w);
+
     for (uint32_t i = 0; i < w->n; i++) {
         struct member *mb = &w->m[i];
         struct rmember *r = mb->r;
-        uint64_t missing = 0, owed = 0;
+        uint64_t owed, missing;
 
         if (r->publisher)
             continue;
-        for (uint32_t k = 0; k < PUBLISHED_WORDS; k++) {
-            uint64_t need = atomic_load_explicit(
-                &w->sh->published[(size_t)mb->room * PUBLISHED_WORDS + k], memory_order_relaxed);
-            uint64_t seen = k < r->seen_words ? r->seen[k] : 0;
-
-            /* Only what was published after the member's first joined. */
-            if ((k + 1) * 64 <= r->low)
-                continue;
-            if (k * 64 < r->low)
-                need &= ~0ull << (r->low - k * 64);
-            owed += (uint64_t)__builtin_popcountll(need);
-            missing += (uint64_t)__builtin_popcountll(need & ~seen);
-        }
+        missing = member_missing(w, mb, words, &owed);
         if (r->in_room) {
             w->st.r.expected += owed;
             w->st.r.missing += missing;

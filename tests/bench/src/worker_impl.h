@@ -69,8 +69,9 @@ struct worker {
     uint32_t *room_seq; /* next sequence number of each room this worker publishes to */
     struct resend *resends;
     uint32_t nresends;
-    uint64_t rng;     /* backoff jitter */
-    int64_t check_us; /* PH_CHECK seen: no more attempts, drain from here */
+    uint64_t rng;          /* backoff jitter */
+    int64_t check_us;      /* PH_CHECK seen: no more attempts, drain from here */
+    int64_t last_check_us; /* the drain's last completeness check */
 };
 
 __attribute__((format(printf, 2, 3))) void worker_note_error(struct worker *w, const char *fmt,
