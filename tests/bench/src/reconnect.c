@@ -479,7 +479,8 @@ void recon_on_text(struct worker *w, struct member *mb, const struct jmsg *m)
     }
 }
 
-static void send_chat(struct member *mb, uint32_t room, uint32_t seq)
+/* Returns 0, or -1 when the connection is gone (its close was handled). */
+static int send_chat(struct member *mb, uint32_t room, uint32_t seq)
 {
     char b[192];
     int n = snprintf(b, sizeof(b),
@@ -487,7 +488,7 @@ static void send_chat(struct member *mb, uint32_t room, uint32_t seq)
                      " %" PRIu32 "\",\"cid\":\"%" PRIu32 "-%" PRIu32 "\"}",
                      room, room, seq, room, seq);
 
-    conn_send_text(&mb->c, b, (size_t)n);
+    return conn_send_text(&mb->c, b, (size_t)n);
 }
 
 /* Each publisher sends rate / publishers messages a second, to its rooms
@@ -520,7 +521,9 @@ static void publish_due(struct worker *w, int64_t now)
                                   MAX_ROOM_SEQ);
                 continue;
             }
-            send_chat(mb, room, w->room_seq[room]++);
+            if (send_chat(mb, room, w->room_seq[room]))
+                break;
+            w->room_seq[room]++;
             r->unacked++;
             w->unacked++;
             w->st.sent++;
@@ -538,8 +541,9 @@ static void resend_due(struct worker *w, int64_t now)
             i++;
             continue;
         }
-        send_chat(mb, s->room, s->seq);
-        w->st.r.resends++;
+        /* A resend the connection could not take is dropped with it. */
+        if (send_chat(mb, s->room, s->seq) == 0)
+            w->st.r.resends++;
         *s = w->resends[--w->nresends];
     }
 }
