@@ -48,8 +48,9 @@ def warnings(r):
         out.append("the gateways never went quiet after setup: the figures "
                    "include setup traffic")
     if r.get("scenario") == "storm" and r.get("joined", 0) < r.get("conns", 0):
-        out.append("only %d of %d connections joined" % (r["joined"],
-                                                         r["conns"]))
+        out.append("only %d of %d connections joined%s" % (
+            r["joined"], r["conns"], " (timed out: --storm-timeout)"
+            if r.get("timed_out") else ""))
     if r.get("scenario") == "reconnect":
         out += _reconnect_warnings(r)
     metrics = r.get("gateway_metrics") or r.get("survivor_metrics") or {}

@@ -260,6 +260,7 @@ void report_storm(const struct run_result *r)
     jo_int(&j, "rooms", r->o->rooms);
     jo_int(&j, "joined", (int64_t)s->joined);
     jo_num(&j, "wall_s", round(wall * 1000) / 1000);
+    jo_bool(&j, "timed_out", r->deadline_hit);
     jo_num(&j, "joins_per_s", s->joined ? round((double)s->joined / wall) : NAN);
     jo_num(&j, "gateway_cpu_s", r->have_gw ? r->gw_cpu_s : NAN);
     jo_num(&j, "gateway_cpu_per_1k", r->have_gw ? per_1k(r->gw_cpu_s, s->connected) : NAN);
@@ -284,10 +285,11 @@ void report_storm(const struct run_result *r)
     if (end_line(&j, r))
         return;
     fprintf(stderr,
-            "storm: %llu of %u connected, %llu joined in %.2f s (%.0f handshakes/s)\n"
+            "storm: %llu of %u connected, %llu joined in %.2f s (%.0f handshakes/s)%s\n"
             "  gateway CPU %.2f s (%.3f per 1,000 connections), then %.2f s while settling\n",
             (unsigned long long)s->connected, r->o->conns, (unsigned long long)s->joined, wall,
-            handshake_rate(s), r->gw_cpu_s, per_1k(r->gw_cpu_s, s->connected), r->settle_gw_cpu_s);
+            handshake_rate(s), r->deadline_hit ? "; TIMED OUT waiting for the rest" : "",
+            r->gw_cpu_s, per_1k(r->gw_cpu_s, s->connected), r->settle_gw_cpu_s);
     warn_unsettled(r);
     if (s->first_error[0])
         fprintf(stderr, "  first error: %s\n", s->first_error);

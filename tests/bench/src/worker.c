@@ -245,7 +245,7 @@ static void on_joined(struct worker *w, struct member *mb)
 {
     if (mb->joined)
         return;
-    mb->joined = 1;
+    mb->joined = JOIN_OK;
     w->st.joined++;
     w->st.join_last_us = now_us();
     w->settled++;
@@ -276,6 +276,12 @@ static void on_text(void *ctx, struct conn *c, const char *p, size_t n, const st
         if (w->o->mode == MODE_STORM)
             send_join(mb);
     } else if (jspan_is(m.type, "error")) {
+        /* A storm client sends nothing but its join: an error refused it,
+         * and no joined will come. */
+        if (w->o->mode == MODE_STORM && mb->joined == JOIN_NONE) {
+            mb->joined = JOIN_REFUSED;
+            w->settled++;
+        }
         w->st.errors[err_kind_of(m.code)]++;
         worker_note_error(w, "error frame from the gateway: %.*s", m.code.p ? (int)m.code.n : 0,
                           m.code.p ? m.code.p : "");

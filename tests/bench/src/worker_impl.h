@@ -20,11 +20,14 @@
 
 struct rmember;
 
+/* Where a member's join stands (storm and fanout). */
+enum { JOIN_NONE, JOIN_OK, JOIN_REFUSED };
+
 struct member {
     struct conn c;
     uint32_t id;
     uint32_t room;
-    uint8_t joined;
+    uint8_t joined;            /* JOIN_NONE, JOIN_OK or JOIN_REFUSED */
     struct seqwin *track;      /* fanout: one per publisher of the room */
     uint64_t sched;            /* fanout publisher: messages due so far, sent or not */
     uint32_t seq;              /* fanout publisher: next sequence number */
