@@ -193,6 +193,12 @@ class Cluster:
             args += ["--redis-pid", str(self.redis.pid)]
         return args
 
+    def runqueue_waits(self):
+        """{name: seconds waited for a CPU so far} of Redis and the gateways
+        still running."""
+        return {proc.name: proc.runqueue_wait_s() for proc in self.procs
+                if proc.alive()}
+
     def metrics(self):
         """The gateways' counters in METRICS, summed over those still
         running (a killed one is left out)."""

@@ -173,6 +173,16 @@ def floor(start, cb, p):
             "lost_connections": sum(r["lost_connections"] for r in runs)}
 
 
+def _waited(cluster, before):
+    """Seconds each process of cluster waited for a CPU since before (a
+    runqueue_waits() of earlier): on a shared machine this tells a starved
+    process from a slow one."""
+    now = cluster.runqueue_waits()
+    return {name: round(now[name] - before[name], 2)
+            for name in now if now[name] is not None and
+            before.get(name) is not None}
+
+
 def storm(cluster, cb, p, announce):
     """Connects p.storm_conns clients as fast as chatbench can, each joining
     a room after its welcome, on gateways with their default flags."""
@@ -181,7 +191,9 @@ def storm(cluster, cb, p, announce):
         "--setup-timeout", p.storm_timeout, "--progress", p.progress]
     if p.storm_workers:
         args += ["--workers", p.storm_workers]
+    before = cluster.runqueue_waits()
     result = chatbench.run(cb, "storm", args)
+    result["runqueue_wait_s"] = _waited(cluster, before)
     result["redis"] = cluster.redis is not None
     result["announce_connections"] = announce
     result["gateway_metrics"] = cluster.metrics()
@@ -210,14 +222,10 @@ def reconnect(cluster, lb, cb, p):
         # towards the one load-balancer port: two source addresses.
         "--source-ips", 2]
     lb_before = lb.cpu_s()
-    waited = [proc.runqueue_wait_s() or 0 for proc, _ in survivors]
+    before = cluster.runqueue_waits()
     result = chatbench.run(cb, "reconnect", args)
     result["lb_cpu_s"] = round(lb.cpu_s() - lb_before, 2)
-    # Waiting for a CPU, not working: on a shared machine this tells a
-    # starved gateway from a slow one.
-    result["survivor_runqueue_wait_s"] = [
-        round((proc.runqueue_wait_s() or 0) - w, 2)
-        for (proc, _), w in zip(survivors, waited)]
+    result["runqueue_wait_s"] = _waited(cluster, before)
     result["lb_events"] = lb.events()
     result["redis"] = cluster.redis is not None
     result["survivors"] = result["gateways"]

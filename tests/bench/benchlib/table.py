@@ -57,6 +57,12 @@ def warnings(r):
     if metrics.get("keepalive_timeouts"):
         out.append("the gateways closed %d connections for missed pongs "
                    "(keepalive timeouts)" % metrics["keepalive_timeouts"])
+    waited = r.get("runqueue_wait_s") or {}
+    if waited and max(waited.values()) > STARVED_S:
+        out.append("processes under test waited for a CPU during the run "
+                   "(%s): the machine was short of CPU, the times are not "
+                   "theirs alone" % ", ".join(
+                       "%s %.1f s" % kv for kv in sorted(waited.items())))
     load = r.get("loadavg_before")
     if load is not None and load > r.get("cores", 1) / 2:
         out.append("load average %.1f before the run on %d cores: other "
@@ -64,8 +70,8 @@ def warnings(r):
     return "".join("\n  WARNING: " + w for w in out)
 
 
-# Seconds a surviving gateway may wait for a CPU over a reconnect run
-# before its times say more about the machine than about the gateway.
+# Seconds a gateway or Redis may wait for a CPU over a run before its
+# times say more about the machine than about the process.
 STARVED_S = 2.0
 
 
@@ -89,11 +95,6 @@ def _reconnect_warnings(r):
     if flaps:
         out.append("HAProxy changed the state of surviving gateways: %s" %
                    ", ".join("%s: %d" % kv for kv in sorted(flaps.items())))
-    waited = r.get("survivor_runqueue_wait_s") or []
-    if waited and max(waited) > STARVED_S:
-        out.append("the surviving gateways waited %s s for a CPU during the "
-                   "run: the machine was short of CPU, the times are not "
-                   "theirs alone" % "/".join("%.1f" % w for w in waited))
     if r["unacked"]:
         out.append("%d chats never came back to their publisher" %
                    r["unacked"])
