@@ -6,6 +6,7 @@ stopped by the PID we started, never by name.
 import collections
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -307,6 +308,12 @@ class Haproxy:
     processes on one free port for conns WebSockets; stopped on close()."""
 
     def __init__(self, cluster, conns, balance, log_dir):
+        # Debian puts it in /usr/sbin, which a user's PATH may lack.
+        binary = shutil.which("haproxy") or shutil.which(
+            "haproxy", path="/usr/sbin:/sbin")
+        if not binary:
+            raise StartError("haproxy is not installed (Debian package "
+                             "haproxy, see deploy/install-deps.sh)")
         self.port = free_port()
         self.procs = []
         n = max(1, -(-conns // LB_CONNS_PER_PROCESS))
@@ -320,7 +327,7 @@ class Haproxy:
         try:
             for i in range(n):
                 self.procs.append(Proc("haproxy%d" % (i + 1), [
-                    "haproxy", "-db", "-f", cfg], log_dir))
+                    binary, "-db", "-f", cfg], log_dir))
             for proc in self.procs:
                 _wait(lambda: _http_ok("http://127.0.0.1:%d/readyz"
                                        % self.port), "haproxy", proc)
