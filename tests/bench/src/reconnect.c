@@ -644,6 +644,7 @@ void recon_count(struct worker *w)
         if (r->in_room) {
             w->st.r.expected += owed;
             w->st.r.missing += missing;
+            w->st.r.members_missing += missing > 0;
         } else {
             w->st.r.not_back++;
             w->st.r.missing_not_back += missing;

@@ -329,6 +329,7 @@ void report_reconnect(const struct run_result *r)
     jo_int(&j, "unacked", (int64_t)r->unacked);
     jo_int(&j, "expected", (int64_t)x->expected);
     jo_int(&j, "missing", (int64_t)x->missing);
+    jo_int(&j, "members_missing", (int64_t)x->members_missing);
     jo_int(&j, "missing_not_back", (int64_t)x->missing_not_back);
     jo_int(&j, "duplicates", (int64_t)s->duplicates);
     jo_int(&j, "survivor_drops", (int64_t)x->survivor_drops);

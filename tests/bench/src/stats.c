@@ -31,6 +31,7 @@ static void rstats_merge(struct rstats *into, const struct rstats *f)
     into->recovered += f->recovered;
     into->not_back += f->not_back;
     into->missing += f->missing;
+    into->members_missing += f->members_missing;
     into->missing_not_back += f->missing_not_back;
     into->expected += f->expected;
     into->publisher_drops += f->publisher_drops;

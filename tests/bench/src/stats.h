@@ -50,6 +50,7 @@ struct rstats {
     uint64_t recovered;        /* messages that came in rejoin histories */
     uint64_t not_back;         /* members not in their room at the end */
     uint64_t missing;          /* published after a member's first joined, never seen */
+    uint64_t members_missing;  /* members in their room that missed any */
     uint64_t missing_not_back; /* the same for members not back */
     uint64_t expected;         /* what the members in their rooms had to see */
     uint64_t publisher_drops;
