@@ -222,9 +222,11 @@ void recon_on_closed(struct worker *w, struct member *mb, int code, const char *
         w->unacked -= r->unacked;
         r->unacked = 0;
         r->rooms_joined = 0;
-    } else if (atomic_load(&w->sh->t_kill) && r->on_victim) {
+    } else if (atomic_load(&w->sh->t_kill) && r->on_victim && !r->dropped) {
         w->st.r.victim_closes++;
-    } else if (after_setup) {
+    } else if (after_setup && r->in_room) {
+        /* A surviving gateway closed a member in its room: one that was
+         * there from the start, or one that had come back to it. */
         w->st.r.survivor_drops++;
         worker_note_error(w, "a member of the surviving gateway was closed: %d (%s)", code, why);
     }

@@ -38,7 +38,7 @@ struct rstats {
     uint64_t on_victim;      /* members whose first welcome came from --kill */
     uint64_t on_survivor;    /* the others */
     uint64_t victim_closes;  /* victims' connections closed after the kill */
-    uint64_t survivor_drops; /* survivors' connections closed after setup */
+    uint64_t survivor_drops; /* members in their room on a survivor, closed after setup */
     uint64_t reconnects;     /* upgrades after a drop */
     uint64_t rejoins;        /* joined after a drop */
     uint64_t refused[REF_KINDS];
