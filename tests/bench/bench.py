@@ -3,7 +3,7 @@
 runs the scenarios with the chatbench load generator, prints a table and one
 JSON line per scenario, and stops everything it started.
 
-  tests/bench/bench.py                      # fanout, floor, max and idle
+  tests/bench/bench.py                      # fanout, floor, max, idle, storm, reconnect
   tests/bench/bench.py --scenarios fanout --rate 300
   tests/bench/bench.py --smoke              # every scenario, tiny (CI)
 
@@ -26,7 +26,7 @@ from benchlib import chatbench, procs, scenarios, table  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-SCENARIOS = ("fanout", "floor", "max", "idle")
+SCENARIOS = ("fanout", "floor", "max", "idle", "storm", "reconnect")
 
 # Every scenario, tiny: proves the tool works end to end in under 30 s.
 SMOKE = dict(gateways=2, conns=40, rooms=2, publishers=4, rate=50, size=100,
@@ -35,7 +35,37 @@ SMOKE = dict(gateways=2, conns=40, rooms=2, publishers=4, rate=50, size=100,
              max_retries=0,
              max_warmup=0.2, max_step_duration=1, idle_conns=200,
              idle_gateways=2, idle_workers=2, idle_seconds=1,
-             ping_interval="500ms", shutdown_wait=10)
+             ping_interval="500ms", shutdown_wait=10,
+             storm_conns=300, storm_gateways=2, storm_rooms=20,
+             storm_workers=2, storm_announce="on",
+             reconnect_conns=300, reconnect_gateways=2, reconnect_rooms=10,
+             reconnect_publishers=2, reconnect_rate=20, reconnect_warmup=1,
+             reconnect_deadline=20, reconnect_tail=1)
+
+
+# --reconnect-NAME options: (NAME, type, default, help).
+RECONNECT_ARGS = (
+    ("conns", int, 20000, "members, through the load balancer"),
+    ("gateways", int, 3, "gateways, one of them killed; the survivors "
+     "must hold every member, under 20,000 files each"),
+    ("rooms", int, 100, "rooms"),
+    ("publishers", int, 10, "publishers on a surviving gateway"),
+    ("rate", float, 100, "messages/s of all publishers together"),
+    ("warmup", float, 5, "seconds of publishing before the kill"),
+    ("deadline", float, 60, "longest wait for everyone to be back"),
+    ("tail", float, 3, "seconds of publishing after everyone is back"),
+)
+
+
+def _size_args(group, name, conns, gateways):
+    """--NAME-conns, --NAME-gateways and --NAME-workers."""
+    group.add_argument("--%s-conns" % name, type=int, default=conns,
+                       help="connections (%d)" % conns)
+    group.add_argument("--%s-gateways" % name, type=int, default=gateways,
+                       help="gateways: each holds under 20,000 files (%d)"
+                       % gateways)
+    group.add_argument("--%s-workers" % name, type=int, default=0,
+                       help="client processes (default: one per 19,000)")
 
 
 def parse_args(argv):
@@ -88,12 +118,7 @@ def parse_args(argv):
     g.add_argument("--max-p99-ms", type=float, default=50,
                    help="max: a step fails above this p99 (50)")
     g = ap.add_argument_group("idle")
-    g.add_argument("--idle-conns", type=int, default=40000,
-                   help="connections (40000)")
-    g.add_argument("--idle-gateways", type=int, default=3,
-                   help="gateways: each holds under 20,000 files (3)")
-    g.add_argument("--idle-workers", type=int, default=0,
-                   help="client processes (default: one per 19,000)")
+    _size_args(g, "idle", 40000, 3)
     g.add_argument("--idle-seconds", type=float, default=20,
                    help="seconds of idle measurement (20)")
     g.add_argument("--ping-interval", default="10s",
@@ -101,6 +126,23 @@ def parse_args(argv):
     g.add_argument("--shutdown-wait", type=float, default=30,
                    help="longest wait for the gateways to close every "
                    "connection after SIGTERM (30)")
+    g = ap.add_argument_group("storm (gateways with their default flags)")
+    _size_args(g, "storm", 20000, 2)
+    g.add_argument("--storm-rooms", type=int, default=1000,
+                   help="rooms; connection i joins room i mod ROOMS (1000)")
+    g.add_argument("--storm-announce", choices=("on", "off", "both"),
+                   default="on",
+                   help="the gateways' --announce-connections; both: a run "
+                   "with each, and the ratio of their times (on)")
+    g.add_argument("--storm-timeout", type=float, default=180,
+                   help="storm and reconnect: longest wait for every "
+                   "connection and join (180)")
+    g = ap.add_argument_group("reconnect (behind HAProxy)")
+    for name, kind, default, text in RECONNECT_ARGS:
+        g.add_argument("--reconnect-" + name, type=kind, default=default,
+                       help="%s (%g)" % (text, default))
+    g.add_argument("--lb-balance", choices=("leastconn", "roundrobin"),
+                   default="leastconn", help="HAProxy's balance (leastconn)")
     ap.add_argument("--progress", type=float, default=2,
                     help="seconds between progress lines, 0 off (2)")
     ap.add_argument("--json-out", help="also append the JSON lines here")
@@ -120,9 +162,15 @@ def parse_args(argv):
     return p
 
 
-def repeats(name, p):
-    """How many times main runs scenario name (floor repeats inside)."""
-    return (p.repeat or 1) if name == "fanout" else 1
+def variants(name, p):
+    """The runs main makes of scenario name (floor repeats inside): fanout
+    --repeat times, storm once per --storm-announce setting."""
+    if name == "fanout":
+        return [None] * (p.repeat or 1)
+    if name == "storm":
+        return ["on", "off"] if p.storm_announce == "both" else \
+            [p.storm_announce]
+    return [None]
 
 
 def pong_timeout(interval):
@@ -137,23 +185,34 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-def run_scenario(name, p, cb, gateway_bin, log_dir):
+def run_scenario(name, p, cb, gateway_bin, log_dir, variant):
     """Runs one scenario on a fresh cluster; returns (result, renderer)."""
     before = loadavg()
-    result, render = _run_on_cluster(name, p, cb, gateway_bin, log_dir)
+    result, render = _run_on_cluster(name, p, cb, gateway_bin, log_dir,
+                                     variant)
     result.update(loadavg_before=before, loadavg_after=loadavg(),
                   cores=os.cpu_count())
     return result, render
 
 
-def _run_on_cluster(name, p, cb, gateway_bin, log_dir):
-    redis = not p.single_node
+def _bench_flags(name, variant):
+    """The flags a scenario gives the gateways before the caller's."""
     # The per-connection rate limit would cap the publishers, not measure
     # the fan-out; "NAME connected" to every client makes N connections
-    # cost N^2/2 frames, which would be measured instead of idleness. The
-    # caller's --gateway-args come later and win.
-    extra = (["--announce-connections", "off"] if name == "idle"
-             else ["--rate-limit", "0"]) + shlex.split(p.gateway_args)
+    # cost N^2/2 frames, which would be measured instead of idleness. Storm
+    # and reconnect measure the defaults (storm may turn announcements off
+    # for comparison).
+    if name == "idle" or (name == "storm" and variant == "off"):
+        return ["--announce-connections", "off"]
+    if name in ("storm", "reconnect"):
+        return []
+    return ["--rate-limit", "0"]
+
+
+def _run_on_cluster(name, p, cb, gateway_bin, log_dir, variant):
+    redis = not p.single_node
+    # The caller's --gateway-args come later and win.
+    extra = _bench_flags(name, variant) + shlex.split(p.gateway_args)
     if name == "floor":
         return _floor(p, cb, gateway_bin, log_dir, extra)
     if name == "idle":
@@ -161,6 +220,11 @@ def _run_on_cluster(name, p, cb, gateway_bin, log_dir):
                   "--pong-timeout", pong_timeout(p.ping_interval)]
         cluster = procs.Cluster(gateway_bin, p.idle_gateways, log_dir, redis,
                                 extra)
+    elif name == "storm":
+        cluster = procs.Cluster(gateway_bin, p.storm_gateways, log_dir, redis,
+                                extra)
+    elif name == "reconnect":
+        return _reconnect(p, cb, gateway_bin, log_dir, extra)
     else:
         cluster = procs.Cluster(gateway_bin, p.gateways, log_dir, redis,
                                 extra)
@@ -169,7 +233,25 @@ def _run_on_cluster(name, p, cb, gateway_bin, log_dir):
             return scenarios.fanout(cluster, cb, p), table.fanout
         if name == "max":
             return scenarios.max_rate(cluster, cb, p), table.max_rate
+        if name == "storm":
+            return scenarios.storm(cluster, cb, p, variant), table.storm
         return scenarios.idle(cluster, cb, p), table.idle
+    finally:
+        cluster.close()
+
+
+def _reconnect(p, cb, gateway_bin, log_dir, extra):
+    """The reconnect scenario: Redis, gateways and HAProxy in front."""
+    if p.single_node or p.reconnect_gateways < 2:
+        raise ValueError("reconnect needs Redis and at least 2 gateways")
+    cluster = procs.Cluster(gateway_bin, p.reconnect_gateways, log_dir, True,
+                            extra)
+    try:
+        lb = procs.Haproxy(cluster, p.reconnect_conns, p.lb_balance, log_dir)
+        try:
+            return scenarios.reconnect(cluster, lb, cb, p), table.reconnect
+        finally:
+            lb.close()
     finally:
         cluster.close()
 
@@ -196,6 +278,10 @@ def broken(name, r):
         return "no step passed"
     if name == "idle" and not r.get("connected"):
         return "no connections"
+    if name == "storm" and not r.get("joined"):
+        return "no joins"
+    if name == "reconnect" and not r.get("rejoins"):
+        return "no rejoins"
     return None
 
 
@@ -219,9 +305,9 @@ def main(argv):
         for name in p.scenarios:
             print("== %s" % name, file=sys.stderr, flush=True)
             results = []
-            for _ in range(repeats(name, p)):
+            for variant in variants(name, p):
                 result, render = run_scenario(name, p, cb, gateway_bin,
-                                              log_dir)
+                                              log_dir, variant)
                 line = json.dumps(result, ensure_ascii=False,
                                   separators=(",", ":"))
                 print(render(result))
@@ -237,7 +323,8 @@ def main(argv):
             if failed:
                 break
             if len(results) > 1:
-                print(table.fanout_median(results))
+                print(table.storm_ratio(results) if name == "storm"
+                      else table.fanout_median(results))
             done += 1
     except KeyboardInterrupt:
         failed = "interrupted"

@@ -3,7 +3,10 @@
 Everything listens on 127.0.0.1 on a port the kernel picked as free, and is
 stopped by the PID we started, never by name.
 """
+import collections
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,6 +44,31 @@ class Proc:
 
     def alive(self):
         return self.popen.poll() is None
+
+    def runqueue_wait_s(self):
+        """Seconds its threads have waited, runnable, for a CPU (the second
+        field of /proc/PID/task/*/schedstat); None once it is gone."""
+        total = 0
+        try:
+            tasks = os.listdir("/proc/%d/task" % self.pid)
+        except OSError:
+            return None
+        for tid in tasks:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (self.pid, tid)) as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that ended meanwhile
+        return total / 1e9
+
+    def cpu_s(self):
+        """CPU-seconds (user + system) used so far; None once it is gone."""
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines=5):
         with open(self.log_path, "rb") as f:
@@ -92,6 +120,33 @@ def _http_ok(url):
         return False
 
 
+# Gateway counters the storm and reconnect scenarios report (from /metrics,
+# without the gateway_ prefix and _total suffix).
+METRICS = ("keepalive_timeouts", "slow_consumer_drops", "rate_limited",
+           "rejected_upgrades", "incomplete_requests", "oversize_closes")
+
+
+def _scrape(port):
+    """METRICS of the gateway on port; those it does not answer are 0."""
+    found = {}
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                    timeout=5) as r:
+            text = r.read().decode(errors="replace")
+    except OSError:
+        return found
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].startswith("gateway_"):
+            continue
+        name = parts[0][len("gateway_"):]
+        if name.endswith("_total"):
+            name = name[:-len("_total")]
+        if name in METRICS:
+            found[name] = int(float(parts[1]))
+    return found
+
+
 class Cluster:
     """Redis (unless single node) and N gateways, stopped on close()."""
 
@@ -130,13 +185,31 @@ class Cluster:
               "gateway gw%d" % n, proc)
         self.gateways.append((proc, port))
 
-    def chatbench_args(self):
+    def chatbench_args(self, gateways=None):
+        """--gateway for each of gateways (default: all) and --redis-pid."""
         args = []
-        for proc, port in self.gateways:
+        for proc, port in self.gateways if gateways is None else gateways:
             args += ["--gateway", "127.0.0.1:%d@%d" % (port, proc.pid)]
         if self.redis:
             args += ["--redis-pid", str(self.redis.pid)]
         return args
+
+    def runqueue_waits(self):
+        """{name: seconds waited for a CPU so far} of Redis and the gateways
+        still running."""
+        return {proc.name: proc.runqueue_wait_s() for proc in self.procs
+                if proc.alive()}
+
+    def metrics(self):
+        """The gateways' counters in METRICS, summed over those still
+        running (a killed one is left out)."""
+        total = dict.fromkeys(METRICS, 0)
+        for proc, port in self.gateways:
+            if not proc.alive():
+                continue
+            for name, value in _scrape(port).items():
+                total[name] += value
+        return total
 
     def stop_gateways(self):
         """SIGTERM every gateway at once. Returns the seconds each took to
@@ -182,3 +255,102 @@ class BareServer:
 
     def close(self):
         self.proc.terminate()
+
+
+# One HAProxy process holds two descriptors per WebSocket (client and
+# gateway side) and the open-file limit here is 20,000 per process, so the
+# load balancer is several HAProxy processes on one port (HAProxy binds with
+# SO_REUSEPORT, and the kernel spreads the connections over them).
+LB_CONNS_PER_PROCESS = 7000
+
+HAPROXY_CFG = """\
+global
+    maxconn %(maxconn)d
+    nbthread 1
+    hard-stop-after 5s
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    # Longer than the gateways' default 54 s pings, so an idle but healthy
+    # WebSocket is never cut.
+    timeout tunnel 1h
+    timeout client-fin 5s
+    timeout http-request 10s
+    # A refused connection (the killed gateway) is retried on another.
+    retries 3
+    option redispatch 1
+
+frontend chat
+    bind 127.0.0.1:%(port)d
+    maxconn %(maxconn)d
+    default_backend gateways
+
+backend gateways
+    balance %(balance)s
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server check inter 1s fall 2 rise 2 observe layer4 error-limit 3 on-error mark-down
+%(servers)s
+"""
+
+
+# HAProxy's warning when a server changes state, e.g. "Server gateways/gw2
+# is DOWN, reason: Layer7 timeout, check duration: 1001ms. ...".
+_SERVER_EVENT = re.compile(
+    r"Server gateways/(gw\d+) is (DOWN|UP)(?:, reason: ([^,]+))?")
+
+
+class Haproxy:
+    """Debian's haproxy in front of the gateways of a Cluster, as enough
+    processes on one free port for conns WebSockets; stopped on close()."""
+
+    def __init__(self, cluster, conns, balance, log_dir):
+        # Debian puts it in /usr/sbin, which a user's PATH may lack.
+        binary = shutil.which("haproxy") or shutil.which(
+            "haproxy", path="/usr/sbin:/sbin")
+        if not binary:
+            raise StartError("haproxy is not installed (Debian package "
+                             "haproxy, see deploy/install-deps.sh)")
+        self.port = free_port()
+        self.procs = []
+        n = max(1, -(-conns // LB_CONNS_PER_PROCESS))
+        servers = "\n".join("    server gw%d 127.0.0.1:%d" % (i + 1, port)
+                             for i, (_, port) in enumerate(cluster.gateways))
+        cfg = os.path.join(log_dir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(HAPROXY_CFG % dict(port=self.port, balance=balance,
+                                       maxconn=LB_CONNS_PER_PROCESS + 2000,
+                                       servers=servers))
+        try:
+            for i in range(n):
+                self.procs.append(Proc("haproxy%d" % (i + 1), [
+                    binary, "-db", "-f", cfg], log_dir))
+            for proc in self.procs:
+                _wait(lambda: _http_ok("http://127.0.0.1:%d/readyz"
+                                       % self.port), "haproxy", proc)
+        except BaseException:
+            self.close()
+            raise
+
+    def events(self):
+        """How often each process saw each server go DOWN or UP, and why:
+        {"gw2 DOWN (Layer7 timeout)": 3, ...}, over all processes."""
+        seen = collections.Counter()
+        for proc in self.procs:
+            with open(proc.log_path, errors="replace") as f:
+                for m in _SERVER_EVENT.finditer(f.read()):
+                    why = " (%s)" % m.group(3) if m.group(3) else ""
+                    seen["%s %s%s" % (m.group(1), m.group(2), why)] += 1
+        return dict(seen)
+
+    def cpu_s(self):
+        """CPU-seconds of all its processes so far."""
+        return sum(proc.cpu_s() or 0 for proc in self.procs)
+
+    def close(self):
+        for proc in self.procs:
+            proc.terminate()
+        self.procs = []

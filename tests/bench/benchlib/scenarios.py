@@ -171,3 +171,66 @@ def floor(start, cb, p):
             "generator_limited": any(r["generator_limited"] for r in runs),
             "publishers_behind": any(r["publishers_behind"] for r in runs),
             "lost_connections": sum(r["lost_connections"] for r in runs)}
+
+
+def _waited(cluster, before):
+    """Seconds each process of cluster waited for a CPU since before (a
+    runqueue_waits() of earlier): on a shared machine this tells a starved
+    process from a slow one."""
+    now = cluster.runqueue_waits()
+    return {name: round(now[name] - before[name], 2)
+            for name in now if now[name] is not None and
+            before.get(name) is not None}
+
+
+def storm(cluster, cb, p, announce):
+    """Connects p.storm_conns clients as fast as chatbench can, each joining
+    a room after its welcome, on gateways with their default flags."""
+    args = cluster.chatbench_args() + [
+        "--conns", p.storm_conns, "--rooms", p.storm_rooms,
+        "--setup-timeout", p.storm_timeout, "--progress", p.progress]
+    if p.storm_workers:
+        args += ["--workers", p.storm_workers]
+    before = cluster.runqueue_waits()
+    result = chatbench.run(cb, "storm", args)
+    result["runqueue_wait_s"] = _waited(cluster, before)
+    result["redis"] = cluster.redis is not None
+    result["announce_connections"] = announce
+    result["gateway_metrics"] = cluster.metrics()
+    return result
+
+
+# The gateway whose clients lose their connection, and the one the
+# publishers use (the first survivor).
+VICTIM = 0
+
+
+def reconnect(cluster, lb, cb, p):
+    """Members through the load balancer lb, publishers straight to a
+    surviving gateway; chatbench SIGKILLs the victim after the warm-up."""
+    victim, _ = cluster.gateways[VICTIM]
+    survivors = [g for i, g in enumerate(cluster.gateways) if i != VICTIM]
+    args = cluster.chatbench_args(survivors) + [
+        "--lb", "127.0.0.1:%d" % lb.port,
+        "--kill", "gw%d@%d" % (VICTIM + 1, victim.pid),
+        "--conns", p.reconnect_conns, "--rooms", p.reconnect_rooms,
+        "--publishers", p.reconnect_publishers, "--rate", p.reconnect_rate,
+        "--warmup", p.reconnect_warmup, "--deadline", p.reconnect_deadline,
+        "--tail", p.reconnect_tail, "--drain", 10,
+        "--setup-timeout", p.storm_timeout, "--progress", p.progress,
+        # Twice the members' connections pass through ephemeral ports
+        # towards the one load-balancer port: two source addresses.
+        "--source-ips", 2]
+    lb_before = lb.cpu_s()
+    before = cluster.runqueue_waits()
+    result = chatbench.run(cb, "reconnect", args)
+    result["lb_cpu_s"] = round(lb.cpu_s() - lb_before, 2)
+    result["runqueue_wait_s"] = _waited(cluster, before)
+    result["lb_events"] = lb.events()
+    result["redis"] = cluster.redis is not None
+    result["survivors"] = result["gateways"]
+    result["gateways"] = len(cluster.gateways)
+    result["balance"] = p.lb_balance
+    result["lb_processes"] = len(lb.procs)
+    result["survivor_metrics"] = cluster.metrics()
+    return result

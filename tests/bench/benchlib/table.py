@@ -47,11 +47,58 @@ def warnings(r):
     if r.get("settled") is False:
         out.append("the gateways never went quiet after setup: the figures "
                    "include setup traffic")
+    if r.get("scenario") == "storm" and r.get("joined", 0) < r.get("conns", 0):
+        out.append("only %d of %d connections joined%s" % (
+            r["joined"], r["conns"], " (timed out: --storm-timeout)"
+            if r.get("timed_out") else ""))
+    if r.get("scenario") == "reconnect":
+        out += _reconnect_warnings(r)
+    metrics = r.get("gateway_metrics") or r.get("survivor_metrics") or {}
+    if metrics.get("keepalive_timeouts"):
+        out.append("the gateways closed %d connections for missed pongs "
+                   "(keepalive timeouts)" % metrics["keepalive_timeouts"])
+    waited = r.get("runqueue_wait_s") or {}
+    if waited and max(waited.values()) > STARVED_S:
+        out.append("processes under test waited for a CPU during the run "
+                   "(%s): the machine was short of CPU, the times are not "
+                   "theirs alone" % ", ".join(
+                       "%s %.1f s" % kv for kv in sorted(waited.items())))
     load = r.get("loadavg_before")
     if load is not None and load > r.get("cores", 1) / 2:
         out.append("load average %.1f before the run on %d cores: other "
                    "processes competed for CPU" % (load, r.get("cores", 1)))
     return "".join("\n  WARNING: " + w for w in out)
+
+
+# Seconds a gateway or Redis may wait for a CPU over a run before its
+# times say more about the machine than about the process.
+STARVED_S = 2.0
+
+
+def _reconnect_warnings(r):
+    out = []
+    if r["deadline_hit"]:
+        out.append("%d members were not back in their room %g s after the "
+                   "kill" % (r["not_back"], r["deadline_s"]))
+    if r["missing"] or r["duplicates"]:
+        out.append("members missed %d messages and got %d twice" % (
+            r["missing"], r["duplicates"]))
+    if r["survivor_drops"]:
+        out.append("the surviving gateways dropped %d members (first: %s)"
+                   % (r["survivor_drops"], r.get("first_error") or "?"))
+    if r["publisher_drops"]:
+        out.append("%d publishers were dropped: what they sent unseen is "
+                   "not counted" % r["publisher_drops"])
+    victim = r["killed"] + " "
+    flaps = {e: n for e, n in r.get("lb_events", {}).items()
+             if not e.startswith(victim)}
+    if flaps:
+        out.append("HAProxy changed the state of surviving gateways: %s" %
+                   ", ".join("%s: %d" % kv for kv in sorted(flaps.items())))
+    if r["unacked"]:
+        out.append("%d chats never came back to their publisher" %
+                   r["unacked"])
+    return out
 
 
 def fanout(r):
@@ -131,3 +178,57 @@ def floor(r):
                                      r["repeat"]),
         ["server", "runs", "cpu", "cpu range", "x floor", "p50", "p99",
          "read p99", "lost"], rows) + warnings(r)
+
+
+def _mean_max(r, kind):
+    return "%s/%s" % (_fmt(r["frames_mean"][kind]), _fmt(r["frames_max"][kind]))
+
+
+def storm(r):
+    m = r.get("gateway_metrics") or {}
+    c = r["close_codes"]
+    closed = ", ".join("%s: %d" % (k, v) for k, v in c.items() if v) or "0"
+    return _render(
+        "storm (announcements %s; CPU in CPU-seconds, total and per 1,000 "
+        "connections; frames per client during the storm, mean/max)"
+        % r["announce_connections"],
+        ["gw", "conns", "rooms", "joined", "wall s", "handshakes/s",
+         "joins/s", "cpu gw", "gw/1k", "cpu redis", "redis/1k", "system",
+         "client_count", "joined fr", "other", "closed", "keepalive to"],
+        [[r["gateways"], r["conns"], r["rooms"], r["joined"], r["wall_s"],
+          r["handshakes_per_s"], r["joins_per_s"],
+          (r["gateway_cpu_s"], ".2f"), (r["gateway_cpu_per_1k"], ".3f"),
+          (r["redis_cpu_s"], ".2f"), (r["redis_cpu_per_1k"], ".3f"),
+          _mean_max(r, "system"), _mean_max(r, "client_count"),
+          _mean_max(r, "joined"), _mean_max(r, "other"), closed,
+          m.get("keepalive_timeouts")]]) + warnings(r)
+
+
+def storm_ratio(results):
+    """Storm with announcements on and off, one line."""
+    on = next(r for r in results if r["announce_connections"] == "on")
+    off = next(r for r in results if r["announce_connections"] == "off")
+    ratio = on["wall_s"] / off["wall_s"] if off["wall_s"] else None
+    return ("storm: announcements on took %s s, off %s s: %s times (target "
+            "at most 1.5)" % (_fmt(on["wall_s"]), _fmt(off["wall_s"]),
+                              _fmt(ratio, ".2f")))
+
+
+def reconnect(r):
+    refused = ", ".join("%s: %d" % (k, v) for k, v in r["refused"].items()
+                        if v) or "0"
+    return _render(
+        "reconnect (%d gateways behind HAProxy %s, %s killed; seconds from "
+        "the kill; CPU-seconds of the survivors and Redis from the kill to "
+        "the last rejoin; HAProxy's over the whole run)" % (
+            r["gateways"], r["balance"], r["killed"]),
+        ["conns", "rooms", "msg/s", "on killed", "reconnected s",
+         "rejoined s", "join p99 s", "not back", "missing", "dup", "truncated",
+         "survivors dropped", "refused", "max attempt", "cpu gw",
+         "cpu redis", "cpu lb run"],
+        [[r["conns"], r["rooms"], r["rate"], r["on_killed"],
+          r["reconnected_s"], r["rejoined_s"],
+          (r["rejoin_wait_us"]["p99"] / 1e6, ".2f"), r["not_back"], r["missing"],
+          r["duplicates"], r["truncated"], r["survivor_drops"], refused,
+          r["max_attempt"], (r["survivor_cpu_s"], ".2f"),
+          (r["redis_cpu_s"], ".2f"), (r["lb_cpu_s"], ".2f")]]) + warnings(r)

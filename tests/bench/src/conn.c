@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "rng.h"
 #include "wsframe.h"
 
 #define MAX_HEAD 8192         /* longest upgrade response accepted */
@@ -17,13 +18,7 @@
 
 static uint64_t next_rand(struct conn_io *io)
 {
-    uint64_t x = io->rng;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    io->rng = x;
-    return x;
+    return rng_next(&io->rng);
 }
 
 int conn_io_init(struct conn_io *io, struct event_base *base, const struct conn_handlers *h,
@@ -261,11 +256,9 @@ static int handle_frame(struct conn *c, const struct ws_frame *f, const uint8_t 
 static int open_from_head(struct conn *c, const uint8_t *buf, size_t hl)
 {
     static char why[64];
-    int status;
-
-    if (hs_check_response((const char *)buf, hl, c->key, &status)) {
-        if (status && status != 101)
-            snprintf(why, sizeof(why), "upgrade refused: HTTP %d", status);
+    if (hs_check_response((const char *)buf, hl, c->key, &c->status)) {
+        if (c->status && c->status != 101)
+            snprintf(why, sizeof(why), "upgrade refused: HTTP %d", c->status);
         else
             snprintf(why, sizeof(why), "bad upgrade response");
         finish(c, 0, why);

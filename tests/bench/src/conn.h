@@ -58,6 +58,7 @@ struct conn {
     int fd;
     uint8_t state;
     uint8_t frag_op; /* opcode of a fragmented message being assembled */
+    int status;      /* HTTP status of the upgrade answer, 0 before one */
     int64_t started_us;
     void *user;
     char key[HS_KEY_LEN + 1];

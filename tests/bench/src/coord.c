@@ -20,6 +20,7 @@
 #define SETTLE_QUIET_US 1000000
 #define SETTLE_MAX_US 60000000
 #define REAP_GRACE_US 10000000
+#define ACK_WAIT_US 10000000 /* reconnect: longest wait for publishers' acks */
 
 struct coord {
     const struct options *o;
@@ -70,11 +71,14 @@ static void progress_line(struct coord *c, int64_t now)
     fprintf(stderr,
             "[chatbench %6.1fs] %-8s open %llu/%u joined %llu sent %llu "
             "delivered %llu (%.0f/s) frames %llu pings %llu\n",
-            t, c->stage, (unsigned long long)PROG(c, open), c->o->conns,
+            t, c->stage, (unsigned long long)PROG(c, open), options_total_conns(c->o),
             (unsigned long long)PROG(c, joined), (unsigned long long)PROG(c, sent),
             (unsigned long long)delivered,
             dt > 0 ? (double)(delivered - c->last_delivered) / dt : 0.0,
             (unsigned long long)PROG(c, frames_in), (unsigned long long)PROG(c, pings));
+    if (c->o->mode == MODE_RECONNECT)
+        fprintf(stderr, "[chatbench %6.1fs] in room %llu unacked %llu\n", t,
+                (unsigned long long)PROG(c, in_room), (unsigned long long)PROG(c, unacked));
     c->last_delivered = delivered;
     c->last_progress_us = now;
 }
@@ -222,6 +226,17 @@ static int settle_timed(struct coord *c, struct run_result *r)
     return 0;
 }
 
+/* Waits until every worker has its connections in their rooms. */
+static int wait_setup(struct coord *c, struct run_result *r)
+{
+    c->stage = "setup";
+    if (wait_state(c, WK_READY, c->o->setup_timeout_s,
+                   "setup timed out (connections or joins missing)"))
+        return -1;
+    r->setup_s = (double)(now_us() - c->started_us) / 1e6;
+    return 0;
+}
+
 static int run_fanout(struct coord *c, struct run_result *r)
 {
     const struct options *o = c->o;
@@ -229,11 +244,8 @@ static int run_fanout(struct coord *c, struct run_result *r)
     struct usage a, b;
     int have_redis;
 
-    c->stage = "setup";
-    if (wait_state(c, WK_READY, o->setup_timeout_s,
-                   "setup timed out (connections or joins missing)"))
+    if (wait_setup(c, r))
         return -1;
-    r->setup_s = (double)(now_us() - c->started_us) / 1e6;
     if (settle_timed(c, r))
         return -1;
     sh->t_go = now_us() + 100000;
@@ -282,16 +294,116 @@ static int run_idle(struct coord *c, struct run_result *r, const struct usage *b
     r->gw_rss_before_kb = before->gw_rss_kb;
     r->gw_rss_after_kb = a.gw_rss_kb;
     usage_between(c, &a, &b, r);
+    /* The phase first: on a loaded machine the gateways' 1001 can reach a
+     * worker before this process runs again after the line below. */
+    c->sh->shutdown_deadline = now_us() + (int64_t)(o->shutdown_wait_s * 1e6);
+    atomic_store_explicit(&c->sh->phase, PH_SHUTDOWN, memory_order_release);
     if (o->shutdown_wait_s > 0) {
         /* The caller stops the gateways when it reads this line. */
         fputs("{\"event\":\"idle_done\"}\n", stdout);
         fflush(stdout);
     }
-    c->sh->shutdown_deadline = now_us() + (int64_t)(o->shutdown_wait_s * 1e6);
-    atomic_store_explicit(&c->sh->phase, PH_SHUTDOWN, memory_order_release);
     c->stage = "shutdown";
     return wait_state(c, WK_DONE, o->shutdown_wait_s + REAP_GRACE_US / 1e6,
                       "workers did not finish after the shutdown");
+}
+
+static const char STORM_TIMEOUT[] = "storm timed out (connections or joins missing)";
+
+/* Storm: everything from the first connect to the last joined, then the
+ * tail of announcements until the gateways go quiet. */
+static int run_storm(struct coord *c, struct run_result *r, const struct usage *before)
+{
+    struct usage a, b;
+    int have_gw, have_redis;
+
+    c->stage = "storm";
+    /* A storm the gateways do not finish is a result, not a failure: it
+     * is reported with what did join (and timed_out). */
+    if (wait_state(c, WK_READY, c->o->setup_timeout_s, STORM_TIMEOUT)) {
+        if (c->failure != STORM_TIMEOUT)
+            return -1;
+        c->failure = NULL;
+        r->deadline_hit = 1;
+    }
+    sample(c, &a, &r->have_gw, &r->have_redis);
+    r->setup_s = r->window_s = (double)(now_us() - c->started_us) / 1e6;
+    usage_between(c, before, &a, r);
+    if (settle_timed(c, r))
+        return -1;
+    sample(c, &b, &have_gw, &have_redis);
+    r->settle_gw_cpu_s = b.gw_cpu - a.gw_cpu;
+    r->settle_redis_cpu_s = b.redis_cpu - a.redis_cpu;
+    atomic_store_explicit(&c->sh->phase, PH_DONE, memory_order_release);
+    c->stage = "count";
+    return wait_state(c, WK_DONE, REAP_GRACE_US / 1e6, "workers did not finish after the storm");
+}
+
+/* Waits until the kill has closed every victim's connection and every
+ * connection is open and in its rooms again, or the deadline. (Before
+ * the closes are seen, everyone still looks in their room.) */
+static int wait_back(struct coord *c, int64_t deadline, struct run_result *r)
+{
+    uint64_t total = options_total_conns(c->o);
+
+    while (PROG(c, victim_closes) < PROG(c, victims) || PROG(c, in_room) < total ||
+           PROG(c, open) < total) {
+        if (poll_once(c))
+            return -1;
+        if (now_us() > deadline) {
+            r->deadline_hit = 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int run_reconnect(struct coord *c, struct run_result *r)
+{
+    const struct options *o = c->o;
+    struct shared *sh = c->sh;
+    struct usage a, b;
+    int have_gw, have_redis;
+    int64_t t;
+
+    if (wait_setup(c, r))
+        return -1;
+    sh->t_go = now_us() + 100000;
+    atomic_store_explicit(&sh->phase, PH_RUN, memory_order_release);
+    c->stage = "publish";
+    if (wait_until(c, sh->t_go + (int64_t)(o->warmup_s * 1e6)))
+        return -1;
+    sample(c, &a, &have_gw, &have_redis);
+    r->kill_us = now_us();
+    /* Stamped before the kill, so that every close it causes is seen
+     * after it. */
+    atomic_store(&sh->t_kill, r->kill_us);
+    if (kill(o->kill_pid, SIGKILL)) {
+        c->failure = "cannot SIGKILL the --kill process";
+        return -1;
+    }
+    c->stage = "reconnect";
+    if (wait_back(c, r->kill_us + (int64_t)(o->deadline_s * 1e6), r))
+        return -1;
+    sample(c, &b, &r->have_gw, &r->have_redis);
+    r->have_gw = r->have_gw && have_gw;
+    r->have_redis = r->have_redis && have_redis;
+    r->window_s = (double)(now_us() - r->kill_us) / 1e6;
+    usage_between(c, &a, &b, r);
+    c->stage = "tail";
+    if (!r->deadline_hit && wait_until(c, now_us() + (int64_t)(o->tail_s * 1e6)))
+        return -1;
+    atomic_store_explicit(&sh->phase, PH_STOP, memory_order_release);
+    c->stage = "acks";
+    t = now_us();
+    while (PROG(c, unacked) && now_us() - t < ACK_WAIT_US)
+        if (poll_once(c))
+            return -1;
+    r->unacked = PROG(c, unacked);
+    atomic_store_explicit(&sh->phase, PH_CHECK, memory_order_release);
+    c->stage = "drain";
+    return wait_state(c, WK_DONE, o->drain_s + REAP_GRACE_US / 1e6,
+                      "workers did not finish after the drain");
 }
 
 static void stop_workers(struct coord *c)
@@ -338,7 +450,7 @@ int coord_run(const struct options *o)
     struct usage before;
     int have_gw, have_redis, rc;
 
-    c.sh = shared_create(o->workers);
+    c.sh = shared_create(o->workers, o->mode == MODE_RECONNECT ? o->rooms : 0);
     if (!c.sh) {
         fprintf(stderr, "chatbench: cannot map shared memory: %s\n", strerror(errno));
         return 1;
@@ -348,8 +460,22 @@ int coord_run(const struct options *o)
     sample(&c, &before, &have_gw, &have_redis);
     c.started_us = c.last_progress_us = now_us();
     rc = fork_workers(&c);
-    if (rc == 0)
-        rc = o->mode == MODE_FANOUT ? run_fanout(&c, &r) : run_idle(&c, &r, &before);
+    if (rc == 0) {
+        switch (o->mode) {
+        case MODE_FANOUT:
+            rc = run_fanout(&c, &r);
+            break;
+        case MODE_IDLE:
+            rc = run_idle(&c, &r, &before);
+            break;
+        case MODE_STORM:
+            rc = run_storm(&c, &r, &before);
+            break;
+        case MODE_RECONNECT:
+            rc = run_reconnect(&c, &r);
+            break;
+        }
+    }
     if (rc)
         stop_workers(&c);
     else
@@ -365,10 +491,20 @@ int coord_run(const struct options *o)
         shared_destroy(c.sh);
         return interrupted ? 130 : 1;
     }
-    if (o->mode == MODE_FANOUT)
+    switch (o->mode) {
+    case MODE_FANOUT:
         report_fanout(&r);
-    else
+        break;
+    case MODE_IDLE:
         report_idle(&r);
+        break;
+    case MODE_STORM:
+        report_storm(&r);
+        break;
+    case MODE_RECONNECT:
+        report_reconnect(&r);
+        break;
+    }
     shared_destroy(c.sh);
     return 0;
 }

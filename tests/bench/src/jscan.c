@@ -1,5 +1,6 @@
 #include "jscan.h"
 
+#include <stddef.h>
 #include <string.h>
 
 static const char *skip_ws(const char *p, const char *end)
@@ -63,12 +64,24 @@ static const char *skip_value(const char *p, const char *end)
 
 static struct jspan *slot_for(struct jmsg *m, const char *k, size_t n)
 {
-    if (n == 4 && memcmp(k, "type", 4) == 0)
-        return &m->type;
-    if (n == 7 && memcmp(k, "content", 7) == 0)
-        return &m->content;
-    if (n == 4 && memcmp(k, "code", 4) == 0)
-        return &m->code;
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        {"type", offsetof(struct jmsg, type)},
+        {"content", offsetof(struct jmsg, content)},
+        {"code", offsetof(struct jmsg, code)},
+        {"id", offsetof(struct jmsg, id)},
+        {"gateway", offsetof(struct jmsg, gateway)},
+        {"history", offsetof(struct jmsg, history)},
+        {"truncated", offsetof(struct jmsg, truncated)},
+        {"cid", offsetof(struct jmsg, cid)},
+        {"retry_after_ms", offsetof(struct jmsg, retry_after_ms)},
+    };
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strlen(keys[i].key) == n && memcmp(k, keys[i].key, n) == 0)
+            return (struct jspan *)(void *)((char *)m + keys[i].off);
     return NULL;
 }
 
@@ -116,6 +129,34 @@ int jscan_message(const char *buf, size_t n, struct jmsg *m)
             return 0;
         return -1;
     }
+}
+
+int jscan_array_next(struct jspan arr, const char **pos, struct jspan *elem)
+{
+    const char *end = arr.p + arr.n - 1; /* the closing bracket */
+    const char *p, *v;
+
+    if (!arr.p || arr.n < 2 || arr.p[0] != '[' || *end != ']')
+        return -1;
+    if (*pos == arr.p) {
+        p = skip_ws(arr.p + 1, end);
+        if (p >= end)
+            return 0;
+    } else {
+        p = skip_ws(*pos, end);
+        if (p >= end)
+            return 0;
+        if (*p != ',')
+            return -1;
+        p = skip_ws(p + 1, end);
+    }
+    v = skip_value(p, end);
+    if (!v || v == p)
+        return -1;
+    elem->p = p;
+    elem->n = (size_t)(v - p);
+    *pos = v;
+    return 1;
 }
 
 int jspan_is(struct jspan s, const char *lit)

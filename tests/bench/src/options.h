@@ -6,7 +6,7 @@
 
 #define MAX_GATEWAYS 64
 
-enum mode { MODE_FANOUT, MODE_IDLE };
+enum mode { MODE_FANOUT, MODE_IDLE, MODE_STORM, MODE_RECONNECT };
 
 struct gateway_addr {
     char host[64]; /* numeric IPv4 */
@@ -36,7 +36,24 @@ struct options {
     unsigned source_ips;
     unsigned connect_concurrency;
     int quiet;
+    /* reconnect */
+    struct gateway_addr lb; /* where the members connect */
+    int have_lb;
+    char kill_id[65]; /* gateway id of the victim, as its welcome says */
+    pid_t kill_pid;
+    double tail_s;     /* publishing after every member is back */
+    double deadline_s; /* longest wait for them after the kill */
+    double attempt_timeout_s;
+    uint32_t backoff_base_ms;
+    uint32_t backoff_cap_ms;
 };
+
+/* Connections the generator opens: reconnect's publishers come on top of
+ * its --conns members; elsewhere publishers are members. */
+static inline uint32_t options_total_conns(const struct options *o)
+{
+    return o->conns + (o->mode == MODE_RECONNECT ? o->publishers : 0);
+}
 
 /* Parses argv. Returns 0 to run, 1 when --help was printed, 2 on a usage
  * error (already reported on stderr). */

@@ -22,10 +22,17 @@ struct run_result {
     long gw_rss_before_kb;
     long gw_rss_after_kb;
     uint64_t pings_window;
+    double settle_gw_cpu_s; /* storm: after the last joined, while settling */
+    double settle_redis_cpu_s;
+    int64_t kill_us;  /* reconnect: when the victim got SIGKILL */
+    int deadline_hit; /* reconnect: not all were back by --deadline */
+    uint64_t unacked; /* reconnect: chats never seen by their publisher */
 };
 
 /* One JSON line on stdout and, unless --quiet, a summary on stderr. */
 void report_fanout(const struct run_result *r);
 void report_idle(const struct run_result *r);
+void report_storm(const struct run_result *r);
+void report_reconnect(const struct run_result *r);
 
 #endif

@@ -12,54 +12,16 @@
 #include "conn.h"
 #include "jscan.h"
 #include "layout.h"
+#include "reconnect.h"
 #include "seqtrack.h"
+#include "worker_impl.h"
 
 #define RX_BUFFER (256u << 10)
 #define TICK_US 1000
 #define PROGRESS_US 100000
-#define QUIET_US 500000        /* drain ends after this long without news */
 #define MAX_BACKLOG (4u << 20) /* a publisher stops queueing beyond this */
 
-struct member {
-    struct conn c;
-    uint32_t id;
-    uint32_t room;
-    uint8_t joined;
-    struct seqwin *track; /* one per publisher of the room */
-    uint64_t sched;       /* publisher: messages due so far, sent or not */
-    uint32_t seq;         /* publisher: next sequence number */
-    double offset;        /* publisher: its phase within one period */
-};
-
-struct worker {
-    const struct options *o;
-    struct layout l;
-    struct shared *sh;
-    struct slot *slot;
-    struct event_base *base;
-    struct event *tick;
-    struct conn_io io;
-    struct member *m;
-    uint32_t n;
-    uint32_t *pubs;
-    uint32_t npubs;
-    uint32_t next_connect;
-    uint32_t inflight;
-    uint32_t settled; /* opened and ready, or failed */
-    uint64_t open;
-    struct sockaddr_in *dst;
-    char (*host)[80]; /* "HOST:PORT" for the Host header */
-    struct wstats st;
-    int running; /* PH_RUN seen and timeline loaded */
-    int64_t t_go, m_start, m_end;
-    double pub_rate; /* messages/s of one publisher */
-    int64_t last_progress_us;
-    int64_t last_news_us; /* last measured arrival */
-    char *msg;            /* chat frame under construction */
-    size_t msg_cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void note_error(struct worker *w, const char *fmt, ...)
+void worker_note_error(struct worker *w, const char *fmt, ...)
 {
     va_list ap;
 
@@ -70,29 +32,50 @@ __attribute__((format(printf, 2, 3))) static void note_error(struct worker *w, c
     va_end(ap);
 }
 
-static void start_more(struct worker *w)
+int worker_connect(struct worker *w, struct member *mb, const struct sockaddr_in *dst,
+                   const char *host)
 {
     char target[sizeof(w->o->path) + 32];
+    in_addr_t src = 0;
+    const char *why;
 
+    if (w->l.source_ips > 1)
+        src = htonl(0x7F000000u | layout_source_octet(&w->l, mb->id));
+    snprintf(target, sizeof(target), "%s?username=b%" PRIu32, w->o->path, mb->id);
+    if (!w->st.connect_first_us)
+        w->st.connect_first_us = now_us();
+    if (conn_start(&mb->c, &w->io, dst, src, host, target, mb, &why)) {
+        w->st.connect_failures++;
+        worker_note_error(w, "connect: %s", why);
+        return -1;
+    }
+    w->inflight++;
+    return 0;
+}
+
+static void start_more(struct worker *w)
+{
     while (w->inflight < w->o->connect_concurrency && w->next_connect < w->n) {
         struct member *mb = &w->m[w->next_connect++];
-        uint32_t g = layout_gateway(&w->l, mb->id);
-        in_addr_t src = 0;
-        const char *why;
 
-        if (w->l.source_ips > 1)
-            src = htonl(0x7F000000u | layout_source_octet(&w->l, mb->id));
-        snprintf(target, sizeof(target), "%s?username=b%" PRIu32, w->o->path, mb->id);
-        if (!w->st.connect_first_us)
-            w->st.connect_first_us = now_us();
-        if (conn_start(&mb->c, &w->io, &w->dst[g], src, w->host[g], target, mb, &why)) {
-            w->st.connect_failures++;
-            w->settled++;
-            note_error(w, "connect: %s", why);
-            continue;
+        if (w->o->mode == MODE_RECONNECT) {
+            recon_connect(w, mb);
+        } else {
+            uint32_t g = layout_gateway(&w->l, mb->id);
+
+            if (worker_connect(w, mb, &w->dst[g], w->host[g]))
+                w->settled++;
         }
-        w->inflight++;
     }
+}
+
+static void send_join(struct member *mb)
+{
+    char join[96];
+    int n = snprintf(join, sizeof(join), "{\"type\":\"join_room\",\"room\":\"bench-%" PRIu32 "\"}",
+                     mb->room);
+
+    conn_send_text(&mb->c, join, (size_t)n);
 }
 
 static void on_open(void *ctx, struct conn *c)
@@ -103,18 +86,21 @@ static void on_open(void *ctx, struct conn *c)
 
     w->inflight--;
     w->open++;
-    w->st.connected++;
-    w->st.connect_last_us = now;
-    hist_add(&w->st.handshake, (uint64_t)(now - c->started_us));
-    if (w->o->mode == MODE_FANOUT) {
-        char join[96];
-        int n = snprintf(join, sizeof(join),
-                         "{\"type\":\"join_room\",\"room\":\"bench-%" PRIu32 "\"}", mb->room);
-
-        conn_send_text(c, join, (size_t)n);
-    } else {
-        w->settled++;
+    /* Reconnect's connections after the kill are counted as reconnects,
+     * not as the setup's. */
+    if (!atomic_load(&w->sh->t_kill)) {
+        w->st.connected++;
+        w->st.connect_last_us = now;
     }
+    hist_add(&w->st.handshake, (uint64_t)(now - c->started_us));
+    /* Storm and reconnect join once the welcome is there, as the browser
+     * client does. */
+    if (w->o->mode == MODE_FANOUT)
+        send_join(mb);
+    else if (w->o->mode == MODE_IDLE)
+        w->settled++;
+    else if (w->o->mode == MODE_RECONNECT)
+        recon_on_open(w, mb, now);
     start_more(w);
 }
 
@@ -144,9 +130,13 @@ static void on_closed(void *ctx, struct conn *c, int code, const char *why)
 
     if (code == 0) {
         w->inflight--;
-        w->st.connect_failures++;
-        w->settled++;
-        note_error(w, "connect: %s", why);
+        if (w->o->mode == MODE_RECONNECT) {
+            recon_on_refused(w, mb, c->status, why);
+        } else {
+            w->st.connect_failures++;
+            w->settled++;
+            worker_note_error(w, "connect: %s", why);
+        }
         start_more(w);
         return;
     }
@@ -155,13 +145,17 @@ static void on_closed(void *ctx, struct conn *c, int code, const char *why)
     if (!w->st.first_close_us)
         w->st.first_close_us = now;
     w->st.last_close_us = now;
-    if (atomic_load(&w->slot->state) == WK_READY && atomic_load(&w->sh->phase) != PH_SHUTDOWN) {
+    /* Reconnect expects closes and counts them itself. */
+    if (atomic_load(&w->slot->state) == WK_READY && atomic_load(&w->sh->phase) != PH_SHUTDOWN &&
+        w->o->mode != MODE_RECONNECT) {
         w->st.closes_in_run++;
-        note_error(w, "closed by the gateway with %d (%s)", code, why);
+        worker_note_error(w, "closed by the gateway with %d (%s)", code, why);
     }
-    if (w->o->mode == MODE_FANOUT && !mb->joined) {
+    if (w->o->mode == MODE_RECONNECT) {
+        recon_on_closed(w, mb, code, why);
+    } else if (w->o->mode != MODE_IDLE && !mb->joined) {
         w->settled++;
-        note_error(w, "closed before joining: %s (%d)", why, code);
+        worker_note_error(w, "closed before joining: %s (%d)", why, code);
     }
 }
 
@@ -223,15 +217,38 @@ static void on_chat(struct worker *w, struct member *mb, struct jspan content,
     w->last_news_us = t->read_us;
 }
 
-static enum err_kind err_kind_of(struct jspan code)
+/* The index of s in names, or n when it is none of them. */
+static int kind_of(struct jspan s, const char *const *names, int n)
 {
-    if (jspan_is(code, "rate_limited"))
-        return ERR_RATE_LIMITED;
-    if (jspan_is(code, "unavailable"))
-        return ERR_UNAVAILABLE;
-    if (jspan_is(code, "not_in_room"))
-        return ERR_NOT_IN_ROOM;
-    return ERR_OTHER;
+    int k = 0;
+
+    while (k < n && !jspan_is(s, names[k]))
+        k++;
+    return k;
+}
+
+enum err_kind err_kind_of(struct jspan code)
+{
+    static const char *const names[ERR_OTHER] = {"rate_limited", "unavailable", "not_in_room"};
+
+    return (enum err_kind)kind_of(code, names, ERR_OTHER);
+}
+
+static enum frame_kind frame_kind_of(struct jspan type)
+{
+    static const char *const names[FT_OTHER] = {"system", "client_count", "joined"};
+
+    return (enum frame_kind)kind_of(type, names, FT_OTHER);
+}
+
+static void on_joined(struct worker *w, struct member *mb)
+{
+    if (mb->joined)
+        return;
+    mb->joined = JOIN_OK;
+    w->st.joined++;
+    w->st.join_last_us = now_us();
+    w->settled++;
 }
 
 static void on_text(void *ctx, struct conn *c, const char *p, size_t n, const struct rx_time *t)
@@ -242,21 +259,32 @@ static void on_text(void *ctx, struct conn *c, const char *p, size_t n, const st
 
     w->st.frames_in++;
     if (jscan_message(p, n, &m)) {
-        note_error(w, "unreadable frame from the gateway");
+        worker_note_error(w, "unreadable frame from the gateway");
         return;
     }
+    if (w->o->mode == MODE_RECONNECT) {
+        recon_on_text(w, mb, &m);
+        return;
+    }
+    if (w->o->mode == MODE_STORM && atomic_load(&w->sh->phase) < PH_DONE)
+        mb->frames[frame_kind_of(m.type)]++;
     if (jspan_is(m.type, "chat")) {
         on_chat(w, mb, m.content, t);
     } else if (jspan_is(m.type, "joined")) {
-        if (!mb->joined) {
-            mb->joined = 1;
-            w->st.joined++;
+        on_joined(w, mb);
+    } else if (jspan_is(m.type, "welcome")) {
+        if (w->o->mode == MODE_STORM)
+            send_join(mb);
+    } else if (jspan_is(m.type, "error")) {
+        /* A storm client sends nothing but its join: an error refused it,
+         * and no joined will come. */
+        if (w->o->mode == MODE_STORM && mb->joined == JOIN_NONE) {
+            mb->joined = JOIN_REFUSED;
             w->settled++;
         }
-    } else if (jspan_is(m.type, "error")) {
         w->st.errors[err_kind_of(m.code)]++;
-        note_error(w, "error frame from the gateway: %.*s", m.code.p ? (int)m.code.n : 0,
-                   m.code.p ? m.code.p : "");
+        worker_note_error(w, "error frame from the gateway: %.*s", m.code.p ? (int)m.code.n : 0,
+                          m.code.p ? m.code.p : "");
     }
 }
 
@@ -338,6 +366,10 @@ static void report_progress(struct worker *w)
     atomic_store_explicit(&p->frames_in, w->st.frames_in, memory_order_relaxed);
     atomic_store_explicit(&p->pings, w->st.pings, memory_order_relaxed);
     atomic_store_explicit(&p->open, w->open, memory_order_relaxed);
+    atomic_store_explicit(&p->in_room, w->in_room, memory_order_relaxed);
+    atomic_store_explicit(&p->unacked, w->unacked, memory_order_relaxed);
+    atomic_store_explicit(&p->victims, w->st.r.on_victim, memory_order_relaxed);
+    atomic_store_explicit(&p->victim_closes, w->st.r.victim_closes, memory_order_relaxed);
 }
 
 /* 1 when this worker's part is over. */
@@ -345,10 +377,14 @@ static int finished(struct worker *w, int phase, int64_t now)
 {
     if (w->o->mode == MODE_IDLE)
         return phase == PH_SHUTDOWN && (w->open == 0 || now >= w->sh->shutdown_deadline);
+    if (w->o->mode == MODE_STORM)
+        return phase == PH_DONE;
+    if (w->o->mode == MODE_RECONNECT)
+        return recon_finished(w, phase, now);
     if (!w->running || now < w->m_end)
         return 0;
     return now >= w->m_end + (int64_t)(w->o->drain_s * 1e6) ||
-           now - (w->last_news_us > w->m_end ? w->last_news_us : w->m_end) >= QUIET_US;
+           now - (w->last_news_us > w->m_end ? w->last_news_us : w->m_end) >= DRAIN_QUIET_US;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -359,7 +395,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (w->settled == w->n && atomic_load(&w->slot->state) == WK_STARTING) {
+    if (w->o->mode == MODE_RECONNECT) {
+        if (w->in_room == w->n && atomic_load(&w->slot->state) == WK_STARTING)
+            atomic_store(&w->slot->state, WK_READY);
+        recon_tick(w, phase, now);
+    } else if (w->settled == w->n && atomic_load(&w->slot->state) == WK_STARTING) {
         if (w->o->mode == MODE_FANOUT && w->st.joined < w->n) {
             atomic_store(&w->slot->state, WK_FAILED);
             event_base_loopbreak(w->base);
@@ -373,7 +413,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         w->m_end = w->sh->m_end;
         w->running = 1;
     }
-    if (w->running)
+    if (w->running && w->o->mode == MODE_FANOUT)
         publish_due(w, now);
     if (now - w->last_progress_us >= PROGRESS_US) {
         report_progress(w);
@@ -395,7 +435,7 @@ static int setup_targets(struct worker *w)
         w->dst[g].sin_family = AF_INET;
         w->dst[g].sin_port = htons(a->port);
         if (inet_pton(AF_INET, a->host, &w->dst[g].sin_addr) != 1) {
-            note_error(w, "not a numeric IPv4 address: %s", a->host);
+            worker_note_error(w, "not a numeric IPv4 address: %s", a->host);
             return -1;
         }
         snprintf(w->host[g], sizeof(w->host[g]), "%s:%u", a->host, (unsigned)a->port);
@@ -407,12 +447,14 @@ static int setup_members(struct worker *w, unsigned index)
 {
     uint32_t k = 0, p = 0;
 
-    w->n = w->l.conns / w->l.workers + (index < w->l.conns % w->l.workers);
+    uint32_t total = options_total_conns(w->o);
+
+    w->n = total / w->l.workers + (index < total % w->l.workers);
     w->m = calloc(w->n, sizeof(*w->m));
     w->pubs = calloc(w->n, sizeof(*w->pubs));
     if (!w->m || !w->pubs)
         return -1;
-    for (uint32_t id = index; id < w->l.conns; id += w->l.workers, k++) {
+    for (uint32_t id = index; id < total; id += w->l.workers, k++) {
         struct member *mb = &w->m[k];
 
         mb->id = id;
@@ -438,6 +480,7 @@ static void teardown(struct worker *w)
         conn_drop(&w->m[i].c);
         free(w->m[i].track);
     }
+    recon_teardown(w);
     if (w->tick)
         event_free(w->tick);
     conn_io_free(&w->io);
@@ -465,10 +508,23 @@ static int setup(struct worker *w, unsigned index)
         conn_io_init(&w->io, w->base, &handlers, w, RX_BUFFER, w->msg_cap,
                      (uint64_t)now_us() * 2654435761u + index))
         return -1;
+    if (o->mode == MODE_RECONNECT && recon_setup(w))
+        return -1;
     w->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
     if (!w->tick || event_add(w->tick, &tv))
         return -1;
     return 0;
+}
+
+/* Adds up what each member read during the storm. */
+static void storm_count(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        for (int k = 0; k < FT_KINDS; k++) {
+            w->st.frames_sum[k] += w->m[i].frames[k];
+            if (w->m[i].frames[k] > w->st.frames_max[k])
+                w->st.frames_max[k] = w->m[i].frames[k];
+        }
 }
 
 int worker_main(const struct options *o, struct shared *sh, unsigned index)
@@ -477,12 +533,16 @@ int worker_main(const struct options *o, struct shared *sh, unsigned index)
     int failed;
 
     if (setup(&w, index)) {
-        note_error(&w, "worker setup failed");
+        worker_note_error(&w, "worker setup failed");
         failed = 1;
     } else {
         start_more(&w);
         failed = event_base_dispatch(w.base) < 0;
     }
+    if (!failed && o->mode == MODE_STORM)
+        storm_count(&w);
+    else if (!failed && o->mode == MODE_RECONNECT)
+        recon_count(&w);
     report_progress(&w);
     w.slot->final = w.st;
     failed = failed || atomic_load(&w.slot->state) == WK_FAILED;

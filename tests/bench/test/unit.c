@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "handshake.h"
 #include "hist.h"
 #include "jscan.h"
@@ -133,6 +134,50 @@ static void test_seq(void)
     CHECK(seq_note(&w, 199) == SEQ_LATE);
 }
 
+static void test_jscan_more(void)
+{
+    const char *joined = "{\"type\":\"joined\",\"room\":\"r\",\"history\":[{\"id\":\"5-1\","
+                         "\"content\":\"0 7\"} , {\"id\":\"6-0\",\"content\":\"]\"}],"
+                         "\"truncated\":true}";
+    const char *err = "{\"type\":\"error\",\"code\":\"rate_limited\",\"cid\":\"3-4\","
+                      "\"retry_after_ms\":250}";
+    struct jmsg m, h;
+    struct jspan e;
+    const char *pos;
+
+    CHECK(jscan_message(joined, strlen(joined), &m) == 0);
+    CHECK(jspan_is(m.truncated, "true"));
+    pos = m.history.p;
+    CHECK(jscan_array_next(m.history, &pos, &e) == 1);
+    CHECK(jscan_message(e.p, e.n, &h) == 0 && jspan_is(h.id, "5-1") && jspan_is(h.content, "0 7"));
+    CHECK(jscan_array_next(m.history, &pos, &e) == 1);
+    CHECK(jscan_message(e.p, e.n, &h) == 0 && jspan_is(h.content, "]"));
+    CHECK(jscan_array_next(m.history, &pos, &e) == 0);
+    m.history = (struct jspan){"[]", 2};
+    pos = m.history.p;
+    CHECK(jscan_array_next(m.history, &pos, &e) == 0);
+    m.history = (struct jspan){"[1 2]", 5};
+    pos = m.history.p;
+    CHECK(jscan_array_next(m.history, &pos, &e) == 1 &&
+          jscan_array_next(m.history, &pos, &e) == -1);
+    CHECK(jscan_message(err, strlen(err), &m) == 0);
+    CHECK(jspan_is(m.cid, "3-4") && jspan_is(m.retry_after_ms, "250"));
+    err = "{\"type\":\"welcome\",\"gateway\":\"gw1\"}";
+    CHECK(jscan_message(err, strlen(err), &m) == 0 && jspan_is(m.gateway, "gw1"));
+}
+
+/* The same figures as client/backoff.js: half fixed, half random, doubling
+ * from the base up to the cap. */
+static void test_backoff(void)
+{
+    CHECK(backoff_delay_ms(0, 500, 15000, 0.0) == 250);
+    CHECK(backoff_delay_ms(0, 500, 15000, 0.999999) == 500);
+    CHECK(backoff_delay_ms(1, 500, 15000, 0.5) == 750);
+    CHECK(backoff_delay_ms(5, 500, 15000, 0.0) == 7500);
+    CHECK(backoff_delay_ms(6, 500, 15000, 0.0) == 7500);
+    CHECK(backoff_delay_ms(1000, 500, 15000, 0.999999) == 15000);
+}
+
 static void test_layout(void)
 {
     struct layout l = {
@@ -159,6 +204,8 @@ int main(void)
     test_accept();
     test_frames();
     test_jscan();
+    test_jscan_more();
+    test_backoff();
     test_hist();
     test_seq();
     test_layout();
