@@ -109,6 +109,16 @@ def build_gohub(out):
     return out
 
 
+def terminate(p):
+    """SIGTERM, then SIGKILL if p has not exited within STOP_TIMEOUT_S."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 class Procs:
     """Every process this script starts, stopped by PID in stop_all()."""
 
@@ -127,12 +137,7 @@ class Procs:
 
     def stop(self, p):
         if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            terminate(p)
         if p in self.running:
             self.running.remove(p)
 
@@ -238,12 +243,7 @@ def run_chatbench(a, servers, redis, deadline_s):
         out, err = cb.communicate(timeout=deadline_s)
     except BaseException:
         # chatbench stops its workers on SIGTERM (they also die with it).
-        cb.send_signal(signal.SIGTERM)
-        try:
-            cb.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            cb.kill()
-            cb.wait()
+        terminate(cb)
         raise
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if cb.returncode != 0 or not lines:
