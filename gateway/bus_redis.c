@@ -304,6 +304,7 @@ struct rbus {
     unsigned attempt;
     struct event *reconnect_timer, *heartbeat_timer, *close_timer;
     unsigned heartbeats_unanswered;
+    unsigned replies_since_beat; /* script answers since the last heartbeat */
     bool closing;
     bus_done_fn close_done;
     void *close_arg;
@@ -416,6 +417,8 @@ static void on_script_reply(redisAsyncContext *c, void *r, void *privdata)
     (void)c;
     struct request *q = privdata;
     redisReply *reply = r;
+    if (reply)
+        q->rb->replies_since_beat++;
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
         send_script(q->rb, q, true) == 0) {
         log_warn("redis: script cache was flushed, loading it again");
@@ -1101,6 +1104,12 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
     }
     if (rb->state != LINK_READY || rb->closing)
         return;
+    /* Answers came since the last beat: Redis is alive, only behind (in a
+     * connect storm thousands of joins queue up ahead of the heartbeat).
+     * Only a Redis that answers nothing at all is gone. */
+    if (rb->replies_since_beat)
+        rb->heartbeats_unanswered = 0;
+    rb->replies_since_beat = 0;
     if (rb->heartbeats_unanswered >= HEARTBEATS_MISSED_MAX) {
         /* Redis has not answered for periods: treat it as gone, so that
          * what waits on it fails now instead of hanging. (One late answer
@@ -1285,7 +1294,7 @@ static void teardown(struct rbus *rb, const char *why)
                  rb->base.cfg->redis_port, why);
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->broadcast_live = false;
-    rb->heartbeats_unanswered = 0;
+    rb->heartbeats_unanswered = rb->replies_since_beat = 0;
     metrics.redis_up = 0;
     free_ctx(&rb->cmd);
     free_ctx(&rb->sub);
