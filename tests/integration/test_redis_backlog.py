@@ -6,6 +6,8 @@ answers keep coming. Here the backlog is made with a proxy that lets Redis's
 answers through at 100 KB/s while joins fetch large histories."""
 
 import asyncio
+import os
+import signal
 
 import pytest
 
@@ -89,3 +91,24 @@ async def test_answers_queued_behind_a_backlog_are_not_an_outage(redis_server, g
         assert "no answer to the heartbeat" not in gw.log_text()
     finally:
         await proxy.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_redis_that_answers_nothing_is_gone(redis_server, gateways):
+    """Frozen (SIGSTOP): its connections stay open but nothing comes back.
+    Within two heartbeats and a bit the gateway reports 503 and answers a
+    waiting chat with `unavailable`; thawed, it is back by itself."""
+    gw = gateways.start("gw1", redis_server.port)
+    await asyncio.to_thread(gw.wait_ready)
+    alice = await Client.connect(gw.port, "alice")
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        await alice.chat("while Redis is frozen")
+        await alice.expect_error("unavailable", timeout=20)
+        assert await asyncio.to_thread(gw.readyz_status) == 503
+        assert "no answer to the heartbeat" in gw.log_text()
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    await asyncio.to_thread(gw.wait_ready, 15)
+    await alice.chat("after the thaw")
+    assert (await alice.recv_chat("after the thaw"))["sender"] == "alice"
