@@ -50,7 +50,7 @@ static const struct option_def defs[] = {
     {"ping-interval", "GATEWAY_PING_INTERVAL", K_DURATION, FIELD(ping_interval_ms),
      "keepalive ping period (default 54s)"},
     {"pong-timeout", "GATEWAY_PONG_TIMEOUT", K_DURATION, FIELD(pong_timeout_ms),
-     "silence after which a client is dropped (default 60s)"},
+     "silence after which a client is dropped (default 75s)"},
     {"send-queue-limit", "GATEWAY_SEND_QUEUE_LIMIT", K_SIZE, FIELD(send_queue_limit),
      "bytes queued for one client before it is closed as slow (default 1m)"},
     {"allowed-origins", "GATEWAY_ALLOWED_ORIGINS", K_ORIGINS, FIELD(allowed_origins),
@@ -297,7 +297,9 @@ static void set_defaults(struct config *c, const char *default_client_dir)
     snprintf(c->client_dir, sizeof(c->client_dir), "%s", default_client_dir);
     c->max_message_bytes = 65536;
     c->ping_interval_ms = 54000;
-    c->pong_timeout_ms = 60000;
+    /* 21 s for a pong after the ping: behind a saturated load balancer in
+     * a reconnect storm, 6 s dropped healthy clients. */
+    c->pong_timeout_ms = 75000;
     c->send_queue_limit = 1024 * 1024;
     c->history = 100;
     c->shutdown_timeout_ms = 5000;

@@ -62,7 +62,7 @@ static void test_defaults(void)
     CHECK_STR(c.client_dir, DEFAULT_DIR);
     CHECK_INT(c.max_message_bytes, ==, 65536);
     CHECK_INT(c.ping_interval_ms, ==, 54000);
-    CHECK_INT(c.pong_timeout_ms, ==, 60000);
+    CHECK_INT(c.pong_timeout_ms, ==, 75000);
     CHECK_INT(c.send_queue_limit, ==, 1048576);
     CHECK_INT(c.n_allowed_origins, ==, 0);
     CHECK_INT(c.history, ==, 100);
@@ -246,7 +246,7 @@ static void test_pong_after_ping(void)
 {
     clear_env();
     struct config c;
-    CHECK_INT(parse(&c, "--ping-interval", "60s", NULL), ==, CONFIG_ERROR); /* == pong */
+    CHECK_INT(parse(&c, "--ping-interval", "75s", NULL), ==, CONFIG_ERROR); /* == pong */
     CHECK(strstr(err, "--pong-timeout") != NULL);
     config_free(&c);
     CHECK_INT(parse(&c, "--pong-timeout", "54s", NULL), ==, CONFIG_ERROR);
