@@ -924,8 +924,20 @@ static void redis_leave(struct bus *b, const char *room, size_t room_len, const 
 {
     struct rbus *rb = (struct rbus *)b;
     presence_remove(&rb->presence, room, room_len, name);
-    if (ready(rb))
-        send_leave(rb, room, room_len, name);
+    if (!ready(rb))
+        return; /* a reconnect registers what is left anew */
+    send_leave(rb, room, room_len, name);
+    if (!presence_room(&rb->presence, room, room_len)) {
+        /* Its last local member left: out of this gateway's room set, which
+         * would otherwise hold every room it ever had until it reconnects.
+         * Behind the leave on the same connection, and before any later
+         * join's SADD. */
+        char gwrooms[KEY_MAX];
+        const char *id = rb->base.cfg->id;
+        const char *srem[3] = {"SREM", gwrooms, room};
+        size_t lens[3] = {4, make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
+        redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, srem, lens);
+    }
 }
 
 static void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb,

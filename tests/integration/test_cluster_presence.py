@@ -194,3 +194,24 @@ async def test_stalled_gateway_registers_again_after_the_cleanup(redis_server, g
                      "gw2's presence registered again")
     assert gw1.metrics()["gateway_dead_gateways_reaped_total"] == 1
     assert gw2.metrics()["gateway_redis_reconnects_total"] == 0
+
+
+async def test_a_room_leaves_the_gateway_s_room_set_with_its_last_member(cluster):
+    """The set of rooms a gateway registered presence in (what the survivors
+    clean up after it dies) holds only rooms with local members now."""
+    a = await Client.connect(cluster.ports[0], "alice")
+    b = await Client.connect(cluster.ports[0], "bob")
+    for c in (a, b):
+        await c.join("s")
+
+    def in_set():
+        return cluster.redis.command("SISMEMBER", "chat:gwrooms:gw1", "s")
+
+    assert in_set() == 1
+    await a.leave("s")
+    assert in_set() == 1, "bob is still there"
+    await b.leave("s")
+    await eventually(lambda: asyncio.to_thread(in_set), lambda n: n == 0, 5,
+                     "the room out of gw1's set")
+    await a.join("s")
+    assert in_set() == 1
