@@ -102,56 +102,60 @@ static void flush_now(struct announcer *a, struct scope *s, const char *room, si
     a->flush(a->ctx, room, room_len, &b);
 }
 
-/* A flush that is due, copied out of the map before any is made. */
+/* A scope whose interval is over, copied out of the map before any flush
+ * is made: a flush may announce again and change the map. */
 struct due {
     char key[KEY_MAX];
     size_t len;
+    bool quiet; /* nothing to say for a whole interval: the scope goes */
     struct announce_batch batch;
 };
+
+static bool interval_over(const struct scope *s, int64_t now)
+{
+    return now - s->last_ms >= ANNOUNCE_INTERVAL_MS;
+}
 
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct announcer *a = arg;
     int64_t now = mono_ms();
-    size_t n = 0, ngone = 0;
-    struct due *due = malloc(sizeof(*due) * (a->scopes.count + 1));
-    char(*gone)[KEY_MAX] = malloc(sizeof(*gone) * (a->scopes.count + 1));
-    size_t *gone_len = malloc(sizeof(*gone_len) * (a->scopes.count + 1));
-    if (!due || !gone || !gone_len) {
-        log_error("announce: out of memory, announcements wait a second");
-        goto out;
-    }
     const struct strmap_slot *slot;
-    for (size_t i = 0; strmap_next(&a->scopes, &i, &slot);) {
+    size_t n = 0;
+    for (size_t i = 0; strmap_next(&a->scopes, &i, &slot);)
+        n += interval_over(slot->value, now);
+    struct due *due = n ? malloc(sizeof(*due) * n) : NULL;
+    if (n && !due) {
+        log_error("announce: out of memory, announcements wait a tick");
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; k < n && strmap_next(&a->scopes, &i, &slot);) {
         struct scope *s = slot->value;
-        if (now - s->last_ms < ANNOUNCE_INTERVAL_MS)
+        if (!interval_over(s, now))
             continue;
-        if (announce_batch_empty(&s->pending) && !s->again) {
-            memcpy(gone[ngone], slot->key, slot->len);
-            gone_len[ngone++] = slot->len;
-            continue;
-        }
-        memcpy(due[n].key, slot->key, slot->len);
-        due[n].len = slot->len;
-        due[n].batch = s->pending;
+        struct due *d = &due[k++];
+        memcpy(d->key, slot->key, slot->len);
+        d->len = slot->len;
+        d->quiet = announce_batch_empty(&s->pending) && !s->again;
+        d->batch = s->pending;
         memset(&s->pending, 0, sizeof(s->pending));
         s->last_ms = now;
         s->again = false;
-        n++;
     }
-    /* Quiet for a whole interval: the next event may go out at once. */
-    for (size_t i = 0; i < ngone; i++)
-        free(strmap_del(&a->scopes, gone[i], gone_len[i]));
-    for (size_t i = 0; i < n; i++) {
-        bool global = due[i].key[0] == 'g';
-        a->flush(a->ctx, global ? NULL : due[i].key + 1, global ? 0 : due[i].len - 1,
-                 &due[i].batch);
+    /* Quiet for a whole interval: the next event may go out at once. Gone
+     * before any flush, which may announce into the scope again. */
+    for (size_t i = 0; i < k; i++)
+        if (due[i].quiet)
+            free(strmap_del(&a->scopes, due[i].key, due[i].len));
+    for (size_t i = 0; i < k; i++) {
+        struct due *d = &due[i];
+        bool global = d->key[0] == 'g';
+        if (!d->quiet)
+            a->flush(a->ctx, global ? NULL : d->key + 1, global ? 0 : d->len - 1, &d->batch);
     }
-out:
     free(due);
-    free(gone);
-    free(gone_len);
     if (!a->scopes.count)
         event_del(a->tick);
 }
