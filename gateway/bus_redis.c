@@ -88,8 +88,9 @@
 /* Appends a chat to its stream and publishes it. With a cid (ARGV[6], the
  * dedupe window in ms, not empty) a resend of a message accepted within the
  * window is not published again: the answer is {id, rest} of the original
- * (the resend's own rest when the stream no longer holds it). KEYS[2], the
- * cid's key, is the room's too, so that the step stays on one node. */
+ * (the resend's own rest when the stream no longer holds it). KEYS[2] is
+ * the cid's key, named after the room, sender and cid; under Redis Cluster
+ * it will need the room's hash slot too, for the step to stay atomic. */
 static const char lua_chat[] =
     "if ARGV[6] ~= '' then\n"
     "  local old = redis.call('GET', KEYS[2])\n"
