@@ -35,9 +35,9 @@ static size_t scope_key(char *buf, const char *room, size_t room_len)
     return 1 + room_len;
 }
 
-void announce_tally_add(struct announce_tally *t, const char *name, size_t len, unsigned long count)
+void announce_tally_add(struct announce_tally *t, const char *name, size_t len)
 {
-    t->count += count;
+    t->count++;
     if (t->n == ANNOUNCE_NAMES || len == 0 || len > PROTO_NAME_MAX)
         return;
     for (unsigned i = 0; i < t->n; i++)
@@ -211,7 +211,7 @@ void announcer_add(struct announcer *a, const char *room, size_t room_len, enum 
         return;
     }
     announce_tally_add(k == ANNOUNCE_ARRIVED ? &s->pending.arrived : &s->pending.departed, name,
-                       strlen(name), 1);
+                       strlen(name));
     int64_t now = mono_ms();
     if (!s->again && (s->last_ms == 0 || now - s->last_ms >= ANNOUNCE_INTERVAL_MS))
         flush_now(a, s, room, room_len, now);

@@ -762,7 +762,7 @@ static void announced(struct rbus *rb, const char *room, size_t room_len, const 
         for (const char *p = names->str, *end = names->str + names->len; p < end && left;) {
             const char *tab = memchr(p, '\t', (size_t)(end - p));
             size_t len = tab ? (size_t)(tab - p) : (size_t)(end - p);
-            announce_tally_add(tallies[t], p, len, 1);
+            announce_tally_add(tallies[t], p, len);
             left--;
             p += len + 1;
         }

@@ -42,10 +42,9 @@ struct announce_batch {
     struct announce_tally arrived, departed;
 };
 
-/* Counts one event of name (len bytes; keeps it if it is new and there is
- * room). count events of which name is one: several merged tallies. */
-void announce_tally_add(struct announce_tally *t, const char *name, size_t len,
-                        unsigned long count);
+/* Counts one event of name (len bytes), and keeps the name if it is new
+ * and there is room. */
+void announce_tally_add(struct announce_tally *t, const char *name, size_t len);
 static inline bool announce_batch_empty(const struct announce_batch *b)
 {
     return !b->arrived.count && !b->departed.count;

@@ -68,7 +68,7 @@ static const char *text_of(const char *const *names, unsigned long count)
     struct announce_batch b;
     memset(&b, 0, sizeof(b));
     for (size_t i = 0; names[i]; i++)
-        announce_tally_add(&b.arrived, names[i], strlen(names[i]), 1);
+        announce_tally_add(&b.arrived, names[i], strlen(names[i]));
     b.arrived.count = count;
     flushed[0] = '\0';
     record(NULL, NULL, 0, &b);
