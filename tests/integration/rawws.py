@@ -108,6 +108,28 @@ def one_line_reason(refused):
     return reason
 
 
+def frame_bytes(opcode, payload, fin=True, masked=True, rsv=0):
+    """One frame's bytes, masked as RFC 6455 requires from clients unless
+    told otherwise; rsv sets the reserved bits (0 to 7), which no extension
+    here defines."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    mask_bit = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        head += bytes([mask_bit | n])
+    elif n < 65536:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
+    if masked:
+        mask = os.urandom(4)
+        head += mask
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
 class RawClient:
     def __init__(self, sock, leftover=b""):
         self.sock = sock
@@ -147,25 +169,7 @@ class RawClient:
         return cls(sock, rest)
 
     def send_frame(self, opcode, payload, fin=True, masked=True, rsv=0):
-        """One frame, masked as RFC 6455 requires from clients unless told
-        otherwise; rsv sets the reserved bits (0 to 7), which no extension
-        here defines."""
-        if isinstance(payload, str):
-            payload = payload.encode()
-        head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
-        mask_bit = 0x80 if masked else 0
-        n = len(payload)
-        if n < 126:
-            head += bytes([mask_bit | n])
-        elif n < 65536:
-            head += bytes([mask_bit | 126]) + struct.pack("!H", n)
-        else:
-            head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
-        if masked:
-            mask = os.urandom(4)
-            head += mask
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + payload)
+        self.sock.sendall(frame_bytes(opcode, payload, fin, masked, rsv))
 
     def send_json(self, obj):
         self.send_frame(OP_TEXT, json.dumps(obj))

@@ -9,6 +9,7 @@ import json
 import pytest
 import websockets.frames
 
+from rawws import OP_CONT, OP_TEXT, RawClient, frame_bytes
 from wsclient import Client
 
 LIMIT = 1024
@@ -41,11 +42,20 @@ async def test_oversize_frame_closes_1009(limited_gateway):
 
 
 async def test_oversize_fragmented_message_closes_1009(limited_gateway):
-    c = await Client.connect(limited_gateway.port, "a")
-    text = chat_frame(4000)
-    # 40 fragments of 100 bytes: each one small, the message too big.
-    await c.send_raw(text[i:i + 100] for i in range(0, len(text), 100))
-    assert await c.expect_closed() == 1009
+    c = RawClient.connect(limited_gateway.port, username="a")
+    text = chat_frame(LIMIT + 300).encode()
+    # 14 fragments of 100 bytes: each one small, the message too big. One
+    # write, so that the gateway has read them all when it closes: closing
+    # with data unread is a reset, and a reset can lose the close frame on
+    # its way (a client still sending fragments then sees no 1009).
+    parts = [text[i:i + 100] for i in range(0, len(text), 100)]
+    c.sock.sendall(b"".join(frame_bytes(OP_TEXT if i == 0 else OP_CONT, part,
+                                        fin=i == len(parts) - 1)
+                            for i, part in enumerate(parts)))
+    try:
+        assert c.wait_closed() == 1009
+    finally:
+        c.close()
 
 
 async def test_fragmented_message_under_limit_is_fine(limited_gateway):
