@@ -250,28 +250,33 @@ struct frame *proto_welcome(const char *name, const char *conn_id, const char *g
                           "username", name, "timestamp", (json_int_t)ts));
 }
 
+/* An error, with the cid of the chat it answers when there is one. */
+static json_t *error_object(enum proto_error e, const char *why, const char *cid, size_t cid_len)
+{
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "type", "error", "code", proto_error_code(e), "content", why);
+    if (o && cid)
+        json_object_set_new(o, "cid", json_stringn(cid, cid_len));
+    return o;
+}
+
 struct frame *proto_error_frame(enum proto_error e, const char *why)
 {
-    return dump(
-        json_pack("{s:s, s:s, s:s}", "type", "error", "code", proto_error_code(e), "content", why));
+    return dump(error_object(e, why, NULL, 0));
 }
 
 struct frame *proto_chat_error(enum proto_error e, const char *why, const char *cid, size_t cid_len)
 {
-    if (!cid)
-        return proto_error_frame(e, why);
-    return dump(json_pack("{s:s, s:s, s:s, s:s%}", "type", "error", "code", proto_error_code(e),
-                          "content", why, "cid", cid, cid_len));
+    return dump(error_object(e, why, cid, cid_len));
 }
 
 struct frame *proto_rate_limited(uint32_t retry_after_ms, const char *cid, size_t cid_len)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "error", "code",
-                          proto_error_code(PROTO_RATE_LIMITED), "content",
-                          "too many frames: wait retry_after_ms before sending again",
-                          "retry_after_ms", (json_int_t)retry_after_ms);
-    if (o && cid)
-        json_object_set_new(o, "cid", json_stringn(cid, cid_len));
+    json_t *o =
+        error_object(PROTO_RATE_LIMITED,
+                     "too many frames: wait retry_after_ms before sending again", cid, cid_len);
+    if (o)
+        json_object_set_new(o, "retry_after_ms", json_integer((json_int_t)retry_after_ms));
     return dump(o);
 }
 

@@ -18,8 +18,7 @@ struct request_wait {
     int64_t started_us;
     size_t room_len;
     char room[PROTO_ROOM_MAX + 1];
-    bool has_cid; /* a chat's cid, for its error */
-    size_t cid_len;
+    size_t cid_len; /* a chat's cid, for its error; 0: none */
     char cid[PROTO_CID_MAX];
 };
 
@@ -48,7 +47,6 @@ static struct request_wait *wait_new(struct requests *rq, struct requester *q, c
     if (room)
         memcpy(w->room, room, room_len);
     w->room[w->room_len] = '\0';
-    w->has_cid = false;
     w->cid_len = 0;
     return w;
 }
@@ -98,7 +96,6 @@ static void chat_done(void *arg, int status, struct frame *original)
     int64_t started = w->started_us;
     char cid[PROTO_CID_MAX];
     size_t cid_len = w->cid_len;
-    bool has_cid = w->has_cid;
     memcpy(cid, w->cid, cid_len);
     struct requester *q = wait_finish(w);
     if (status < 0) {
@@ -106,7 +103,7 @@ static void chat_done(void *arg, int status, struct frame *original)
         if (q)
             chat_error(rq, q, PROTO_UNAVAILABLE,
                        "the message could not reach the cluster: nothing was delivered",
-                       has_cid ? cid : NULL, cid_len);
+                       cid_len ? cid : NULL, cid_len);
         return;
     }
     if (original) {
@@ -158,8 +155,8 @@ static void handle_chat(struct requests *rq, struct requester *q, const struct p
                    req->cid_len);
         return;
     }
+    /* A cid is never empty (proto checks), so a length says there is one. */
     if (req->cid) {
-        w->has_cid = true;
         w->cid_len = req->cid_len;
         memcpy(w->cid, req->cid, req->cid_len);
     }
