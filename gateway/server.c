@@ -58,7 +58,10 @@ static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void
     }
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         lws_set_opaque_user_data(wsi, (void *)&had_request);
-        return http_confirm_upgrade(wsi);
+        if (http_confirm_upgrade(wsi) != 0)
+            return 1;
+        session_hold_handshake(wsi);
+        return 0;
     case LWS_CALLBACK_ESTABLISHED: {
         char name[PROTO_NAME_MAX + 1], addr[64];
         enum session_kind kind = http_upgrade_kind(wsi, name, addr, sizeof(addr));
@@ -98,18 +101,14 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
 {
     (void)ctx;
     metrics.bus_received++;
-    sessions_batch_begin();
     rooms_on_frame(&sessions.requests.rooms, room, room_len, id, f);
-    sessions_batch_end();
 }
 
 static void on_broadcast_frame(void *ctx, struct frame *f)
 {
     (void)ctx;
     metrics.bus_received++;
-    sessions_batch_begin();
     sessions_broadcast(f);
-    sessions_batch_end();
 }
 
 static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
@@ -247,7 +246,7 @@ int server_run(const struct config *cfg)
     }
     struct bus_handlers h = {on_room_frame, on_broadcast_frame, on_subscribed, NULL};
     srv.bus = bus_new(srv.base, cfg, &h);
-    if (!srv.bus || sessions_init(cfg, srv.bus) < 0) {
+    if (!srv.bus || sessions_init(srv.base, cfg, srv.bus) < 0) {
         log_error("could not set up the bus");
         bus_free(srv.bus);
         event_base_free(srv.base);

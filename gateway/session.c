@@ -3,9 +3,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <libwebsockets.h>
 
 #include "log.h"
@@ -51,17 +55,8 @@ static void request_close(struct session *s, uint16_t code, const char *reason)
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
 }
 
-static int write_frame(struct session *s, struct frame *f, bool binary)
-{
-    if (lws_write(s->wsi, frame_data(f), f->len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0)
-        return -1;
-    metrics.frames_out++;
-    metrics.bytes_out += f->len;
-    return 0;
-}
-
-/* Scratch for write_batch: one thread, and lws copies what the socket does
- * not take. */
+/* Scratch for take_batch: one thread, and whoever writes from it (lws, or
+ * a frame copied for the txring) copies what it keeps. */
 static unsigned char batch_buf[LWS_PRE + BATCH_BYTES];
 
 /* Writes the WebSocket header of a server frame (never masked). */
@@ -96,7 +91,78 @@ static unsigned char *with_header(struct frame *f, bool binary, size_t *n)
     return start;
 }
 
-/* What the socket did not take of a staged frame goes to lws, which keeps
+void session_hold_handshake(struct lws *wsi)
+{
+    int on = 1;
+    /* Not held, the 101 goes alone: slower, nothing worse. */
+    (void)setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
+/* After the session's first write: the 101 and what followed leave. */
+static void release_handshake(struct session *s)
+{
+    if (!s->corked)
+        return;
+    s->corked = false;
+    int off = 0;
+    if (setsockopt(lws_get_socket_fd(s->wsi), IPPROTO_TCP, TCP_CORK, &off, sizeof(off)) < 0)
+        log_warn("session %llu: cannot release the handshake (%s): it leaves within 200 ms",
+                 (unsigned long long)s->id, strerror(errno));
+}
+
+static void count_out(unsigned frames, size_t bytes)
+{
+    metrics.frames_out += frames;
+    metrics.bytes_out += bytes;
+}
+
+/* Moves as many queued frames as fit, framed, into batch_buf (at
+ * batch_buf + LWS_PRE, where lws_write wants them); returns their length. */
+static size_t take_batch(struct session *s)
+{
+    unsigned char *start = batch_buf + LWS_PRE, *p = start;
+    const struct sendq_entry *e;
+    unsigned frames = 0;
+    size_t payload = 0;
+    while ((e = sendq_peek(&s->q))) {
+        size_t len = e->frame->len;
+        if ((size_t)(p - start) + len + 10 > BATCH_BYTES && frames)
+            break;
+        if (len + 10 > BATCH_BYTES) /* alone and too big for the buffer */
+            break;
+        p += ws_header(p, len, e->binary);
+        memcpy(p, frame_data(e->frame), len);
+        p += len;
+        payload += len;
+        frames++;
+        sendq_pop(&s->q);
+    }
+    count_out(frames, payload);
+    return (size_t)(p - start);
+}
+
+/* Writes the queue through lws, which keeps what the socket does not take
+ * and writes it before anything later: several frames from batch_buf with
+ * one system call, else the oldest frame alone (one too big for the
+ * buffer goes out from its own memory). */
+static int write_queued(struct session *s)
+{
+    size_t n = s->q.count > 1 ? take_batch(s) : 0;
+    if (n)
+        return lws_write(s->wsi, batch_buf + LWS_PRE, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
+    const struct sendq_entry *e = sendq_peek(&s->q);
+    if (!e)
+        return 0;
+    struct frame *f = frame_ref(e->frame);
+    bool binary = e->binary;
+    sendq_pop(&s->q);
+    count_out(1, f->len);
+    int rc = lws_write(s->wsi, frame_data(f), f->len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    frame_unref(f);
+    return rc < 0 ? -1 : 0;
+}
+
+/* What the socket did not take of a staged send goes to lws, which keeps
  * what the socket still refuses and writes it before any later frame. From
  * a copy: lws_write needs LWS_PRE bytes of its own before the data. */
 static int write_rest(struct session *s, const unsigned char *p, size_t n)
@@ -109,73 +175,100 @@ static int write_rest(struct session *s, const unsigned char *p, size_t n)
 
 static void tx_done(void *owner, struct frame *f, const unsigned char *p, size_t len, ssize_t res)
 {
+    (void)f;
     struct session *s = owner;
-    s->tx_staged = false;
     size_t sent = res > 0 ? (size_t)res : 0;
+    release_handshake(s);
     if (res < 0 && res != -EAGAIN) {
         request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
         return;
     }
-    /* Closing with nothing of it written: the frame is dropped like the
+    /* Closing with nothing of it written: the send is dropped like the
      * queue. Partly written, the rest goes, so the close frame is whole. */
     if (s->req.closing && !sent)
         return;
-    if (sent < len && write_rest(s, p + sent, len - sent) < 0) {
+    if (sent < len && write_rest(s, p + sent, len - sent) < 0)
         request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
-        return;
-    }
-    metrics.frames_out++;
-    metrics.bytes_out += f->len;
 }
 
-/* Writes as many queued frames as fit in one buffer with one system call:
- * a queue only builds up under load, when system calls are what costs. */
-static int write_batch(struct session *s)
+/* Stages the session's queue as one send in the txring: a lone frame from
+ * its own (shared) memory, several from a copy of their framed bytes. */
+static void stage_queued(struct session *s)
 {
-    unsigned char *start = batch_buf + LWS_PRE, *p = start;
-    const struct sendq_entry *e;
-    unsigned frames = 0;
-    while ((e = sendq_peek(&s->q))) {
-        size_t len = e->frame->len;
-        if ((size_t)(p - start) + len + 10 > BATCH_BYTES)
-            break;
-        p += ws_header(p, len, e->binary);
-        memcpy(p, frame_data(e->frame), len);
-        p += len;
-        metrics.bytes_out += len;
-        frames++;
+    int fd = lws_get_socket_fd(s->wsi);
+    if (s->q.count == 1) {
+        const struct sendq_entry *e = sendq_peek(&s->q);
+        size_t n;
+        unsigned char *p = with_header(e->frame, e->binary, &n);
+        count_out(1, e->frame->len);
+        txring_send(sessions.tx, fd, e->frame, p, n, s);
         sendq_pop(&s->q);
+        return;
     }
-    metrics.frames_out += frames;
-    if (frames && lws_write(s->wsi, start, (size_t)(p - start), LWS_WRITE_RAW) < 0)
-        return -1;
-    return 0;
+    size_t n = take_batch(s);
+    struct frame *batch = n ? frame_copy(batch_buf + LWS_PRE, n) : NULL;
+    if (!batch) {
+        if (n) {
+            log_error("session %llu: out of memory writing a batch", (unsigned long long)s->id);
+            request_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        }
+        return;
+    }
+    txring_send(sessions.tx, fd, batch, frame_data(batch), n, s);
+    frame_unref(batch);
+}
+
+/* Writes one pending session's queue, or leaves it to the writable
+ * callback where lws holds bytes back or a ping must go first. */
+static void flush_session(struct session *s)
+{
+    if (s->req.closing || !s->q.count) {
+        release_handshake(s);
+        return;
+    }
+    /* lws sent a close frame (a protocol error it found itself): no data
+     * may follow, and lws_write would drop it too. */
+    if (lws_ws_close_started(s->wsi)) {
+        sendq_clear(&s->q);
+        release_handshake(s);
+        return;
+    }
+    if (!s->ping_due && !lws_partial_buffered(s->wsi)) {
+        if (sessions.tx) {
+            stage_queued(s); /* tx_done releases the handshake */
+        } else {
+            if (write_queued(s) < 0)
+                request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
+            release_handshake(s);
+        }
+        if (!s->q.count || s->req.closing)
+            return;
+    }
+    release_handshake(s);
+    s->draining = true;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* The end of a turn of the event loop: every session that got frames in it
+ * writes them, with one io_uring submission for all. */
+static void flush_pending(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    while (!list_empty(&sessions.pending)) {
+        struct list *n = sessions.pending.next;
+        list_remove(n);
+        flush_session(list_entry(n, struct session, pending));
+    }
+    if (sessions.tx) {
+        txring_flush(sessions.tx);
+        metrics.io_uring = txring_batching(sessions.tx);
+    }
 }
 
 static void queue(struct session *s, struct frame *f, bool binary)
 {
     if (s->req.closing)
         return;
-    /* Nothing waits and lws holds nothing back: write now, which spares
-     * the two epoll changes and the wake-up of a writable callback (most
-     * of a delivery's cost); in a batch, with the batch's one system call.
-     * Otherwise queue behind what waits. */
-    if (!s->q.count && !s->tx_staged && !s->ping_due && !lws_partial_buffered(s->wsi)) {
-        if (sessions.batch && sessions.tx) {
-            /* lws sent a close frame (a protocol error it found itself):
-             * no data may follow, and lws_write would drop it too. */
-            if (lws_ws_close_started(s->wsi))
-                return;
-            size_t n;
-            unsigned char *p = with_header(f, binary, &n);
-            s->tx_staged = true;
-            txring_send(sessions.tx, lws_get_socket_fd(s->wsi), f, p, n, s);
-            return;
-        }
-        if (write_frame(s, f, binary) < 0)
-            request_close(s, LWS_CLOSE_STATUS_ABNORMAL_CLOSE, "write failed");
-        return;
-    }
     /* Slow once what already waits reaches the limit: one large frame (a
      * joined with a long history) may always go behind a short queue. */
     if (s->q.bytes >= sessions.cfg->send_queue_limit) {
@@ -190,8 +283,12 @@ static void queue(struct session *s, struct frame *f, bool binary)
         request_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
         return;
     }
-    if (s->q.count == 1)
-        lws_callback_on_writable(s->wsi);
+    /* A draining session's writable callback takes it with the rest. */
+    if (s->draining || list_linked(&s->pending))
+        return;
+    if (list_empty(&sessions.pending))
+        event_active(sessions.flush, EV_TIMEOUT, 0);
+    list_insert_tail(&sessions.pending, &s->pending);
 }
 
 void session_send(struct session *s, struct frame *f)
@@ -209,21 +306,12 @@ static void send_owned(struct session *s, struct frame *f)
 
 void sessions_broadcast(struct frame *f)
 {
-    for (struct session *s = sessions.head; s; s = s->next)
+    struct list *it;
+    list_foreach(it, &sessions.all)
+    {
+        struct session *s = list_entry(it, struct session, link);
         if (s->kind == SESSION_CHAT)
             session_send(s, f);
-}
-
-void sessions_batch_begin(void)
-{
-    sessions.batch++;
-}
-
-void sessions_batch_end(void)
-{
-    if (--sessions.batch == 0 && sessions.tx) {
-        txring_flush(sessions.tx);
-        metrics.io_uring = txring_batching(sessions.tx);
     }
 }
 
@@ -277,11 +365,18 @@ void sessions_keepalive_tick(void)
     keepalive_tick(&sessions.keepalive);
 }
 
-int sessions_init(const struct config *cfg, struct bus *bus)
+int sessions_init(struct event_base *base, const struct config *cfg, struct bus *bus)
 {
     memset(&sessions, 0, sizeof(sessions));
     sessions.cfg = cfg;
     sessions.bus = bus;
+    list_init(&sessions.all);
+    list_init(&sessions.pending);
+    /* Made active, it runs after the callbacks already due in this turn of
+     * the loop (one priority): the end of the turn. */
+    sessions.flush = event_new(base, -1, 0, flush_pending, NULL);
+    if (!sessions.flush)
+        return -1;
     uint32_t longest =
         cfg->ping_interval_ms > cfg->pong_timeout_ms ? cfg->ping_interval_ms : cfg->pong_timeout_ms;
     if (keepalive_init(&sessions.keepalive, KEEPALIVE_TICK_MS, longest, keepalive_fire, NULL) < 0)
@@ -305,6 +400,9 @@ int sessions_init(const struct config *cfg, struct bus *bus)
 
 void sessions_free(void)
 {
+    if (sessions.flush)
+        event_free(sessions.flush);
+    sessions.flush = NULL;
     txring_free(sessions.tx);
     sessions.tx = NULL;
     requests_free(&sessions.requests);
@@ -315,8 +413,12 @@ void sessions_free(void)
 void sessions_shutdown(void)
 {
     sessions.shutting_down = true;
-    for (struct session *s = sessions.head; s; s = s->next)
-        request_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
+    struct list *it;
+    list_foreach(it, &sessions.all)
+    {
+        request_close(list_entry(it, struct session, link), LWS_CLOSE_STATUS_GOINGAWAY,
+                      "gateway shutting down");
+    }
 }
 
 int session_open(struct session *s, struct lws *wsi, enum session_kind kind, const char *name,
@@ -326,14 +428,13 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     s->wsi = wsi;
     s->kind = (uint8_t)kind;
     s->id = ++sessions.next_id;
+    s->corked = true; /* session_hold_handshake ran for every upgrade */
     sendq_init(&s->q);
     s->last_rx_ms = s->last_ping_ms = now_ms();
     ratelimit_init(&s->rate, s->last_rx_ms, sessions.cfg->rate_burst);
     s->peer_addr = peers_acquire(&sessions.peers, peer_addr);
-    s->next = sessions.head;
-    if (sessions.head)
-        sessions.head->prev = s;
-    sessions.head = s;
+    list_init(&s->pending);
+    list_insert_head(&sessions.all, &s->link);
     sessions.all_count++;
 
     /* The first ping comes at a random point of the first interval, so that
@@ -341,8 +442,10 @@ int session_open(struct session *s, struct lws *wsi, enum session_kind kind, con
     uint32_t interval = sessions.cfg->ping_interval_ms;
     keepalive_schedule(&sessions.keepalive, &s->ka,
                        interval / 2 + (uint32_t)((uint64_t)rand() % (interval / 2 + 1)));
-    if (kind == SESSION_ECHO)
+    if (kind == SESSION_ECHO) {
+        release_handshake(s); /* nothing follows the 101 until the client speaks */
         return 0;
+    }
 
     if (name && *name)
         snprintf(s->req.name, sizeof(s->req.name), "%s", name);
@@ -481,16 +584,12 @@ int session_writable(struct session *s)
             lws_callback_on_writable(s->wsi);
         return 0;
     }
-    int rc = s->q.count > 1 ? write_batch(s) : 0;
-    if (rc == 0 && s->q.count == 1) {
-        const struct sendq_entry *e = sendq_peek(&s->q);
-        rc = write_frame(s, e->frame, e->binary);
-        sendq_pop(&s->q);
-    }
-    if (rc < 0)
+    if (write_queued(s) < 0)
         return -1;
     if (s->q.count)
         lws_callback_on_writable(s->wsi);
+    else
+        s->draining = false;
     return 0;
 }
 
@@ -498,12 +597,8 @@ void session_closed(struct session *s)
 {
     if (!s->wsi)
         return; /* the upgrade failed before the session opened */
-    if (s->prev)
-        s->prev->next = s->next;
-    else if (sessions.head == s)
-        sessions.head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    list_remove(&s->link);
+    list_remove(&s->pending);
     sessions.all_count--;
     peers_release(&sessions.peers, s->peer_addr);
     s->peer_addr = NULL;
