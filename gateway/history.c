@@ -14,39 +14,15 @@ struct history_room {
     unsigned head, count, cap;
     bool dropped_any;
     struct msgid last_dropped; /* newest id ever forgotten */
-    struct history_room *prev, *next;
+    struct list lru;           /* on history.lru */
 };
 
 void history_init(struct history *h, unsigned per_room, size_t max_rooms)
 {
     strmap_init(&h->rooms);
-    h->lru_head = h->lru_tail = NULL;
+    list_init(&h->lru);
     h->per_room = per_room;
     h->max_rooms = max_rooms ? max_rooms : 1;
-}
-
-static void lru_unlink(struct history *h, struct history_room *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        h->lru_head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        h->lru_tail = r->prev;
-    r->prev = r->next = NULL;
-}
-
-static void lru_push_front(struct history *h, struct history_room *r)
-{
-    r->next = h->lru_head;
-    r->prev = NULL;
-    if (h->lru_head)
-        h->lru_head->prev = r;
-    h->lru_head = r;
-    if (!h->lru_tail)
-        h->lru_tail = r;
 }
 
 static void room_free(struct history_room *r)
@@ -59,9 +35,9 @@ static void room_free(struct history_room *r)
 
 void history_free(struct history *h)
 {
-    while (h->lru_head) {
-        struct history_room *r = h->lru_head;
-        lru_unlink(h, r);
+    while (!list_empty(&h->lru)) {
+        struct history_room *r = list_entry(h->lru.next, struct history_room, lru);
+        list_remove(&r->lru);
         room_free(r);
     }
     strmap_free(&h->rooms);
@@ -69,8 +45,8 @@ void history_free(struct history *h)
 
 static void evict_oldest(struct history *h)
 {
-    struct history_room *r = h->lru_tail;
-    lru_unlink(h, r);
+    struct history_room *r = list_entry(h->lru.prev, struct history_room, lru);
+    list_remove(&r->lru);
     strmap_del(&h->rooms, r->name, r->name_len);
     room_free(r);
 }
@@ -110,12 +86,12 @@ int history_append(struct history *h, const char *room, size_t room_len, const s
             return -1;
         }
         r->name_len = room_len;
-        lru_push_front(h, r);
+        list_insert_head(&h->lru, &r->lru);
         if (h->rooms.count > h->max_rooms)
             evict_oldest(h);
-    } else if (h->lru_head != r) {
-        lru_unlink(h, r);
-        lru_push_front(h, r);
+    } else {
+        list_remove(&r->lru);
+        list_insert_head(&h->lru, &r->lru);
     }
     if (r->count == h->per_room) {
         struct history_entry *old = &r->ring[r->head];

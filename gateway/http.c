@@ -18,15 +18,6 @@
     "x-frame-options: deny\r\n"                                                                    \
     "referrer-policy: no-referrer\r\n"
 
-static const struct config *http_cfg;
-static struct bus *http_bus;
-
-void http_init(const struct config *cfg, struct bus *bus)
-{
-    http_cfg = cfg;
-    http_bus = bus;
-}
-
 /* Writes a whole small response. Returns the lws callback result. */
 static int respond(struct lws *wsi, unsigned status, const char *type, const char *body, size_t len)
 {
@@ -56,14 +47,14 @@ static int respond_text(struct lws *wsi, unsigned status, const char *line)
     return respond(wsi, status, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
-int http_serve_endpoint(struct lws *wsi, const char *path)
+int http_serve_endpoint(const struct sessions *ss, struct lws *wsi, const char *path)
 {
     if (strcmp(path, "/healthz") == 0)
         return respond_text(wsi, 200, "ok");
     if (strcmp(path, "/readyz") == 0) {
-        if (sessions.shutting_down)
+        if (ss->shutting_down)
             return respond_text(wsi, 503, "shutting down");
-        if (!http_bus->ops->ready(http_bus))
+        if (!ss->bus->ops->ready(ss->bus))
             return respond_text(wsi, 503, "redis unavailable");
         return respond_text(wsi, 200, "ready");
     }
@@ -190,10 +181,11 @@ static void peer_address(struct lws *wsi, char *addr, size_t size)
 /* Who a /ws upgrade speaks for: the token's name when tokens are required,
  * else ?username= ("" when absent: the session picks one). Returns 0, or
  * the HTTP status to refuse with and *why. */
-static unsigned chat_identity(struct lws *wsi, char *name, const char **why)
+static unsigned chat_identity(const struct config *cfg, struct lws *wsi, char *name,
+                              const char **why)
 {
     name[0] = '\0';
-    if (http_cfg->jwt_secret[0]) {
+    if (cfg->jwt_secret[0]) {
         char token[AUTH_TOKEN_MAX + 1];
         int found = query_arg(wsi, "token=", token, sizeof(token));
         if (found <= 0)
@@ -202,8 +194,7 @@ static unsigned chat_identity(struct lws *wsi, char *name, const char **why)
             *why = "token too long";
             return 401;
         }
-        return auth_verify(token, strlen(token), http_cfg->jwt_secret, (int64_t)time(NULL), name,
-                           why)
+        return auth_verify(token, strlen(token), cfg->jwt_secret, (int64_t)time(NULL), name, why)
                    ? 0
                    : 401;
     }
@@ -218,7 +209,8 @@ static unsigned chat_identity(struct lws *wsi, char *name, const char **why)
     return 0;
 }
 
-enum session_kind http_upgrade_kind(struct lws *wsi, char *name, char *addr, size_t addr_size)
+enum session_kind http_upgrade_kind(const struct sessions *ss, struct lws *wsi, char *name,
+                                    char *addr, size_t addr_size)
 {
     char path[256];
     const char *why;
@@ -227,36 +219,36 @@ enum session_kind http_upgrade_kind(struct lws *wsi, char *name, char *addr, siz
     name[0] = '\0';
     if (strcmp(path, "/echo") == 0)
         return SESSION_ECHO;
-    if (chat_identity(wsi, name, &why) != 0) /* vetted at the upgrade: cannot fail now */
+    if (chat_identity(ss->cfg, wsi, name, &why) != 0) /* vetted at the upgrade: cannot fail now */
         name[0] = '\0';
     return SESSION_CHAT;
 }
 
-int http_confirm_upgrade(struct lws *wsi)
+int http_confirm_upgrade(const struct sessions *ss, struct lws *wsi)
 {
     char path[256], origin[512], host[512];
     request_path(wsi, path, sizeof(path));
     bool chat = strcmp(path, "/ws") == 0;
     if (!chat && strcmp(path, "/echo") != 0)
         return refuse(wsi, 404, "no WebSocket endpoint here: use /ws or /echo");
-    if (sessions.shutting_down)
+    if (ss->shutting_down)
         return refuse(wsi, 503, "the gateway is shutting down");
     if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
         origin[0] = '\0';
     if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0)
         host[0] = '\0';
-    if (!http_origin_allowed(origin, host, http_cfg->allowed_origins, http_cfg->n_allowed_origins))
+    if (!http_origin_allowed(origin, host, ss->cfg->allowed_origins, ss->cfg->n_allowed_origins))
         return refuse(wsi, 403, "origin not allowed");
     if (!valid_key(wsi))
         return refuse(wsi, 400, "Sec-WebSocket-Key must be base64 of 16 bytes");
     char addr[64];
     peer_address(wsi, addr, sizeof(addr));
-    if (!peers_allowed(&sessions.peers, addr))
+    if (!peers_allowed(&ss->peers, addr))
         return refuse(wsi, 429, "too many connections from this address");
     if (!chat)
         return 0;
     char name[PROTO_NAME_MAX + 1];
     const char *why;
-    unsigned status = chat_identity(wsi, name, &why);
+    unsigned status = chat_identity(ss->cfg, wsi, name, &why);
     return status ? refuse(wsi, status, why) : 0;
 }

@@ -11,7 +11,7 @@ int keepalive_init(struct keepalive *k, uint32_t tick_ms, uint32_t max_delay_ms,
     if (!k->slots)
         return -1;
     for (uint32_t i = 0; i < k->nslots; i++)
-        k->slots[i].prev = k->slots[i].next = &k->slots[i];
+        list_init(&k->slots[i]);
     k->tick = 0;
     k->fire = fire;
     k->ctx = ctx;
@@ -22,19 +22,16 @@ void keepalive_free(struct keepalive *k)
 {
     /* Entries belong to their connections; just detach them. */
     for (uint32_t i = 0; k->slots && i < k->nslots; i++)
-        while (k->slots[i].next != &k->slots[i])
-            keepalive_cancel(k->slots[i].next);
+        while (!list_empty(&k->slots[i]))
+            keepalive_cancel(list_entry(k->slots[i].next, struct ka_entry, node));
     free(k->slots);
     k->slots = NULL;
 }
 
 void keepalive_cancel(struct ka_entry *e)
 {
-    if (!e->prev)
-        return;
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
-    e->prev = e->next = NULL;
+    if (e->node.next) /* NULL: zeroed, never scheduled */
+        list_remove(&e->node);
 }
 
 void keepalive_schedule(struct keepalive *k, struct ka_entry *e, uint32_t delay_ms)
@@ -46,28 +43,21 @@ void keepalive_schedule(struct keepalive *k, struct ka_entry *e, uint32_t delay_
     if (ticks > k->nslots - 1)
         ticks = k->nslots - 1;
     e->due_tick = k->tick + ticks;
-    struct ka_entry *head = &k->slots[e->due_tick % k->nslots];
-    e->prev = head->prev;
-    e->next = head;
-    head->prev->next = e;
-    head->prev = e;
+    list_insert_tail(&k->slots[e->due_tick % k->nslots], &e->node);
 }
 
 void keepalive_tick(struct keepalive *k)
 {
     k->tick++;
-    struct ka_entry *head = &k->slots[k->tick % k->nslots];
-    /* Detach the slot first: fire() may schedule back into this very slot
-     * (a full revolution later) and must not be seen again this tick. */
-    if (head->next == head)
-        return;
-    struct ka_entry due = {.prev = head->prev, .next = head->next};
-    due.prev->next = &due;
-    due.next->prev = &due;
-    head->prev = head->next = head;
-    while (due.next != &due) {
-        struct ka_entry *e = due.next;
-        keepalive_cancel(e);
+    struct list *slot = &k->slots[k->tick % k->nslots];
+    /* Move the slot's entries to a list of their own first: fire() may
+     * schedule back into this very slot (a full revolution later), and
+     * what it puts there must not be seen again this tick. */
+    struct list due;
+    list_move_all(slot, &due);
+    while (!list_empty(&due)) {
+        struct ka_entry *e = list_entry(due.next, struct ka_entry, node);
+        list_remove(&e->node);
         k->fire(e, k->ctx);
     }
 }

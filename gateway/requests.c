@@ -14,7 +14,7 @@
 struct request_wait {
     struct requests *rq;
     struct requester *q;
-    struct request_wait *prev, *next;
+    struct list node; /* on q->waits while q is there */
     int64_t started_us;
     size_t room_len;
     char room[PROTO_ROOM_MAX + 1];
@@ -37,11 +37,11 @@ static struct request_wait *wait_new(struct requests *rq, struct requester *q, c
         return NULL;
     w->rq = rq;
     w->q = q;
-    w->prev = NULL;
-    w->next = q->waits;
+    list_init(&w->node);
     if (q->waits)
-        q->waits->prev = w;
-    q->waits = w;
+        list_insert_tail(q->waits, &w->node); /* before the first: the ring's end */
+    else
+        q->waits = &w->node;
     w->started_us = now_us();
     w->room_len = room ? room_len : 0;
     if (room)
@@ -51,18 +51,24 @@ static struct request_wait *wait_new(struct requests *rq, struct requester *q, c
     return w;
 }
 
+/* Takes w off its client's ring. */
+static void wait_detach(struct request_wait *w)
+{
+    struct requester *q = w->q;
+    if (!list_linked(&w->node))
+        q->waits = NULL;
+    else if (q->waits == &w->node)
+        q->waits = w->node.next;
+    list_remove(&w->node);
+    w->q = NULL;
+}
+
 /* Frees the wait and returns its client, NULL if the client is gone. */
 static struct requester *wait_finish(struct request_wait *w)
 {
     struct requester *q = w->q;
-    if (q) {
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            q->waits = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-    }
+    if (q)
+        wait_detach(w);
     free(w);
     return q;
 }
@@ -70,7 +76,7 @@ static struct requester *wait_finish(struct request_wait *w)
 static void send_owned(struct requests *rq, struct requester *q, struct frame *f)
 {
     if (f) {
-        rq->ops->send(q, f);
+        rq->ops->send(rq->ctx, q, f);
         frame_unref(f);
     }
 }
@@ -111,7 +117,7 @@ static void chat_done(void *arg, int status, struct frame *original)
          * of it again, with the original id. */
         metrics.chat_resends++;
         if (q)
-            rq->ops->send(q, original);
+            rq->ops->send(rq->ctx, q, original);
         return;
     }
     metrics_observe_latency_us((uint64_t)(now_us() - started));
@@ -239,7 +245,7 @@ void requests_receive(struct requests *rq, struct requester *q, const unsigned c
     bool room = q->waiting && q->waiting->bytes + len <= rq->cfg->send_queue_limit;
     struct frame *f = room ? frame_copy(data, len) : NULL;
     if (!f || sendq_push(q->waiting, f, false) < 0)
-        rq->ops->close(q, CLOSE_POLICY_VIOLATION, "too many requests in flight");
+        rq->ops->close(rq->ctx, q, CLOSE_POLICY_VIOLATION, "too many requests in flight");
     frame_unref(f);
 }
 
@@ -256,14 +262,14 @@ static void waiting_free(struct requester *q)
 static void owner_deliver(void *ctx, void *owner, struct frame *f)
 {
     struct requests *rq = ctx;
-    rq->ops->send(owner, f);
+    rq->ops->send(rq->ctx, owner, f);
 }
 
 static void owner_overflow(void *ctx, void *owner)
 {
     struct requests *rq = ctx;
     metrics.slow_consumer_drops++;
-    rq->ops->close(owner, CLOSE_POLICY_VIOLATION, "slow consumer");
+    rq->ops->close(rq->ctx, owner, CLOSE_POLICY_VIOLATION, "slow consumer");
 }
 
 /* The requests that waited for the join go now, until one of them starts
@@ -291,12 +297,39 @@ static void owner_join_answered(void *ctx, void *owner)
 static const struct rooms_owner_ops owner_ops = {owner_deliver, owner_overflow,
                                                  owner_join_answered};
 
+static void on_room_frame(void *ctx, const char *room, size_t room_len, const struct msgid *id,
+                          struct frame *f)
+{
+    struct requests *rq = ctx;
+    metrics.bus_received++;
+    rooms_on_frame(&rq->rooms, room, room_len, id, f);
+}
+
+static void on_broadcast_frame(void *ctx, struct frame *f)
+{
+    struct requests *rq = ctx;
+    metrics.bus_received++;
+    rq->ops->broadcast(rq->ctx, f);
+}
+
+static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
+{
+    struct requests *rq = ctx;
+    rooms_on_subscribed(&rq->rooms, room, room_len, status);
+}
+
+struct bus_handlers requests_bus_handlers(struct requests *rq)
+{
+    return (struct bus_handlers){on_room_frame, on_broadcast_frame, on_subscribed, rq};
+}
+
 void requests_init(struct requests *rq, const struct config *cfg, struct bus *bus,
-                   const struct requester_ops *ops)
+                   const struct requester_ops *ops, void *ctx)
 {
     rq->cfg = cfg;
     rq->bus = bus;
     rq->ops = ops;
+    rq->ctx = ctx;
     rooms_init(&rq->rooms, bus, &owner_ops, rq, cfg->send_queue_limit);
 }
 
@@ -307,9 +340,8 @@ void requests_free(struct requests *rq)
 
 void requests_close(struct requests *rq, struct requester *q, bool tell)
 {
-    for (struct request_wait *w = q->waits; w; w = w->next)
-        w->q = NULL;
-    q->waits = NULL;
+    while (q->waits)
+        wait_detach(list_entry(q->waits, struct request_wait, node));
     waiting_free(q);
     rooms_leave_all(&rq->rooms, &q->rooms, tell);
 }

@@ -26,7 +26,7 @@ static int grow(struct sendq *q)
 
 int sendq_push(struct sendq *q, struct frame *f, bool binary)
 {
-    if (q->count == q->cap && grow(q) < 0)
+    if (f->len > UINT32_MAX - q->bytes || (q->count == q->cap && grow(q) < 0))
         return -1;
     q->ring[(q->head + q->count) & (q->cap - 1)] =
         (struct sendq_entry){.frame = frame_ref(f), .binary = binary};

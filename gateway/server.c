@@ -10,11 +10,10 @@
 #include <libwebsockets.h>
 
 #include "bus.h"
+#include "gateway.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "rooms.h"
-#include "session.h"
 
 /* Per-connection receive buffer of libwebsockets. Larger messages arrive in
  * pieces and are reassembled by the session; small buffers keep idle
@@ -26,7 +25,7 @@ static struct {
     const struct config *cfg;
     struct event_base *base;
     struct lws_context *lws;
-    struct bus *bus;
+    struct gateway gw;
     struct event *sigint, *sigterm, *keepalive_timer, *shutdown_timer;
     int64_t shutdown_deadline_ms;
 } srv;
@@ -39,6 +38,7 @@ static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void
                          size_t len)
 {
     struct session *s = user;
+    struct gateway *g = lws_context_user(lws_get_context(wsi));
     switch (reason) {
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
         lws_set_opaque_user_data(wsi, (void *)&had_request);
@@ -47,35 +47,35 @@ static int callback_chat(struct lws *wsi, enum lws_callback_reasons reason, void
         /* A connection that never got through its request headers: a
          * handshake timeout, an oversized header block, or not HTTP. */
         if (!lws_get_opaque_user_data(wsi) && lws_get_network_wsi(wsi) == wsi &&
-            !sessions.shutting_down)
+            !g->sessions.shutting_down)
             metrics.incomplete_requests++;
         return 0;
     case LWS_CALLBACK_HTTP: {
         char path[64];
         if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0)
             path[0] = '\0';
-        return http_serve_endpoint(wsi, path);
+        return http_serve_endpoint(&g->sessions, wsi, path);
     }
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         lws_set_opaque_user_data(wsi, (void *)&had_request);
-        if (http_confirm_upgrade(wsi) != 0)
+        if (http_confirm_upgrade(&g->sessions, wsi) != 0)
             return 1;
-        session_hold_handshake(wsi);
+        conn_hold_handshake(wsi);
         return 0;
     case LWS_CALLBACK_ESTABLISHED: {
         char name[PROTO_NAME_MAX + 1], addr[64];
-        enum session_kind kind = http_upgrade_kind(wsi, name, addr, sizeof(addr));
-        return session_open(s, wsi, kind, name, addr);
+        enum session_kind kind = http_upgrade_kind(&g->sessions, wsi, name, addr, sizeof(addr));
+        return session_open(&g->sessions, s, wsi, kind, name, addr);
     }
     case LWS_CALLBACK_RECEIVE:
-        return session_receive(s, in, len);
+        return session_receive(&g->sessions, s, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         session_pong(s);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return session_writable(s);
     case LWS_CALLBACK_CLOSED:
-        session_closed(s);
+        session_closed(&g->sessions, s);
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -96,27 +96,6 @@ static const struct lws_protocols protocols[] = {
 static const lws_retry_bo_t no_lws_keepalive = {.secs_since_valid_ping = 0,
                                                 .secs_since_valid_hangup = 0};
 
-static void on_room_frame(void *ctx, const char *room, size_t room_len, const struct msgid *id,
-                          struct frame *f)
-{
-    (void)ctx;
-    metrics.bus_received++;
-    rooms_on_frame(&sessions.requests.rooms, room, room_len, id, f);
-}
-
-static void on_broadcast_frame(void *ctx, struct frame *f)
-{
-    (void)ctx;
-    metrics.bus_received++;
-    sessions_broadcast(f);
-}
-
-static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
-{
-    (void)ctx;
-    rooms_on_subscribed(&sessions.requests.rooms, room, room_len, status);
-}
-
 static void lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -128,7 +107,7 @@ static void lws_log_emit(int level, const char *line)
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    sessions_keepalive_tick();
+    sessions_keepalive_tick(&srv.gw.sessions);
 }
 
 static void on_bus_closed(void *arg, int status)
@@ -142,22 +121,23 @@ static void on_bus_closed(void *arg, int status)
 static void shutdown_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    if (sessions.all_count > 0 && bus_now_ms() < srv.shutdown_deadline_ms)
+    long open = srv.gw.sessions.all_count;
+    if (open > 0 && bus_now_ms() < srv.shutdown_deadline_ms)
         return;
-    if (sessions.all_count > 0)
-        log_warn("shutdown: %ld clients still open after %u ms, closing anyway", sessions.all_count,
+    if (open > 0)
+        log_warn("shutdown: %ld clients still open after %u ms, closing anyway", open,
                  srv.cfg->shutdown_timeout_ms);
     event_del(srv.shutdown_timer);
-    srv.bus->ops->close(srv.bus, on_bus_closed, NULL);
+    srv.gw.bus->ops->close(srv.gw.bus, on_bus_closed, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
-    if (sessions.shutting_down)
+    if (srv.gw.sessions.shutting_down)
         return;
-    log_info("signal %d: shutting down, closing %ld clients", (int)sig, sessions.all_count);
-    sessions_shutdown();
+    log_info("signal %d: shutting down, closing %ld clients", (int)sig, srv.gw.sessions.all_count);
+    sessions_shutdown(&srv.gw.sessions);
     srv.shutdown_deadline_ms = bus_now_ms() + srv.cfg->shutdown_timeout_ms;
     struct timeval tv = {0, SHUTDOWN_POLL_MS * 1000};
     event_add(srv.shutdown_timer, &tv);
@@ -199,6 +179,7 @@ static struct lws_context *create_lws(const struct config *cfg)
     info.protocols = protocols;
     info.mounts = &m_health;
     info.foreign_loops = foreign_loops;
+    info.user = &srv.gw;
     info.retry_and_idle_policy = &no_lws_keepalive;
     info.timeout_secs = (cfg->handshake_timeout_ms + 999) / 1000;
     info.timeout_secs_ah_idle = info.timeout_secs;
@@ -244,21 +225,15 @@ int server_run(const struct config *cfg)
         log_error("could not create the event loop");
         return 1;
     }
-    struct bus_handlers h = {on_room_frame, on_broadcast_frame, on_subscribed, NULL};
-    srv.bus = bus_new(srv.base, cfg, &h);
-    if (!srv.bus || sessions_init(srv.base, cfg, srv.bus) < 0) {
-        log_error("could not set up the bus");
-        bus_free(srv.bus);
+    if (gateway_init(&srv.gw, srv.base, cfg) < 0) {
         event_base_free(srv.base);
         return 1;
     }
-    http_init(cfg, srv.bus);
 
     srv.lws = create_lws(cfg);
     if (!srv.lws) {
         log_error("could not listen on %s:%d", cfg->listen_host, cfg->listen_port);
-        bus_free(srv.bus);
-        sessions_free();
+        gateway_free(&srv.gw);
         event_base_free(srv.base);
         return 1;
     }
@@ -267,7 +242,7 @@ int server_run(const struct config *cfg)
     srv.sigterm = evsignal_new(srv.base, SIGTERM, on_signal, NULL);
     srv.keepalive_timer = event_new(srv.base, -1, EV_PERSIST, keepalive_cb, NULL);
     srv.shutdown_timer = event_new(srv.base, -1, EV_PERSIST, shutdown_poll, NULL);
-    struct timeval tick = {0, (suseconds_t)sessions.keepalive.tick_ms * 1000};
+    struct timeval tick = {0, (suseconds_t)srv.gw.sessions.keepalive.tick_ms * 1000};
     event_add(srv.sigint, NULL);
     event_add(srv.sigterm, NULL);
     event_add(srv.keepalive_timer, &tick);
@@ -283,8 +258,7 @@ int server_run(const struct config *cfg)
     event_free(srv.sigterm);
     event_free(srv.keepalive_timer);
     event_free(srv.shutdown_timer);
-    bus_free(srv.bus);
-    sessions_free();
+    gateway_free(&srv.gw);
     event_base_free(srv.base);
     return 0;
 }

@@ -24,6 +24,7 @@ struct tx_entry {
 struct txring {
     struct io_uring ring;
     txring_done_fn done;
+    void *ctx;
     struct tx_entry *e;
     unsigned depth, n;
     uint8_t *attached; /* a bit per descriptor: in the ring's file table */
@@ -35,8 +36,8 @@ struct txring {
 
 #define SEND_FLAGS (MSG_DONTWAIT | MSG_NOSIGNAL)
 
-struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, char *why,
-                          size_t why_len)
+struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, void *ctx,
+                          char *why, size_t why_len)
 {
     struct txring *t = calloc(1, sizeof(*t));
     struct tx_entry *e = calloc(depth, sizeof(*e));
@@ -70,6 +71,7 @@ struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, 
         (t->attached = calloc((nfiles + 7) / 8, 1)))
         t->nfiles = nfiles;
     t->done = done;
+    t->ctx = ctx;
     t->e = e;
     t->depth = depth;
     return t;
@@ -197,7 +199,7 @@ void txring_flush(struct txring *t)
     }
     for (unsigned i = 0; i < n; i++) {
         struct tx_entry *e = &t->e[i];
-        t->done(e->owner, e->f, e->p, e->len, e->res);
+        t->done(t->ctx, e->owner, e->f, e->p, e->len, e->res);
         frame_unref(e->f);
     }
     t->n = 0;

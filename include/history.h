@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "frame.h"
+#include "list.h"
 #include "proto.h"
 #include "strmap.h"
 
@@ -16,7 +17,7 @@ struct history_room;
 
 struct history {
     struct strmap rooms;
-    struct history_room *lru_head, *lru_tail; /* head: most recent */
+    struct list lru; /* of rooms, the most recent first */
     unsigned per_room;
     size_t max_rooms;
 };

@@ -53,6 +53,20 @@ static inline void list_remove(struct list *n)
     list_init(n);
 }
 
+/* Moves every node of from to to (made a head here); from is left empty. */
+static inline void list_move_all(struct list *from, struct list *to)
+{
+    if (list_empty(from)) {
+        list_init(to);
+        return;
+    }
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    list_init(from);
+}
+
 /* The element of type that holds node ptr as its member. */
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

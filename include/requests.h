@@ -18,6 +18,7 @@
 #include "bus.h"
 #include "config.h"
 #include "frame.h"
+#include "list.h"
 #include "proto.h"
 #include "rooms.h"
 #include "sendq.h"
@@ -27,9 +28,11 @@ struct request_wait;
 
 struct requester_ops {
     /* Queues f to the client (taking a reference if it keeps it). */
-    void (*send)(struct requester *q, struct frame *f);
+    void (*send)(void *ctx, struct requester *q, struct frame *f);
     /* Closes the client with a WebSocket close code; sets q->closing. */
-    void (*close)(struct requester *q, uint16_t code, const char *reason);
+    void (*close)(void *ctx, struct requester *q, uint16_t code, const char *reason);
+    /* Queues f to every client (a global chat, a count, an announcement). */
+    void (*broadcast)(void *ctx, struct frame *f);
 };
 
 /* What the requests of every client share; the rooms are theirs. */
@@ -37,6 +40,7 @@ struct requests {
     const struct config *cfg;
     struct bus *bus;
     const struct requester_ops *ops;
+    void *ctx; /* the ops' */
     struct rooms rooms;
 };
 
@@ -48,15 +52,22 @@ struct requester {
     /* Requests that came while a join was answered: allocated then (rare),
      * so an idle client stays small. */
     struct sendq *waiting;
-    struct request_wait *waits; /* outstanding bus requests */
-    bool busy;                  /* a join is in flight: later requests wait their turn */
-    bool draining;              /* working through waiting */
-    bool closing;               /* the owner is closing the client: nothing more is handled */
+    /* Outstanding bus requests: a ring without a head (any member, NULL
+     * when none), so that an idle client holds one pointer, not two. */
+    struct list *waits;
+    bool busy;     /* a join is in flight: later requests wait their turn */
+    bool draining; /* working through waiting */
+    bool closing;  /* the owner is closing the client: nothing more is handled */
     char name[PROTO_NAME_MAX + 1];
 };
 
+/* The bus's handlers for the requests' clients: room frames to the rooms'
+ * members, global frames to every client, subscription answers to the
+ * rooms. The one wiring of bus to clients, for the gateway and the fuzzer;
+ * the bus they make with it goes to requests_init. */
+struct bus_handlers requests_bus_handlers(struct requests *rq);
 void requests_init(struct requests *rq, const struct config *cfg, struct bus *bus,
-                   const struct requester_ops *ops);
+                   const struct requester_ops *ops, void *ctx);
 /* Once every requester is closed. */
 void requests_free(struct requests *rq);
 

@@ -20,11 +20,12 @@ struct sendq {
     uint32_t cap; /* power of two, 0 while empty */
     uint32_t head;
     uint32_t count;
-    size_t bytes;
+    uint32_t bytes; /* 32 bits keep a connection small: limits are far below */
 };
 
 void sendq_init(struct sendq *q);
-/* Takes a new reference to f. Returns -1 on OOM (nothing queued). */
+/* Takes a new reference to f. Returns -1 on OOM or past 4 GiB queued
+ * (nothing queued). */
 int sendq_push(struct sendq *q, struct frame *f, bool binary);
 /* The oldest entry, or NULL when empty. */
 const struct sendq_entry *sendq_peek(const struct sendq *q);

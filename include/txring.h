@@ -31,16 +31,17 @@
 struct txring;
 
 /* The outcome of one staged send: res is the bytes written (possibly fewer
- * than len) or -errno. f, p and len are what was staged (f is still
- * referenced during the call). It must not stage another send. */
-typedef void (*txring_done_fn)(void *owner, struct frame *f, const unsigned char *p, size_t len,
-                               ssize_t res);
+ * than len) or -errno. ctx is txring_new's; f, p, len and owner are what
+ * was staged (f is still referenced during the call). It must not stage
+ * another send. */
+typedef void (*txring_done_fn)(void *ctx, void *owner, struct frame *f, const unsigned char *p,
+                               size_t len, ssize_t res);
 
 /* A ring of depth sends (the most submitted by one system call), with a
- * file table for descriptors below nfiles. NULL, with the reason in why,
- * when io_uring is unavailable. */
-struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, char *why,
-                          size_t why_len);
+ * file table for descriptors below nfiles; done gets ctx. NULL, with the
+ * reason in why, when io_uring is unavailable. */
+struct txring *txring_new(unsigned depth, unsigned nfiles, txring_done_fn done, void *ctx,
+                          char *why, size_t why_len);
 void txring_free(struct txring *t);
 /* Registers fd in the file table (nothing happens where it cannot be). */
 void txring_attach(struct txring *t, int fd);

@@ -10,27 +10,29 @@ static struct client *of(struct requester *q)
     return (struct client *)((char *)q - offsetof(struct client, req));
 }
 
-static void send_frame(struct requester *q, struct frame *f)
+static void send_frame(void *ctx, struct requester *q, struct frame *f)
 {
+    (void)ctx;
     view_check(&of(q)->view, f);
 }
 
 /* As a session's: what it sends after this is not handled, and the
  * harness disconnects it after the record. */
-static void close_client(struct requester *q, uint16_t code, const char *reason)
+static void close_client(void *ctx, struct requester *q, uint16_t code, const char *reason)
 {
-    (void)code, (void)reason;
+    (void)ctx, (void)code, (void)reason;
     q->closing = true;
 }
 
-const struct requester_ops client_ops = {send_frame, close_client};
-
-void clients_broadcast(struct harness *h, struct frame *f)
+static void broadcast(void *ctx, struct frame *f)
 {
+    struct harness *h = ctx;
     for (int i = 0; i < CLIENTS; i++)
         if (h->clients[i])
-            send_frame(&h->clients[i]->req, f);
+            send_frame(h, &h->clients[i]->req, f);
 }
+
+const struct requester_ops client_ops = {send_frame, close_client, broadcast};
 
 void clients_check_received(struct harness *h, const char *room, size_t room_len,
                             const struct msgid *id)
@@ -86,7 +88,7 @@ void client_connect(struct harness *h, int i, const char *name)
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", h->cfg.id, ++h->next_id);
     struct frame *welcome = proto_welcome(c->req.name, conn_id, h->cfg.id, bus_now_ms());
     if (welcome) {
-        send_frame(&c->req, welcome);
+        send_frame(h, &c->req, welcome);
         frame_unref(welcome);
     }
     if (h->cfg.announce_connections)

@@ -29,6 +29,7 @@ struct harness {
     struct config cfg;
     struct bus *bus;
     struct requests rq;
+    struct bus_handlers wired; /* requests_bus_handlers(&rq), which the bus's forward to */
     struct client *clients[CLIENTS];
     long connected;
     unsigned long long next_id;
@@ -39,6 +40,7 @@ struct harness {
     size_t n_seen;
 };
 
+/* The clients' side of the requests; their ctx is the harness. */
 extern const struct requester_ops client_ops;
 
 /* Connects client i as name (a valid user name), with its welcome. */
@@ -47,8 +49,6 @@ void client_connect(struct harness *h, int i, const char *name);
 void client_receive(struct client *c, const char *data, size_t len);
 /* Closes client i's session and frees it; nothing if it is not connected. */
 void client_disconnect(struct harness *h, int i);
-/* The bus's broadcast handler. */
-void clients_broadcast(struct harness *h, struct frame *f);
 /* Checks, once rooms has handled chat id of room, that every client that
  * is in the room with no join in flight got it (or a newer one): a member
  * gets every message published after its `joined`. */

@@ -54,24 +54,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* The gateway's own wiring (requests_bus_handlers), with a check after
+ * each chat of a room has been handed to its members. */
 static void on_room_frame(void *ctx, const char *room, size_t room_len, const struct msgid *id,
                           struct frame *f)
 {
     struct harness *h = ctx;
-    rooms_on_frame(&h->rq.rooms, room, room_len, id, f);
+    h->wired.room_frame(h->wired.ctx, room, room_len, id, f);
     if (id)
         clients_check_received(h, room, room_len, id);
 }
 
 static void on_broadcast(void *ctx, struct frame *f)
 {
-    clients_broadcast(ctx, f);
+    struct harness *h = ctx;
+    h->wired.broadcast_frame(h->wired.ctx, f);
 }
 
 static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
 {
     struct harness *h = ctx;
-    rooms_on_subscribed(&h->rq.rooms, room, room_len, status);
+    h->wired.subscribed(h->wired.ctx, room, room_len, status);
 }
 
 static void setup(struct harness *h, uint8_t settings, bool deferred)
@@ -84,13 +87,14 @@ static void setup(struct harness *h, uint8_t settings, bool deferred)
     h->cfg.announce_connections = settings & 32;
     h->cfg.max_rooms = VIEW_ROOMS_MAX;
     snprintf(h->cfg.id, sizeof(h->cfg.id), "fuzz-gw");
+    h->wired = requests_bus_handlers(&h->rq);
     struct bus_handlers handlers = {on_room_frame, on_broadcast, on_subscribed, h};
     h->bus = bus_local_new(base, &h->cfg, &handlers);
     if (h->bus && deferred)
         h->bus = defer_bus_new(h->bus);
     if (!h->bus)
         abort();
-    requests_init(&h->rq, &h->cfg, h->bus, &client_ops);
+    requests_init(&h->rq, &h->cfg, h->bus, &client_ops, h);
 }
 
 static void presence_empty(void *arg, int status, const char *const *names, size_t n)

@@ -22,7 +22,7 @@ static int odd_fires; /* fire with a wrong ctx or a still-linked entry */
 static void on_fire(struct ka_entry *e, void *ctx)
 {
     struct conn *c = (struct conn *)e;
-    odd_fires += ctx != &wheel || e->prev != NULL;
+    odd_fires += ctx != &wheel || keepalive_scheduled(e);
     c->fired++;
     c->fired_at = wheel.tick;
     total_fired++;
@@ -60,7 +60,7 @@ static void test_fires_at_its_tick(void)
     keepalive_schedule(&wheel, &b.ka, 300); /* exactly 3 ticks */
     keepalive_schedule(&wheel, &c.ka, 0);   /* at the next tick, not now */
     keepalive_schedule(&wheel, &d.ka, 1);
-    CHECK(a.ka.prev != NULL);
+    CHECK(keepalive_scheduled(&a.ka));
     ticks(1);
     CHECK_INT(c.fired, ==, 1);
     CHECK_INT(d.fired, ==, 1);
@@ -70,7 +70,7 @@ static void test_fires_at_its_tick(void)
     ticks(1);
     CHECK(a.fired == 1 && a.fired_at == 3);
     CHECK(b.fired == 1 && b.fired_at == 3);
-    CHECK(a.ka.prev == NULL); /* fired entries are no longer scheduled */
+    CHECK(!keepalive_scheduled(&a.ka)); /* fired entries are no longer scheduled */
     ticks(30);
     CHECK_INT(total_fired, ==, 4); /* once each */
     teardown();
@@ -116,9 +116,9 @@ static void test_reschedule_inside_fire(void)
     CHECK_INT(full.fired, ==, 4); /* ticks 10, 20, 30, 40 */
     CHECK_INT(full.fired_at, ==, 40);
     /* Still scheduled after all that; free detaches it. */
-    CHECK(a.ka.prev != NULL);
+    CHECK(keepalive_scheduled(&a.ka));
     teardown();
-    CHECK(a.ka.prev == NULL && full.ka.prev == NULL);
+    CHECK(!keepalive_scheduled(&a.ka) && !keepalive_scheduled(&full.ka));
 }
 
 static void test_cancel_inside_fire(void)
@@ -209,7 +209,7 @@ static void test_free_detaches(void)
     keepalive_schedule(&wheel, &a.ka, 100);
     keepalive_schedule(&wheel, &b.ka, 700);
     teardown();
-    CHECK(a.ka.prev == NULL && b.ka.prev == NULL);
+    CHECK(!keepalive_scheduled(&a.ka) && !keepalive_scheduled(&b.ka));
     keepalive_cancel(&a.ka); /* still safe on a detached entry */
     CHECK(wheel.slots == NULL);
 }

@@ -81,10 +81,30 @@ static void test_drain_from_head(void)
     CHECK_INT(seen, ==, 1232);
 }
 
+static void test_move_all(void)
+{
+    struct list from, to;
+    struct item it[2] = {{1, {0}}, {2, {0}}};
+    list_init(&from);
+    list_move_all(&from, &to); /* empty to empty */
+    CHECK(list_empty(&from) && list_empty(&to));
+    for (int i = 0; i < 2; i++)
+        list_insert_tail(&from, &it[i].node);
+    list_move_all(&from, &to);
+    CHECK(list_empty(&from));
+    CHECK_INT(digits(&to), ==, 12);
+    /* from is usable again, apart from to. */
+    list_remove(&it[0].node);
+    list_insert_tail(&from, &it[0].node);
+    CHECK_INT(digits(&from), ==, 1);
+    CHECK_INT(digits(&to), ==, 2);
+}
+
 int main(void)
 {
     RUN(test_empty_and_unlinked);
     RUN(test_order_and_remove);
     RUN(test_drain_from_head);
+    RUN(test_move_all);
     return CHECK_DONE("test_list");
 }

@@ -26,9 +26,10 @@ struct done_entry {
 static struct done_entry done_log[MAX_DONE];
 static unsigned done_count;
 
-static void on_done(void *owner, struct frame *f, const unsigned char *p, size_t len, ssize_t res)
+static void on_done(void *ctx, void *owner, struct frame *f, const unsigned char *p, size_t len,
+                    ssize_t res)
 {
-    (void)f, (void)p;
+    (void)ctx, (void)f, (void)p;
     if (done_count < MAX_DONE)
         done_log[done_count] = (struct done_entry){owner, res, len};
     done_count++;
@@ -68,7 +69,7 @@ static struct txring *new_ring(unsigned depth)
 {
     char why[128];
     done_count = 0;
-    struct txring *t = txring_new(depth, 1024, on_done, why, sizeof(why));
+    struct txring *t = txring_new(depth, 1024, on_done, NULL, why, sizeof(why));
     if (!t)
         fprintf(stderr, "txring_new: %s\n", why);
     CHECK(t != NULL);
@@ -218,7 +219,7 @@ int main(void)
         return 1;
     }
     char why[128];
-    struct txring *probe = txring_new(4, 0, on_done, why, sizeof(why));
+    struct txring *probe = txring_new(4, 0, on_done, NULL, why, sizeof(why));
     if (!probe) {
         printf("txring: skipped, io_uring unavailable here (%s)\n", why);
         return 77;

@@ -115,10 +115,10 @@ static int room_of(const char *p, size_t n)
     return atoi(r + 6);
 }
 
-static void on_written(void *owner, struct frame *f, const unsigned char *p, size_t len,
+static void on_written(void *ctx, void *owner, struct frame *f, const unsigned char *p, size_t len,
                        ssize_t res)
 {
-    (void)owner, (void)f, (void)p;
+    (void)ctx, (void)owner, (void)f, (void)p;
     if (res != (ssize_t)len)
         srv.short_writes++;
 }
@@ -336,7 +336,7 @@ int main(int argc, char **argv)
     if (strcmp(writer, "uring") == 0) {
         char why[128];
         getrlimit(RLIMIT_NOFILE, &rl);
-        srv.tx = txring_new(1024, (unsigned)rl.rlim_cur, on_written, why, sizeof(why));
+        srv.tx = txring_new(1024, (unsigned)rl.rlim_cur, on_written, NULL, why, sizeof(why));
         if (!srv.tx) {
             fprintf(stderr, "chatfloor: io_uring unavailable: %s\n", why);
             return 1;
