@@ -65,6 +65,7 @@ echo "autobahn: wstest in $root ($(grep -E '^autobahntestsuite==' "$root/version
 # any exit.
 run=$(mktemp -d "$root/tmp/autobahn.XXXXXX")
 gw_pid=
+ws_pid=
 stop_gateway() {
   [ -n "$gw_pid" ] || return 0
   kill -TERM "$gw_pid" 2>/dev/null
@@ -78,7 +79,16 @@ stop_gateway() {
   gw_rc=$?
   gw_pid=
 }
-trap 'stop_gateway; rm -rf "$run"' EXIT
+stop_wstest() {
+  [ -n "$ws_pid" ] || return 0
+  kill -TERM "$ws_pid" 2>/dev/null # timeout passes it on to wstest
+  wait "$ws_pid" 2>/dev/null
+  ws_pid=
+}
+trap 'stop_wstest; stop_gateway; rm -rf "$run"' EXIT
+# A TERM (an outer timeout) ends the waits below at once, and the EXIT trap
+# ends what was started.
+trap 'exit 143' TERM INT
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -123,11 +133,14 @@ EOF
 
 echo "autobahn: wstest -m fuzzingclient (at most ${limit}s)"
 start=$(date +%s)
-# timeout ends chroot's child (wstest: chroot execs it) by its pid.
+# timeout ends its child by pid: chroot, which execs env, sh, then wstest.
 timeout --kill-after=10 "$limit" chroot "$root" env -i PATH=/usr/local/bin:/usr/bin:/bin \
   HOME=/root LC_ALL=C.UTF-8 PYTHONWARNINGS=ignore sh -c 'cd "$1" && exec wstest -m fuzzingclient -s spec.json' \
-  sh "$inside" >"$run/wstest.log" 2>&1 </dev/null
+  sh "$inside" >"$run/wstest.log" 2>&1 </dev/null &
+ws_pid=$!
+wait "$ws_pid"
 wstest_rc=$?
+ws_pid=
 elapsed=$(($(date +%s) - start))
 alive=1
 kill -0 "$gw_pid" 2>/dev/null || alive=0
