@@ -44,9 +44,17 @@ fi
 command -v debootstrap >/dev/null ||
   { echo "$0: needs debootstrap (apt-get install debootstrap)" >&2; exit 1; }
 
+# One maker at a time (two worktrees' runs may start together); the one
+# that waited finds the root made.
+mkdir -p "$cache"
+exec 9>"$root.lock"
+flock 9
+if [ -f "$root/.complete" ]; then
+  echo "$root"
+  exit 0
+fi
 part=$root.part
 rm -rf "$part"
-mkdir -p "$cache"
 echo "autobahn-env: debootstrap $suite with $apt_packages (a few minutes)" >&2
 if ! debootstrap --variant=minbase --include="$apt_packages" "$suite" "$part" "$mirror" \
   >"$part.log" 2>&1; then
