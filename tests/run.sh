@@ -2,8 +2,9 @@
 # Runs every test: C unit tests (ctest), integration and deployment tests
 # against real gateways, Redis, nginx and HAProxy (pytest), the client's unit
 # tests (node --test), browser tests in Debian's Chromium (pytest with
-# Playwright for Python), container tests when a Docker engine answers, and a
-# smoke run of the benchmark tool.
+# Playwright for Python), container tests when a Docker engine answers, a
+# smoke run of the benchmark tool, and Autobahn|Testsuite's fuzzing client
+# against /echo (tests/conformance/autobahn.sh).
 #
 # Usage: tests/run.sh [--sanitize]
 #   --sanitize  then builds again with AddressSanitizer and
@@ -107,6 +108,12 @@ run_pass() {
     suite "bench smoke" "^[0-9]+ passed, [0-9]+ failed$" \
       env GATEWAY_BIN="$root/$dir/gateway" CHATBENCH_BIN="$root/$dir/tests/bench/chatbench" \
       "$python" tests/bench/bench.py --smoke
+    # Autobahn|Testsuite against /echo; its report stays in
+    # $dir/autobahn-report/. The outer bound covers making its Python 2
+    # chroot on a cold cache; wstest itself has AUTOBAHN_TIMEOUT (900 s).
+    suite "autobahn" "^[0-9]+ passed, [0-9]+ failed$" \
+      env GATEWAY_BIN="$root/$dir/gateway" AUTOBAHN_REPORT_DIR="$root/$dir/autobahn-report" \
+      timeout --kill-after=30 1500 tests/conformance/autobahn.sh
   fi
 }
 
