@@ -3,14 +3,14 @@
 # package lacks it, see README) from Debian's source package, into a cache
 # outside the source tree. A second run with the cache present does nothing.
 # The patches in deploy/lws-patches/ are applied; the cache is keyed by
-# their checksum, so changing a patch rebuilds.
+# their checksum and this script's, so changing a patch or a flag rebuilds.
 # Usage: deploy/build-lws.sh [PREFIX]   (default /var/cache/lws-4.1.6-<sum>)
 # Prints the install prefix on stdout.
 set -euo pipefail
 
 version=4.1.6
 patch_dir=$(cd "$(dirname "$0")/lws-patches" && pwd)
-patch_sum=$(cat "$patch_dir"/*.patch | sha1sum | cut -c1-8)
+patch_sum=$(cat "$patch_dir"/*.patch "$0" | sha1sum | cut -c1-8)
 prefix=${1:-${LWS_PREFIX:-/var/cache/lws-$version-$patch_sum}}
 src_cache=${LWS_SRC_CACHE:-/var/cache/lws-src}
 
@@ -39,6 +39,10 @@ srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d | head -n1)
 for p in "$patch_dir"/*.patch; do
   patch -d "$srcdir" -p1 --quiet < "$p"
 done
+# Extensions stay compiled in: without them lws 4.1.6 no longer refuses
+# frames with RSV bits set nor text that is not UTF-8 (Autobahn 3.x, 6.x).
+# The gateway registers none (patch 0006 keeps lws from dropping a long
+# Sec-WebSocket-Extensions offer).
 cmake -S "$srcdir" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_INSTALL_PREFIX="$prefix" \
   -DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF \

@@ -200,7 +200,9 @@ static void flush_conn(struct conn_out *o, struct conn *c)
         conn_release_handshake(c);
         return;
     }
-    if (!c->ping_due && !lws_partial_buffered(c->wsi)) {
+    /* lws writes a pending pong, then bytes it kept, before the writable
+     * callback: data waits for that. */
+    if (!c->ping_due && !lws_partial_buffered(c->wsi) && !lws_ws_pong_pending(c->wsi)) {
         if (o->tx) {
             stage_queued(o, c); /* tx_done releases the handshake */
         } else {

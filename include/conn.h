@@ -16,8 +16,9 @@
  * callback until its queue is empty.
  *
  * libwebsockets writes the handshake, answers pings and, for a protocol
- * error it finds itself, sends the close frame: conn checks for that before
- * each write (lws_ws_close_started, deploy/lws-patches/0004). */
+ * error it finds itself, sends the close frame: conn checks for those
+ * before each write (a pong waiting: the data waits; a close sent: the
+ * data is dropped; deploy/lws-patches/0004 and 0005). */
 #ifndef GATEWAY_CONN_H
 #define GATEWAY_CONN_H
 
