@@ -190,7 +190,6 @@ struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
         return NULL;
     }
     history_init(&l->history, cfg->history, LOCAL_HISTORY_ROOMS);
-    metrics.redis_up = 1; /* the in-process bus is always there */
     presence_init(&l->presence);
     dedupe_init(&l->dedupe, cfg->dedupe_window_ms, LOCAL_DEDUPE_MAX);
     return &l->base;

@@ -1177,7 +1177,6 @@ static void check_ready(struct rbus *rb)
         return;
     rb->state = LINK_READY;
     rb->attempt = 0;
-    metrics.redis_up = 1;
     log_info("redis: connected to %s:%d, resubscribing %zu rooms", rb->base.cfg->redis_host,
              rb->base.cfg->redis_port, rb->channels.count);
     /* Presence is registered when the answer says so (complete). */
@@ -1308,7 +1307,6 @@ static void teardown(struct rbus *rb, const char *why)
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->broadcast_live = false;
     rb->heartbeats_unanswered = rb->replies_since_beat = 0;
-    metrics.redis_up = 0;
     free_ctx(&rb->cmd);
     free_ctx(&rb->sub);
     /* The subscriptions died with the connection; what is wanted comes

@@ -229,10 +229,8 @@ static void flush_pending(evutil_socket_t fd, short what, void *arg)
         c->pending_at = 0;
         flush_conn(o, c);
     }
-    if (o->tx) {
+    if (o->tx)
         txring_flush(o->tx);
-        metrics.io_uring = txring_batching(o->tx);
-    }
 }
 
 int conn_out_init(struct conn_out *o, struct event_base *base, bool io_uring, conn_failed_fn failed)
@@ -254,7 +252,6 @@ int conn_out_init(struct conn_out *o, struct event_base *base, bool io_uring, co
         if (!o->tx)
             log_warn("io_uring unavailable (%s): fan-out writes one send() each", why);
     }
-    metrics.io_uring = o->tx != NULL;
     return 0;
 }
 

@@ -59,8 +59,14 @@ int http_serve_endpoint(const struct sessions *ss, struct lws *wsi, const char *
         return respond_text(wsi, 200, "ready");
     }
     if (strcmp(path, "/metrics") == 0) {
+        const struct metrics_gauges g = {
+            .connections = (uint64_t)ss->chat_count,
+            .rooms = rooms_count(&ss->requests->rooms),
+            .redis_up = ss->bus->ops->ready(ss->bus),
+            .io_uring = conn_out_batching(&ss->out),
+        };
         size_t len;
-        char *body = metrics_render(&len);
+        char *body = metrics_render(&g, &len);
         if (!body)
             return respond_text(wsi, 500, "out of memory");
         int r = respond(wsi, 200, "text/plain; version=0.0.4", body, len);

@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,18 +63,24 @@ static void metric(struct out *o, const char *name, const char *type, const char
     put(o, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
+/* A counter of struct metrics, or (G) a gauge of struct metrics_gauges. */
 #define M(field, name, type, help)                                                                 \
     {                                                                                              \
-        name, type, help, offsetof(struct metrics, field)                                          \
+        name, type, help, offsetof(struct metrics, field), false                                   \
+    }
+#define G(field, name, help)                                                                       \
+    {                                                                                              \
+        name, "gauge", help, offsetof(struct metrics_gauges, field), true                          \
     }
 static const struct {
     const char *name, *type, *help;
     size_t offset;
+    bool gauge;
 } plain[] = {
-    M(connections, "gateway_connections", "gauge", "Open chat WebSocket connections."),
+    G(connections, "gateway_connections", "Open chat WebSocket connections."),
     M(connections_total, "gateway_connections_total", "counter",
       "Chat WebSocket connections accepted."),
-    M(rooms, "gateway_rooms", "gauge", "Rooms with at least one local member."),
+    G(rooms, "gateway_rooms", "Rooms with at least one local member."),
     M(frames_in, "gateway_frames_in_total", "counter", "Frames received from clients."),
     M(frames_out, "gateway_frames_out_total", "counter", "Frames written to clients."),
     M(bytes_in, "gateway_bytes_in_total", "counter", "Payload bytes received from clients."),
@@ -92,9 +99,8 @@ static const struct {
     M(rate_limited, "gateway_rate_limited_total", "counter", "Frames refused by the rate limit."),
     M(rate_limit_closes, "gateway_rate_limit_closes_total", "counter",
       "Clients closed for sending past --rate-limit-grace frames before their retry time."),
-    M(redis_up, "gateway_redis_up", "gauge",
-      "1 while the bus is connected and subscriptions are live."),
-    M(io_uring, "gateway_io_uring", "gauge",
+    G(redis_up, "gateway_redis_up", "1 while the bus is connected and subscriptions are live."),
+    G(io_uring, "gateway_io_uring",
       "1 while fan-out writes are batched through io_uring, 0 when written one by one."),
     M(redis_reconnects, "gateway_redis_reconnects_total", "counter",
       "Reconnections to Redis after a loss."),
@@ -109,15 +115,18 @@ static const struct {
       "original message instead of being delivered again."),
 };
 #undef M
+#undef G
 
-char *metrics_render(size_t *len)
+char *metrics_render(const struct metrics_gauges *g, size_t *len)
 {
     struct out o = {.buf = malloc(4096), .cap = 4096};
     if (!o.buf)
         return NULL;
-    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        const char *from = plain[i].gauge ? (const char *)g : (const char *)&metrics;
         metric(&o, plain[i].name, plain[i].type, plain[i].help,
-               *(const uint64_t *)(const void *)((const char *)&metrics + plain[i].offset));
+               *(const uint64_t *)(const void *)(from + plain[i].offset));
+    }
     put(&o, "# HELP gateway_errors_total Error frames sent to clients, by code.\n"
             "# TYPE gateway_errors_total counter\n");
     for (int e = PROTO_OK + 1; e < PROTO_ERROR_COUNT; e++)

@@ -116,7 +116,6 @@ static void remove_member(struct rooms *r, struct member *m, bool tell)
         r->bus->ops->unsubscribe(r->bus, room->name, room->name_len);
         strmap_del(&r->by_name, room->name, room->name_len);
         free(room);
-        metrics.rooms--;
     }
     if (m->in_flight) {
         m->orphaned = true;
@@ -248,14 +247,12 @@ enum proto_error rooms_join(struct rooms *r, struct room_set *set, void *owner, 
         }
         room->name_len = room_len;
         room->state = ROOM_SUBSCRIBING;
-        metrics.rooms++;
     }
     struct member_ext *x = calloc(1, sizeof(*x));
     if (!x) {
         if (fresh) {
             strmap_del(&r->by_name, room_name, room_len);
             free(room);
-            metrics.rooms--;
         }
         return PROTO_UNAVAILABLE;
     }

@@ -192,7 +192,7 @@ int session_open(struct sessions *ss, struct session *s, struct lws *wsi, enum s
         snprintf(s->req.name, sizeof(s->req.name), "%s", name);
     else
         snprintf(s->req.name, sizeof(s->req.name), "User%llu", (unsigned long long)s->id);
-    metrics.connections++;
+    ss->chat_count++;
     metrics.connections_total++;
     char conn_id[sizeof(ss->cfg->id) + 24];
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", ss->cfg->id, (unsigned long long)s->id);
@@ -203,7 +203,7 @@ int session_open(struct sessions *ss, struct session *s, struct lws *wsi, enum s
         queue(ss, s, bus_last_count(ss->bus), false);
     if (ss->cfg->announce_connections)
         ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_ARRIVED, s->req.name);
-    bus_clients_changed(ss->bus, (long)metrics.connections);
+    bus_clients_changed(ss->bus, ss->chat_count);
     return 0;
 }
 
@@ -330,11 +330,11 @@ void session_closed(struct sessions *ss, struct session *s)
         return;
     bool tell = !ss->shutting_down;
     requests_close(ss->requests, &s->req, tell);
-    metrics.connections--;
+    ss->chat_count--;
     log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->req.name);
     if (tell) {
         if (ss->cfg->announce_connections)
             ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_DEPARTED, s->req.name);
-        bus_clients_changed(ss->bus, (long)metrics.connections);
+        bus_clients_changed(ss->bus, ss->chat_count);
     }
 }

@@ -1,5 +1,6 @@
-/* metrics: process-wide counters and gauges, rendered in the Prometheus
- * text format for /metrics. Plain integers: one thread touches them. */
+/* metrics: process-wide counters, rendered with the gauges (read from the
+ * gateway's state when /metrics is asked for) in the Prometheus text
+ * format. Plain integers: one thread touches them. */
 #ifndef GATEWAY_METRICS_H
 #define GATEWAY_METRICS_H
 
@@ -8,10 +9,16 @@
 
 #include "proto.h"
 
+/* What /metrics reports of the state at the moment it is asked. */
+struct metrics_gauges {
+    uint64_t connections; /* open /ws sessions */
+    uint64_t rooms;       /* rooms with local members */
+    uint64_t redis_up;    /* the bus is connected and its subscriptions live */
+    uint64_t io_uring;    /* fan-out writes go through io_uring */
+};
+
 struct metrics {
-    uint64_t connections; /* gauge: open /ws sessions */
     uint64_t connections_total;
-    uint64_t rooms; /* gauge: rooms with local members */
     uint64_t frames_in;
     uint64_t frames_out;
     uint64_t bytes_in;
@@ -20,8 +27,6 @@ struct metrics {
     uint64_t slow_consumer_drops;
     uint64_t keepalive_timeouts;
     uint64_t oversize_closes;
-    uint64_t redis_up; /* gauge */
-    uint64_t io_uring; /* gauge: fan-out writes go through io_uring */
     uint64_t redis_reconnects;
     uint64_t dead_gateways_reaped;
     uint64_t bus_published;
@@ -41,7 +46,7 @@ struct metrics {
 extern struct metrics metrics;
 
 void metrics_observe_latency_us(uint64_t us);
-/* Renders into a malloc'd string; returns NULL on OOM. */
-char *metrics_render(size_t *len);
+/* Renders the counters and g into a malloc'd string; NULL on OOM. */
+char *metrics_render(const struct metrics_gauges *g, size_t *len);
 
 #endif

@@ -52,6 +52,7 @@ struct sessions {
     struct conn_out out;
     struct list all; /* every open session */
     long all_count;  /* open /ws and /echo sessions */
+    long chat_count; /* open /ws sessions */
     uint64_t next_id;
     bool shutting_down;
 };
