@@ -499,7 +499,7 @@ static void deliver_room(struct rbus *rb, struct channel *ch, const struct msgid
             ch->last = *id;
         ch->have_last = true;
     }
-    rb->base.h.room_frame(rb->base.h.ctx, ch->room, ch->room_len, id, f);
+    bus_deliver_room(&rb->base, ch->room, ch->room_len, id, f);
 }
 
 static void start_fill(struct rbus *rb, struct channel *ch);
@@ -541,7 +541,6 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
         const redisReply *payload = reply->element[2];
         if (payload->type != REDIS_REPLY_STRING)
             return;
-        metrics.bus_received++;
         if (!is_broadcast && (!ch || ch->state != SUB_LIVE))
             return; /* the last local member left while this was on its way */
         struct frame *f = frame_copy(payload->str, payload->len);
@@ -551,7 +550,7 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
         }
         if (is_broadcast) {
             bus_note_count(&rb->base, f);
-            rb->base.h.broadcast_frame(rb->base.h.ctx, f);
+            bus_deliver_broadcast(&rb->base, f);
         } else if (ch->filling) {
             if (sendq_push(&ch->held, f, false) < 0)
                 log_error("redis: out of memory holding a message during replay");
@@ -694,7 +693,7 @@ static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_jo
                                        "after a connection loss",
                                        bus_now_ms());
         if (f) {
-            rb->base.h.room_frame(rb->base.h.ctx, ch->room, ch->room_len, NULL, f);
+            bus_deliver_room(&rb->base, ch->room, ch->room_len, NULL, f);
             frame_unref(f);
         }
     }

@@ -97,7 +97,6 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
                           struct frame *f)
 {
     (void)ctx;
-    metrics.bus_received++;
     sessions_batch_begin();
     rooms_on_frame(&sessions.requests.rooms, room, room_len, id, f);
     sessions_batch_end();
@@ -106,7 +105,6 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
 static void on_broadcast_frame(void *ctx, struct frame *f)
 {
     (void)ctx;
-    metrics.bus_received++;
     sessions_batch_begin();
     sessions_broadcast(f);
     sessions_batch_end();
