@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 int64_t bus_now_ms(void)
 {
@@ -51,6 +52,19 @@ int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *b
         return -1;
     }
     return 0;
+}
+
+void bus_deliver_room(struct bus *b, const char *room, size_t room_len, const struct msgid *id,
+                      struct frame *f)
+{
+    metrics.bus_received++;
+    b->h.room_frame(b->h.ctx, room, room_len, id, f);
+}
+
+void bus_deliver_broadcast(struct bus *b, struct frame *f)
+{
+    metrics.bus_received++;
+    b->h.broadcast_frame(b->h.ctx, f);
 }
 
 void bus_note_count(struct bus *b, struct frame *f)

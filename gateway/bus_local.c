@@ -62,9 +62,9 @@ static void local_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat
     if (room) {
         if (history_append(&l->history, room, room_len, &id, f) < 0)
             log_warn("history: out of memory, message not kept");
-        b->h.room_frame(b->h.ctx, room, room_len, &id, f);
+        bus_deliver_room(b, room, room_len, &id, f);
     } else {
-        b->h.broadcast_frame(b->h.ctx, f);
+        bus_deliver_broadcast(b, f);
     }
     frame_unref(f);
     done(arg, 0, NULL);
@@ -73,9 +73,9 @@ static void local_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat
 static int local_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f)
 {
     if (room)
-        b->h.room_frame(b->h.ctx, room, room_len, NULL, f);
+        bus_deliver_room(b, room, room_len, NULL, f);
     else
-        b->h.broadcast_frame(b->h.ctx, f);
+        bus_deliver_broadcast(b, f);
     return 0;
 }
 
@@ -136,7 +136,7 @@ static void local_publish_count(struct bus *b, long local)
     struct frame *f = proto_client_count(local, bus_now_ms());
     if (f) {
         bus_note_count(b, f);
-        b->h.broadcast_frame(b->h.ctx, f);
+        bus_deliver_broadcast(b, f);
         frame_unref(f);
     }
 }

@@ -301,14 +301,12 @@ static void on_room_frame(void *ctx, const char *room, size_t room_len, const st
                           struct frame *f)
 {
     struct requests *rq = ctx;
-    metrics.bus_received++;
     rooms_on_frame(&rq->rooms, room, room_len, id, f);
 }
 
 static void on_broadcast_frame(void *ctx, struct frame *f)
 {
     struct requests *rq = ctx;
-    metrics.bus_received++;
     rq->ops->broadcast(rq->ctx, f);
 }
 

@@ -121,6 +121,12 @@ void bus_free(struct bus *b);
 /* The announce op of both implementations: tallied by b->announcer. */
 void bus_announce_event(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
                         const char *name);
+/* How both implementations hand a frame to the handlers: every frame the
+ * gateway gets from the bus passes here, so gateway_bus_received_total is
+ * counted here and nowhere else. */
+void bus_deliver_room(struct bus *b, const char *room, size_t room_len, const struct msgid *id,
+                      struct frame *f);
+void bus_deliver_broadcast(struct bus *b, struct frame *f);
 /* Keeps f if it is a client_count frame (for bus_last_count). */
 void bus_note_count(struct bus *b, struct frame *f);
 /* The newest client_count frame seen, or NULL. */

@@ -1,6 +1,6 @@
 /* bus.c's bus_new picks the Redis bus when configured; the harnesses build
- * the in-process bus directly, so bus_redis.c (and hiredis) stays out and
- * this stands in for its constructor. */
+ * the in-process bus directly, so the Redis bus (bus_redis*.c and hiredis)
+ * stays out and this stands in for its constructor. */
 #include <stdlib.h>
 
 #include "bus.h"

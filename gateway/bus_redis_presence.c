@@ -1,0 +1,298 @@
+/* The Redis bus's presence and counts: who is in which room (registered,
+ * withdrawn, and registered again after an outage), the names of a room,
+ * the cluster's client count, the merge of announcements across gateways,
+ * and the cleanup after gateways that died without withdrawing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_redis_internal.h"
+#include "log.h"
+#include "metrics.h"
+
+/* A gateway that missed heartbeats this long is gone from counts and
+ * presence. */
+#define GATEWAY_TTL_MS 15000
+/* Work one call of the reap script may do: rooms plus presence entries
+ * looked at. A dead gateway with more is cleaned up over several calls, so
+ * that no call holds Redis for long. */
+#define REAP_BUDGET "500"
+
+/* The announce script's answer: publish the cluster's merged batch, or
+ * ask again once the scope's interval is over. */
+static void announced(struct rbus *rb, const char *room, size_t room_len, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return;
+    if (r->element[0]->integer == 0) {
+        if (r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0 &&
+            !rb->closing)
+            announcer_again(&rb->base.announcer, room, room_len);
+        return;
+    }
+    if (r->elements != 5)
+        return;
+    struct announce_batch b;
+    memset(&b, 0, sizeof(b));
+    struct announce_tally *tallies[2] = {&b.arrived, &b.departed};
+    for (int t = 0; t < 2; t++) {
+        const redisReply *count = r->element[1 + 2 * t], *names = r->element[2 + 2 * t];
+        if (count->type != REDIS_REPLY_INTEGER || count->integer <= 0 ||
+            names->type != REDIS_REPLY_STRING)
+            continue;
+        unsigned long left = (unsigned long)count->integer;
+        for (const char *p = names->str, *end = names->str + names->len; p < end && left;) {
+            const char *tab = memchr(p, '\t', (size_t)(end - p));
+            size_t len = tab ? (size_t)(tab - p) : (size_t)(end - p);
+            announce_tally_add(tallies[t], p, len);
+            left--;
+            p += len + 1;
+        }
+        tallies[t]->count += left;
+    }
+    struct frame *f[2];
+    for (size_t i = 0, n = announce_frames(room, room_len, &b, bus_now_ms(), f); i < n; i++) {
+        redis_publish_frame(&rb->base, room, room_len, f[i]);
+        frame_unref(f[i]);
+    }
+}
+
+/* The answer of the count and reap scripts: {integer, second_type}. */
+static bool is_pair(const redisReply *r, int second_type)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+           r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == second_type;
+}
+
+static void send_leave(struct rbus *rb, const char *room, size_t room_len, const char *name)
+{
+    char pres[KEY_MAX], pnames[KEY_MAX], field[200];
+    const char *argv[4] = {pres, pnames, field, name};
+    size_t lens[4];
+    lens[0] = make_key(pres, rb, "presence:", room, room_len);
+    lens[1] = make_key(pnames, rb, "pnames:", room, room_len);
+    lens[2] = (size_t)snprintf(field, sizeof(field), "%s\t%s", rb->base.cfg->id, name);
+    lens[3] = strlen(name);
+    fire_and_forget(rb, S_LEAVE, 4, argv, lens, NULL);
+}
+
+void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name)
+{
+    struct rbus *rb = (struct rbus *)b;
+    presence_remove(&rb->presence, room, room_len, name);
+    if (!ready(rb))
+        return; /* a reconnect registers what is left anew */
+    send_leave(rb, room, room_len, name);
+    if (!presence_room(&rb->presence, room, room_len)) {
+        /* Its last local member left: out of this gateway's room set, which
+         * would otherwise hold every room it ever had until it reconnects.
+         * Behind the leave on the same connection, and before any later
+         * join's SADD. */
+        char gwrooms[KEY_MAX];
+        const char *id = rb->base.cfg->id;
+        const char *srem[3] = {"SREM", gwrooms, room};
+        size_t lens[3] = {4, make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
+        redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, srem, lens);
+    }
+}
+
+/* The room script's answer in presence mode: the sorted names. */
+static void names_done(struct request *q, const redisReply *reply)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        q->u.names.cb(q->arg, -1, NULL, 0);
+        return;
+    }
+    const char **names = malloc(sizeof(char *) * (reply->elements + 1));
+    size_t n = 0;
+    for (size_t i = 0; names && i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            names[n++] = reply->element[i]->str;
+    q->u.names.cb(q->arg, names ? 0 : -1, names, n);
+    free(names);
+}
+
+void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg)
+{
+    struct rbus *rb = (struct rbus *)b;
+    struct request *q;
+    if (!ready(rb) ||
+        room_request(rb, "presence", room, room_len, NULL, NULL, names_done, &q) < 0) {
+        cb(arg, -1, NULL, 0);
+        return;
+    }
+    q->u.names.cb = cb;
+    q->arg = arg;
+    if (send_script(rb, q) < 0) {
+        free(q);
+        cb(arg, -1, NULL, 0);
+    }
+}
+
+static void announce_done(struct request *q, const redisReply *reply)
+{
+    if (reply)
+        announced(q->rb, q->room_len ? q->room : NULL, q->room_len, reply);
+}
+
+void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
+                                const struct announce_batch *batch)
+{
+    struct rbus *rb = (struct rbus *)b;
+    if (!ready(rb))
+        return; /* best effort, as any system frame */
+    char key[KEY_MAX], every[16], counts[2][24], keep[8];
+    char names[2][ANNOUNCE_NAMES * (PROTO_NAME_MAX + 1)];
+    const struct announce_tally *tallies[2] = {&batch->arrived, &batch->departed};
+    const char *argv[7];
+    size_t lens[7];
+    lens[0] = room ? make_key(key, rb, "announce:", room, room_len)
+                   : make_key(key, rb, "announce", "", 0);
+    lens[1] = (size_t)snprintf(every, sizeof(every), "%d", ANNOUNCE_INTERVAL_MS);
+    argv[0] = key, argv[1] = every;
+    for (int t = 0; t < 2; t++) {
+        size_t at = 0;
+        for (unsigned i = 0; i < tallies[t]->n; i++)
+            at += (size_t)snprintf(names[t] + at, sizeof(names[t]) - at, "%s%s", i ? "\t" : "",
+                                   tallies[t]->names[i]);
+        lens[2 + 2 * t] = (size_t)snprintf(counts[t], sizeof(counts[t]), "%lu", tallies[t]->count);
+        argv[2 + 2 * t] = counts[t];
+        argv[3 + 2 * t] = names[t], lens[3 + 2 * t] = at;
+    }
+    lens[6] = (size_t)snprintf(keep, sizeof(keep), "%d", ANNOUNCE_NAMES);
+    argv[6] = keep;
+    struct request *q = request_new(rb, S_ANNOUNCE, 7, argv, lens, announce_done);
+    if (!q)
+        return;
+    if (room) {
+        memcpy(q->room, room, room_len);
+        q->room[room_len] = '\0';
+        q->room_len = room_len;
+    }
+    if (send_script(rb, q) < 0)
+        free(q);
+}
+
+static void count_done(struct request *q, const redisReply *reply)
+{
+    struct rbus *rb = q->rb;
+    if (q->arg) /* the heartbeat */
+        rb->heartbeats_unanswered = 0;
+    if (!reply || !ready(rb))
+        return;
+    if (!is_pair(reply, REDIS_REPLY_INTEGER)) {
+        log_error("redis: unexpected answer to the count script");
+        return;
+    }
+    if (reply->element[0]->integer > 0)
+        bus_count_again(&rb->base, (unsigned)reply->element[0]->integer);
+    if (reply->element[1]->integer)
+        reregister(rb);
+}
+
+void send_count(struct rbus *rb, long local, const char *mode, bool beat)
+{
+    char gws[KEY_MAX], clients[KEY_MAX], last[KEY_MAX], count[24], ttl[16], every[16];
+    const char *id = rb->base.cfg->id;
+    const char *argv[9];
+    size_t lens[9];
+    lens[0] = make_key(gws, rb, "gateways", "", 0);
+    lens[1] = make_key(clients, rb, "clients", "", 0);
+    lens[2] = make_key(last, rb, "clients:last", "", 0);
+    lens[3] = strlen(id);
+    lens[4] = (size_t)snprintf(count, sizeof(count), "%ld", local);
+    lens[5] = (size_t)snprintf(ttl, sizeof(ttl), "%d", GATEWAY_TTL_MS);
+    lens[6] = rb->broadcast_len;
+    lens[7] = (size_t)snprintf(every, sizeof(every), "%d", BUS_COUNT_INTERVAL_MS);
+    lens[8] = strlen(mode);
+    argv[0] = gws, argv[1] = clients, argv[2] = last, argv[3] = id, argv[4] = count;
+    argv[5] = ttl, argv[6] = rb->broadcast, argv[7] = every;
+    argv[8] = mode;
+    struct request *q = request_new(rb, S_COUNT, 9, argv, lens, count_done);
+    if (!q)
+        return;
+    q->arg = beat ? rb : NULL; /* what count_done tells a heartbeat by */
+    if (send_script(rb, q) < 0) {
+        free(q);
+        return;
+    }
+    if (beat)
+        rb->heartbeats_unanswered++;
+}
+
+void redis_publish_count(struct bus *b, long local)
+{
+    struct rbus *rb = (struct rbus *)b;
+    if (ready(rb))
+        send_count(rb, local, "beat", false);
+}
+
+static void reap_done(struct request *q, const redisReply *reply)
+{
+    struct rbus *rb = q->rb;
+    if (!reply || !ready(rb))
+        return;
+    if (!is_pair(reply, REDIS_REPLY_STRING)) {
+        log_error("redis: unexpected answer to the reap script");
+        return;
+    }
+    if (reply->element[1]->len) {
+        metrics.dead_gateways_reaped++;
+        log_info("redis: cleaned up after gateway %s: its heartbeat lapsed",
+                 reply->element[1]->str);
+    }
+    if (reply->element[0]->integer)
+        send_reap(rb); /* more to do: right away, in bounded steps */
+}
+
+void send_reap(struct rbus *rb)
+{
+    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pres[KEY_MAX], pnames[KEY_MAX];
+    const char *argv[6] = {gws, clients, gwrooms, pres, REAP_BUDGET, pnames};
+    size_t lens[6];
+    lens[0] = make_key(gws, rb, "gateways", "", 0);
+    lens[1] = make_key(clients, rb, "clients", "", 0);
+    lens[2] = make_key(gwrooms, rb, "gwrooms:", "", 0);
+    lens[3] = make_key(pres, rb, "presence:", "", 0);
+    lens[4] = sizeof(REAP_BUDGET) - 1;
+    lens[5] = make_key(pnames, rb, "pnames:", "", 0);
+    fire_and_forget(rb, S_REAP, 6, argv, lens, reap_done);
+}
+
+void reregister(struct rbus *rb)
+{
+    char gwrooms[KEY_MAX], pres[KEY_MAX], pnames_prefix[KEY_MAX];
+    const char *id = rb->base.cfg->id;
+    const char *argv[4];
+    size_t lens[4];
+    lens[0] = make_key(gwrooms, rb, "gwrooms:", id, strlen(id));
+    lens[1] = strlen(id);
+    lens[2] = make_key(pres, rb, "presence:", "", 0);
+    lens[3] = make_key(pnames_prefix, rb, "pnames:", "", 0);
+    argv[0] = gwrooms, argv[1] = id, argv[2] = pres, argv[3] = pnames_prefix;
+    fire_and_forget(rb, S_RESET, 4, argv, lens, NULL);
+
+    /* Then what this gateway has now, behind the reset on the same
+     * connection. */
+    const struct strmap_slot *room;
+    for (size_t i = 0; strmap_next(&rb->presence.rooms, &i, &room);) {
+        char key[KEY_MAX], nkey[KEY_MAX], field[200], count[24];
+        size_t klen = make_key(key, rb, "presence:", room->key, room->len);
+        size_t nlen = make_key(nkey, rb, "pnames:", room->key, room->len);
+        const struct strmap_slot *name;
+        for (size_t j = 0; strmap_next(room->value, &j, &name);) {
+            int flen = snprintf(field, sizeof(field), "%s\t%s", id, name->key);
+            int clen = snprintf(count, sizeof(count), "%lu", (unsigned long)(uintptr_t)name->value);
+            const char *hset[4] = {"HSET", key, field, count};
+            size_t hl[4] = {4, klen, (size_t)flen, (size_t)clen};
+            redisAsyncCommandArgv(rb->cmd, NULL, NULL, 4, hset, hl);
+            const char *incr[4] = {"HINCRBY", nkey, name->key, count};
+            size_t il[4] = {7, nlen, name->len, (size_t)clen};
+            redisAsyncCommandArgv(rb->cmd, NULL, NULL, 4, incr, il);
+        }
+        const char *sadd[3] = {"SADD", gwrooms, room->key};
+        size_t sl[3] = {4, lens[0], room->len};
+        redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, sadd, sl);
+    }
+}

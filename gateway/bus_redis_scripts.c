@@ -1,0 +1,138 @@
+/* The Redis bus's scripts: key names, loading the Lua scripts (written in
+ * gateway/lua/ and embedded at build time) when the command connection
+ * comes up, calling them by SHA1, and what every answer goes through: an
+ * unknown SHA1 (Redis's script cache was flushed) is retried with EVAL,
+ * which caches the script again, and errors are logged here once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_redis_internal.h"
+#include "log.h"
+
+static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,     lua_leave, lua_count,
+                                                    lua_reset, lua_announce, lua_reap};
+/* How many of a script's arguments are KEYS. */
+static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2};
+
+size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *s, size_t len)
+{
+    /* Names hold no NUL (control characters are refused), so %.*s is exact. */
+    int n = snprintf(buf, KEY_MAX, "%s%s%.*s", rb->base.cfg->redis_prefix, kind, (int)len, s);
+    return n < KEY_MAX ? (size_t)n : KEY_MAX - 1;
+}
+
+static void on_script_loaded(redisAsyncContext *c, void *r, void *privdata)
+{
+    struct rbus *rb = c->data;
+    redisReply *reply = r;
+    size_t s = (size_t)(uintptr_t)privdata;
+    if (!rb)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        rb->link_step(rb, reply && reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                    : "could not load scripts");
+        return;
+    }
+    memcpy(rb->sha[s], reply->str, 41);
+    rb->scripts_pending--;
+    rb->link_step(rb, NULL);
+}
+
+void scripts_load(struct rbus *rb)
+{
+    rb->scripts_pending = S_COUNT_ALL;
+    for (size_t s = 0; s < S_COUNT_ALL; s++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", script_src[s]};
+        size_t lens[3] = {6, 4, strlen(script_src[s])};
+        redisAsyncCommandArgv(rb->cmd, on_script_loaded, (void *)(uintptr_t)s, 3, argv, lens);
+    }
+}
+
+static void on_script_reply(redisAsyncContext *c, void *r, void *privdata);
+
+/* EVALSHA, or EVAL (which also caches the script) when the sha is unknown. */
+static int send_call(struct rbus *rb, struct request *q, bool eval)
+{
+    const char *argv[3 + MAX_ARGS];
+    size_t lens[3 + MAX_ARGS];
+    char nkeys[4];
+    argv[0] = eval ? "EVAL" : "EVALSHA";
+    argv[1] = eval ? script_src[q->script] : rb->sha[q->script];
+    snprintf(nkeys, sizeof(nkeys), "%d", keys_of[q->script]);
+    argv[2] = nkeys;
+    for (int i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    for (int i = 0; i < q->argc; i++) {
+        argv[3 + i] = q->argv[i];
+        lens[3 + i] = q->argvlen[i];
+    }
+    if (!rb->cmd ||
+        redisAsyncCommandArgv(rb->cmd, on_script_reply, q, 3 + q->argc, argv, lens) != REDIS_OK)
+        return -1;
+    return 0;
+}
+
+int send_script(struct rbus *rb, struct request *q)
+{
+    return send_call(rb, q, false);
+}
+
+struct request *request_new(struct rbus *rb, enum script s, int argc, const char **argv,
+                            const size_t *lens, request_done_fn done)
+{
+    size_t total = 0;
+    for (int i = 0; i < argc; i++)
+        total += lens[i];
+    struct request *q = malloc(sizeof(*q) + total);
+    if (!q)
+        return NULL;
+    memset(q, 0, sizeof(*q));
+    q->rb = rb;
+    q->script = s;
+    q->done = done;
+    q->argc = argc;
+    char *p = q->data;
+    for (int i = 0; i < argc; i++) {
+        memcpy(p, argv[i], lens[i]);
+        q->argv[i] = p;
+        q->argvlen[i] = lens[i];
+        p += lens[i];
+    }
+    return q;
+}
+
+/* Completes a request with a failure (reply NULL) or its reply. */
+static void complete(struct request *q, const redisReply *reply)
+{
+    if (q->done)
+        q->done(q, reply);
+}
+
+static void on_script_reply(redisAsyncContext *c, void *r, void *privdata)
+{
+    (void)c;
+    struct request *q = privdata;
+    redisReply *reply = r;
+    if (reply)
+        q->rb->replies_since_beat++;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+        send_call(q->rb, q, true) == 0) {
+        log_warn("redis: script cache was flushed, loading it again");
+        return;
+    }
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        log_error("redis: script failed: %s", reply->str);
+    complete(q, reply && reply->type != REDIS_REPLY_ERROR ? reply : NULL);
+    free(q);
+}
+
+void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv,
+                     const size_t *lens, request_done_fn done)
+{
+    struct request *q = request_new(rb, s, argc, argv, lens, done);
+    if (q && send_script(rb, q) < 0) {
+        complete(q, NULL);
+        free(q);
+    }
+}

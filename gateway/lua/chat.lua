@@ -1,0 +1,28 @@
+-- Appends a chat to its stream and publishes it, in one atomic step, so
+-- that the stream id is the message id and ids increase in publish order.
+-- With a cid (ARGV[6], the dedupe window in ms, not empty) a resend of a
+-- message accepted within the window is not published again: the answer is
+-- {id, rest} of the original (the resend's own rest when the stream no
+-- longer holds it). KEYS[2] is the cid's key, named after the room, sender
+-- and cid; under Redis Cluster it will need the room's hash slot too, for
+-- the step to stay atomic.
+--
+-- KEYS: stream, cid key. ARGV: channel, history kept, the message's rest
+-- (proto_chat_rest), stream TTL in ms, the frame's prefix up to the id,
+-- dedupe window in ms or ''.
+if ARGV[6] ~= '' then
+  local old = redis.call('GET', KEYS[2])
+  if old then
+    local e = redis.call('XRANGE', KEYS[1], old, old)
+    if #e > 0 then return {old, e[1][2][2]} end
+    return {old, ARGV[3]}
+  end
+end
+-- The stream keeps one entry more than the history: the newest that
+-- clients can no longer get, so that room.lua can tell a since before it
+-- means messages are gone.
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', tonumber(ARGV[2]) + 1, '*', 'r', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[1], ARGV[5] .. id .. '",' .. ARGV[3])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[6]) end
+return id

@@ -1,0 +1,154 @@
+/* The Redis bus's pieces and the state they share. The rest of the gateway
+ * sees the Redis bus through bus.h alone (bus_redis_new and the ops); this
+ * header is for the four files that make it up, which all work on the one
+ * struct rbus, so its layout is written once here rather than split over
+ * four headers that would each need it.
+ *
+ * The pieces, each calling only the ones below it:
+ *   bus_redis.c           connection and reconnect: the two hiredis
+ *                         connections, readiness, heartbeat and liveness,
+ *                         backoff, close; the ops table
+ *   bus_redis_presence.c  presence, names, client counts, the merge of
+ *                         announcements, reaping of dead gateways
+ *   bus_redis_channels.c  room subscriptions, publishing, joins and the
+ *                         replay of streams after a resubscribe
+ *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
+ *                         (gateway/lua/, embedded at build time), the reply
+ *                         handling common to them
+ * The lower pieces report the link's progress up through rb->link_step, a
+ * function the connection piece sets, instead of calling into it. */
+#ifndef GATEWAY_BUS_REDIS_INTERNAL_H
+#define GATEWAY_BUS_REDIS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "bus.h"
+#include "presence.h"
+#include "strmap.h"
+
+#define KEY_MAX 256
+/* Most arguments (keys and ARGV) a script takes. */
+#define MAX_ARGS 10
+
+/* The scripts, generated from gateway/lua/<name>.lua. */
+extern const char lua_chat[], lua_room[], lua_leave[], lua_count[], lua_reset[], lua_announce[],
+    lua_reap[];
+
+enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_REAP, S_COUNT_ALL };
+
+enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
+
+struct rbus {
+    struct bus base;
+    redisAsyncContext *cmd, *sub;
+    enum link_state state;
+    bool cmd_up, broadcast_live;
+    unsigned scripts_pending;
+    char sha[S_COUNT_ALL][41];
+    /* A step toward readiness was made (failure NULL) or the link failed. */
+    void (*link_step)(struct rbus *rb, const char *failure);
+    unsigned attempt;
+    struct event *reconnect_timer, *heartbeat_timer, *close_timer;
+    unsigned heartbeats_unanswered; /* reset by the heartbeat's answer */
+    unsigned replies_since_beat;    /* script answers since the last heartbeat */
+    bool closing;
+    bus_done_fn close_done;
+    void *close_arg;
+    struct strmap channels;   /* room -> struct channel (channels piece) */
+    struct presence presence; /* what this gateway registered, to redo it */
+    char broadcast[KEY_MAX];
+    size_t broadcast_len;
+};
+
+struct request;
+/* A script's answer: reply is NULL when the call failed (error logged). */
+typedef void (*request_done_fn)(struct request *q, const redisReply *reply);
+
+/* A request in flight on the command connection. */
+struct request {
+    struct rbus *rb;
+    enum script script;
+    request_done_fn done; /* NULL: nothing to do with the answer */
+    union {
+        struct {
+            bus_chat_fn done;
+        } chat;
+        struct {
+            bus_join_fn cb;
+        } join;
+        struct {
+            bus_names_fn cb;
+        } names;
+    } u;
+    void *arg;
+    /* For a retry after NOSCRIPT: the arguments, copied. */
+    int argc;
+    const char *argv[MAX_ARGS];
+    size_t argvlen[MAX_ARGS];
+    char room[PROTO_ROOM_MAX + 1];
+    size_t room_len;
+    char data[]; /* argument bytes */
+};
+
+static inline bool ready(const struct rbus *rb)
+{
+    return rb->state == LINK_READY && !rb->closing;
+}
+
+/* ---- scripts ---- */
+
+/* "<prefix><kind><s>" into buf (KEY_MAX bytes); returns its length. */
+size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *s, size_t len);
+/* SCRIPT LOAD of every script on a new command connection; each answer is
+ * a link_step. */
+void scripts_load(struct rbus *rb);
+/* A request with copies of its arguments (keys first, then ARGV), or NULL. */
+struct request *request_new(struct rbus *rb, enum script s, int argc, const char **argv,
+                            const size_t *lens, request_done_fn done);
+/* Sends a script call; on 0 the request is freed after its done ran, on -1
+ * (not sent) it stays the caller's. */
+int send_script(struct rbus *rb, struct request *q);
+/* Sends a script call whose failure needs nothing but its done. */
+void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv,
+                     const size_t *lens, request_done_fn done);
+
+/* ---- channels ---- */
+
+/* The subscriber connection is up: subscribes the broadcast channel. */
+void channels_connected(struct rbus *rb);
+/* The link is ready: subscribes the rooms wanted. */
+void channels_link_up(struct rbus *rb);
+/* The link is gone: the subscriptions died with it; joins waiting for one
+ * are answered now. */
+void channels_link_down(struct rbus *rb);
+void channels_free(struct rbus *rb);
+/* The room script's request for one room; mode is room.lua's ARGV[1]. */
+int room_request(struct rbus *rb, const char *mode, const char *room, size_t room_len,
+                 const char *name, const struct msgid *since, request_done_fn done,
+                 struct request **out);
+void redis_subscribe(struct bus *b, const char *room, size_t room_len);
+void redis_unsubscribe(struct bus *b, const char *room, size_t room_len);
+void redis_join(struct bus *b, const char *room, size_t room_len, const char *name, bool add,
+                const struct msgid *since, bus_join_fn cb, void *arg);
+void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn done, void *arg);
+int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f);
+
+/* ---- presence and counts ---- */
+
+/* mode: "withdraw", "connect" or "beat" (count.lua). A heartbeat (beat
+ * true) counts as unanswered until its answer. */
+void send_count(struct rbus *rb, long local, const char *mode, bool beat);
+void send_reap(struct rbus *rb);
+/* Withdraws what this gateway registered and registers what it has now. */
+void reregister(struct rbus *rb);
+void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name);
+void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
+void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
+                                const struct announce_batch *batch);
+void redis_publish_count(struct bus *b, long local);
+
+#endif
