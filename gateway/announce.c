@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* One scope: what is tallied since its last flush. */
@@ -16,13 +16,6 @@ struct scope {
 
 /* A scope's key: 'g' for global, 'r' and the name for a room. */
 #define KEY_MAX (1 + PROTO_ROOM_MAX)
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t scope_key(char *buf, const char *room, size_t room_len)
 {
@@ -120,7 +113,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct announcer *a = arg;
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     const struct strmap_slot *slot;
     size_t n = 0;
     for (size_t i = 0; strmap_next(&a->scopes, &i, &slot);)
@@ -212,7 +205,7 @@ void announcer_add(struct announcer *a, const char *room, size_t room_len, enum 
     }
     announce_tally_add(k == ANNOUNCE_ARRIVED ? &s->pending.arrived : &s->pending.departed, name,
                        strlen(name));
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     if (!s->again && (s->last_ms == 0 || now - s->last_ms >= ANNOUNCE_INTERVAL_MS))
         flush_now(a, s, room, room_len, now);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "dedupe.h"
 #include "history.h"
 #include "log.h"
@@ -26,7 +27,7 @@ struct bus_local {
 
 static struct msgid next_id(struct bus_local *l)
 {
-    uint64_t now = (uint64_t)bus_now_ms();
+    uint64_t now = (uint64_t)clock_wall_ms();
     /* Ids increase even if the wall clock steps back. */
     if (now > l->last_id.ms)
         l->last_id = (struct msgid){now, 0};
@@ -42,7 +43,7 @@ static void local_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat
     size_t room_len = m->room_len;
     char key[DEDUPE_KEY_MAX];
     size_t klen = 0;
-    int64_t now = bus_now_ms();
+    int64_t now = clock_wall_ms();
     if (m->cid) {
         klen = dedupe_key(key, room, room_len, m->sender, m->cid, m->cid_len);
         struct frame *original = dedupe_get(&l->dedupe, key, klen, now);
@@ -83,7 +84,7 @@ static void local_publish_announcement(struct bus *b, const char *room, size_t r
                                        const struct announce_batch *batch)
 {
     struct frame *f[2];
-    for (size_t i = 0, n = announce_frames(room, room_len, batch, bus_now_ms(), f); i < n; i++) {
+    for (size_t i = 0, n = announce_frames(room, room_len, batch, clock_wall_ms(), f); i < n; i++) {
         local_publish_frame(b, room, room_len, f[i]);
         frame_unref(f[i]);
     }
@@ -133,7 +134,7 @@ static void local_presence(struct bus *b, const char *room, size_t room_len, bus
 
 static void local_publish_count(struct bus *b, long local)
 {
-    struct frame *f = proto_client_count(local, bus_now_ms());
+    struct frame *f = proto_client_count(local, clock_wall_ms());
     if (f) {
         bus_note_count(b, f);
         bus_deliver_broadcast(b, f);

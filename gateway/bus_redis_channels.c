@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bus_redis_internal.h"
+#include "clock.h"
 #include "dedupe.h"
 #include "log.h"
 #include "sendq.h"
@@ -281,7 +282,7 @@ static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_jo
         struct frame *f = proto_system(ch->room, ch->room_len,
                                        "Some messages of this room could not be recovered "
                                        "after a connection loss",
-                                       bus_now_ms());
+                                       clock_wall_ms());
         if (f) {
             bus_deliver_room(&rb->base, ch->room, ch->room_len, NULL, f);
             frame_unref(f);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bus_redis_internal.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -52,7 +53,7 @@ static void announced(struct rbus *rb, const char *room, size_t room_len, const 
         tallies[t]->count += left;
     }
     struct frame *f[2];
-    for (size_t i = 0, n = announce_frames(room, room_len, &b, bus_now_ms(), f); i < n; i++) {
+    for (size_t i = 0, n = announce_frames(room, room_len, &b, clock_wall_ms(), f); i < n; i++) {
         redis_publish_frame(&rb->base, room, room_len, f[i]);
         frame_unref(f[i]);
     }

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <libwebsockets.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -200,7 +200,7 @@ static unsigned chat_identity(const struct config *cfg, struct lws *wsi, char *n
             *why = "token too long";
             return 401;
         }
-        return auth_verify(token, strlen(token), cfg->jwt_secret, (int64_t)time(NULL), name, why)
+        return auth_verify(token, strlen(token), cfg->jwt_secret, clock_wall_ms() / 1000, name, why)
                    ? 0
                    : 401;
     }

@@ -2,8 +2,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "metrics.h"
 
 /* RFC 6455's close code for a client that broke a policy. */
@@ -22,13 +22,6 @@ struct request_wait {
     char cid[PROTO_CID_MAX];
 };
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static struct request_wait *wait_new(struct requests *rq, struct requester *q, const char *room,
                                      size_t room_len)
 {
@@ -42,7 +35,7 @@ static struct request_wait *wait_new(struct requests *rq, struct requester *q, c
         list_insert_tail(q->waits, &w->node); /* before the first: the ring's end */
     else
         q->waits = &w->node;
-    w->started_us = now_us();
+    w->started_us = clock_mono_us();
     w->room_len = room ? room_len : 0;
     if (room)
         memcpy(w->room, room, room_len);
@@ -120,7 +113,7 @@ static void chat_done(void *arg, int status, struct frame *original)
             rq->ops->send(rq->ctx, q, original);
         return;
     }
-    metrics_observe_latency_us((uint64_t)(now_us() - started));
+    metrics_observe_latency_us((uint64_t)(clock_mono_us() - started));
 }
 
 static void presence_done(void *arg, int status, const char *const *names, size_t n)
@@ -153,7 +146,7 @@ static void handle_chat(struct requests *rq, struct requester *q, const struct p
                          .cid = req->cid,
                          .cid_len = req->cid_len};
     char *rest = proto_chat_rest(req->room, req->room_len, q->name, req->content, req->content_len,
-                                 req->cid, req->cid_len, bus_now_ms(), &m.len);
+                                 req->cid, req->cid_len, clock_wall_ms(), &m.len);
     struct request_wait *w = rest ? wait_new(rq, q, NULL, 0) : NULL;
     if (!w) {
         free(rest);

@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "gateway.h"
 #include "http.h"
 #include "log.h"
@@ -122,7 +123,7 @@ static void shutdown_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     long open = srv.gw.sessions.all_count;
-    if (open > 0 && bus_now_ms() < srv.shutdown_deadline_ms)
+    if (open > 0 && clock_mono_ms() < srv.shutdown_deadline_ms)
         return;
     if (open > 0)
         log_warn("shutdown: %ld clients still open after %u ms, closing anyway", open,
@@ -138,7 +139,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     log_info("signal %d: shutting down, closing %ld clients", (int)sig, srv.gw.sessions.all_count);
     sessions_shutdown(&srv.gw.sessions);
-    srv.shutdown_deadline_ms = bus_now_ms() + srv.cfg->shutdown_timeout_ms;
+    srv.shutdown_deadline_ms = clock_mono_ms() + srv.cfg->shutdown_timeout_ms;
     struct timeval tv = {0, SHUTDOWN_POLL_MS * 1000};
     event_add(srv.shutdown_timer, &tv);
 }

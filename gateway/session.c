@@ -2,10 +2,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libwebsockets.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -13,18 +13,6 @@
 #define KEEPALIVE_TICK_MS 100
 /* A session asked to close that never becomes writable is killed after this. */
 #define CLOSE_GRACE_S 2
-
-static int64_t clock_ms(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_ms(void)
-{
-    return clock_ms(CLOCK_MONOTONIC_COARSE);
-}
 
 /* Asks for the session to be closed with code: nothing more it sends is
  * handled, and what waits for it is dropped. */
@@ -101,7 +89,7 @@ static void keepalive_fire(struct ka_entry *e, void *ctx)
     if (s->req.closing)
         return;
     const struct config *cfg = ss->cfg;
-    int64_t now = now_ms();
+    int64_t now = clock_coarse_ms();
     int64_t idle = now - s->last_rx_ms;
     if (idle >= cfg->pong_timeout_ms) {
         metrics.keepalive_timeouts++;
@@ -172,7 +160,7 @@ int session_open(struct sessions *ss, struct session *s, struct lws *wsi, enum s
     conn_open(&ss->out, &s->conn, wsi);
     s->kind = (uint8_t)kind;
     s->id = ++ss->next_id;
-    s->last_rx_ms = s->last_ping_ms = now_ms();
+    s->last_rx_ms = s->last_ping_ms = clock_coarse_ms();
     ratelimit_init(&s->rate, s->last_rx_ms, ss->cfg->rate_burst);
     s->peer_addr = peers_acquire(&ss->peers, peer_addr);
     list_insert_head(&ss->all, &s->link);
@@ -197,7 +185,7 @@ int session_open(struct sessions *ss, struct session *s, struct lws *wsi, enum s
     char conn_id[sizeof(ss->cfg->id) + 24];
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", ss->cfg->id, (unsigned long long)s->id);
     log_info("session %llu (%s): connected", (unsigned long long)s->id, s->req.name);
-    send_owned(ss, s, proto_welcome(s->req.name, conn_id, ss->cfg->id, bus_now_ms()));
+    send_owned(ss, s, proto_welcome(s->req.name, conn_id, ss->cfg->id, clock_wall_ms()));
     /* The count as last known: the next one may be a second away. */
     if (bus_last_count(ss->bus))
         queue(ss, s, bus_last_count(ss->bus), false);
@@ -217,7 +205,7 @@ static void handle_message(struct sessions *ss, struct session *s, const unsigne
     /* The precise clock: the limit tells clients when to send again to the
      * millisecond, and the coarse one, up to a tick behind, would count a
      * client that waited exactly that long as too early. */
-    switch (ratelimit_take(&s->rate, clock_ms(CLOCK_MONOTONIC), &lim, &retry_after_ms)) {
+    switch (ratelimit_take(&s->rate, clock_mono_ms(), &lim, &retry_after_ms)) {
     case RATELIMIT_OK:
         break;
     case RATELIMIT_REFUSED: {
@@ -256,7 +244,7 @@ static void handle_message(struct sessions *ss, struct session *s, const unsigne
 int session_receive(struct sessions *ss, struct session *s, const void *in, size_t len)
 {
     struct lws *wsi = s->conn.wsi;
-    s->last_rx_ms = now_ms();
+    s->last_rx_ms = clock_coarse_ms();
     metrics.bytes_in += len;
     if (s->req.closing)
         return 0;
@@ -306,7 +294,7 @@ int session_receive(struct sessions *ss, struct session *s, const void *in, size
 
 void session_pong(struct session *s)
 {
-    s->last_rx_ms = now_ms();
+    s->last_rx_ms = clock_coarse_ms();
 }
 
 int session_writable(struct session *s)

@@ -143,7 +143,6 @@ static inline struct frame *bus_last_count(const struct bus *b)
 int bus_base_init(struct bus *b, const struct bus_ops *ops, struct event_base *base,
                   const struct config *cfg, const struct bus_handlers *h);
 void bus_base_free(struct bus *b);
-int64_t bus_now_ms(void);
 
 struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
                           const struct bus_handlers *h);

@@ -1,5 +1,6 @@
 #include "clients.h"
 
+#include "clock.h"
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,7 @@ void client_connect(struct harness *h, int i, const char *name)
     h->connected++;
     char conn_id[sizeof(h->cfg.id) + 24];
     snprintf(conn_id, sizeof(conn_id), "%s-%llu", h->cfg.id, ++h->next_id);
-    struct frame *welcome = proto_welcome(c->req.name, conn_id, h->cfg.id, bus_now_ms());
+    struct frame *welcome = proto_welcome(c->req.name, conn_id, h->cfg.id, clock_wall_ms());
     if (welcome) {
         send_frame(h, &c->req, welcome);
         frame_unref(welcome);
