@@ -61,8 +61,7 @@ void bus_deliver_broadcast(struct bus *b, struct frame *f)
 
 void bus_note_count(struct bus *b, struct frame *f)
 {
-    static const char prefix[] = "{\"type\":\"client_count\"";
-    if (f->len < sizeof(prefix) - 1 || memcmp(frame_data(f), prefix, sizeof(prefix) - 1) != 0)
+    if (!proto_is_client_count(f))
         return;
     frame_unref(b->last_count);
     b->last_count = frame_ref(f);

@@ -196,8 +196,8 @@ void send_count(struct rbus *rb, long local, const char *mode, bool beat)
 {
     char gws[KEY_MAX], clients[KEY_MAX], last[KEY_MAX], count[24], ttl[16], every[16];
     const char *id = rb->base.cfg->id;
-    const char *argv[9];
-    size_t lens[9];
+    const char *argv[13];
+    size_t lens[13];
     lens[0] = make_key(gws, rb, "gateways", "", 0);
     lens[1] = make_key(clients, rb, "clients", "", 0);
     lens[2] = make_key(last, rb, "clients:last", "", 0);
@@ -210,7 +210,12 @@ void send_count(struct rbus *rb, long local, const char *mode, bool beat)
     argv[0] = gws, argv[1] = clients, argv[2] = last, argv[3] = id, argv[4] = count;
     argv[5] = ttl, argv[6] = rb->broadcast, argv[7] = every;
     argv[8] = mode;
-    struct request *q = request_new(rb, S_COUNT, 9, argv, lens, count_done);
+    /* The frame's shape is proto's; the script splices the total in. */
+    for (int i = 0; i < 4; i++) {
+        argv[9 + i] = proto_client_count_parts[i];
+        lens[9 + i] = strlen(proto_client_count_parts[i]);
+    }
+    struct request *q = request_new(rb, S_COUNT, 13, argv, lens, count_done);
     if (!q)
         return;
     q->arg = beat ? rb : NULL; /* what count_done tells a heartbeat by */

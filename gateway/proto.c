@@ -344,12 +344,23 @@ struct frame *proto_announcement(const char *room, size_t room_len, const char *
     return dump(o);
 }
 
+/* Numbers need no escaping: the frame is its pieces and the numbers. */
+const char *const proto_client_count_parts[4] = {"{\"type\":\"client_count\",\"content\":\"",
+                                                 "\",\"count\":", ",\"timestamp\":", "}"};
+
 struct frame *proto_client_count(long count, int64_t ts)
 {
-    char content[24];
-    snprintf(content, sizeof(content), "%ld", count);
-    return dump(json_pack("{s:s, s:s, s:I, s:I}", "type", "client_count", "content", content,
-                          "count", (json_int_t)count, "timestamp", (json_int_t)ts));
+    const char *const *p = proto_client_count_parts;
+    char buf[160];
+    int n = snprintf(buf, sizeof(buf), "%s%ld%s%ld%s%lld%s", p[0], count, p[1], count, p[2],
+                     (long long)ts, p[3]);
+    return n > 0 && (size_t)n < sizeof(buf) ? frame_copy(buf, (size_t)n) : NULL;
+}
+
+bool proto_is_client_count(const struct frame *f)
+{
+    size_t n = strlen(proto_client_count_parts[0]);
+    return f->len >= n && memcmp(f->buf + FRAME_HEADROOM, proto_client_count_parts[0], n) == 0;
 }
 
 struct frame *proto_presence(const char *room, size_t room_len, const char *const *users, size_t n)

@@ -106,6 +106,12 @@ struct frame *proto_announcement(const char *room, size_t room_len, const char *
                                  const char *event, const char *const *names, size_t n,
                                  unsigned long count, int64_t ts);
 struct frame *proto_client_count(long count, int64_t ts);
+/* The client_count frame in the pieces a Redis script splices the cluster's
+ * total, the total again and the time between (the count script), so that
+ * its shape is defined here alone. */
+extern const char *const proto_client_count_parts[4];
+/* Whether f is a client_count frame (the bus keeps the last for newcomers). */
+bool proto_is_client_count(const struct frame *f);
 struct frame *proto_presence(const char *room, size_t room_len, const char *const *users, size_t n);
 struct frame *proto_joined(const char *room, size_t room_len, long members,
                            struct frame *const *history, size_t n, bool truncated);

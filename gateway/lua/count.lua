@@ -3,7 +3,9 @@
 --
 -- KEYS: gateways (zset of heartbeat deadlines), counts hash, last published
 -- "<total>:<ms>". ARGV: gateway id, its count, its TTL in ms, the broadcast
--- channel, the publish interval in ms, and "withdraw", "connect" or "beat".
+-- channel, the publish interval in ms, "withdraw", "connect" or "beat", and
+-- the four pieces of the client_count frame (proto_client_count_parts) that
+-- the total, the total again and the time go between.
 -- Returns {the milliseconds until a total held back may go out (0 when
 -- nothing is held back), whether the gateway must register its presence:
 -- on connect, and when its heartbeat had lapsed, since the others may have
@@ -35,5 +37,5 @@ if tostring(total) == prev_total then return {0, register} end
 local waited, every = now - (tonumber(prev_ms) or 0), tonumber(ARGV[5])
 if waited < every then return {every - waited, register} end
 redis.call('SET', KEYS[3], total .. ':' .. now)
-redis.call('PUBLISH', ARGV[4], '{"type":"client_count","content":"' .. total .. '","count":' .. total .. ',"timestamp":' .. now .. '}')
+redis.call('PUBLISH', ARGV[4], ARGV[7] .. total .. ARGV[8] .. total .. ARGV[9] .. now .. ARGV[10])
 return {0, register}

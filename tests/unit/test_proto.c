@@ -496,6 +496,16 @@ static void test_simple_encoders(void)
     CHECK_INT(num(o, "count"), ==, 1234567);
     CHECK_INT(num(o, "timestamp"), ==, 42);
     json_decref(o);
+    /* What the count script splices together reads the same. */
+    struct frame *cf = proto_client_count(7, 8), *sf = proto_system(NULL, 0, "x", 1);
+    char spliced[200];
+    const char *const *p = proto_client_count_parts;
+    snprintf(spliced, sizeof(spliced), "%s7%s7%s8%s", p[0], p[1], p[2], p[3]);
+    CHECK_INT(cf->len, ==, strlen(spliced));
+    CHECK(memcmp(frame_data(cf), spliced, cf->len) == 0);
+    CHECK(proto_is_client_count(cf) && !proto_is_client_count(sf));
+    frame_unref(cf);
+    frame_unref(sf);
 
     const char *users[] = {"alice", "bob", "日本"};
     o = parse(proto_presence(S("r"), users, 3));
