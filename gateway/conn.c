@@ -15,8 +15,6 @@
 #include "metrics.h"
 #include "txring.h"
 
-_Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
-
 /* Most bytes of queued frames written with one system call. */
 #define BATCH_BYTES (64 * 1024)
 /* Most sends in one io_uring submission: a room of more local members
@@ -24,8 +22,9 @@ _Static_assert(FRAME_HEADROOM == LWS_PRE, "frame headroom must match LWS_PRE");
 #define TXRING_DEPTH 1024
 
 /* Scratch for take_batch: one thread, and whoever writes from it (lws, or
- * a frame copied for the txring) copies what it keeps. */
-static unsigned char batch_buf[LWS_PRE + BATCH_BYTES];
+ * a frame copied for the txring) copies what it keeps. Every write to lws
+ * is LWS_WRITE_RAW of bytes framed here, which needs no room before them. */
+static unsigned char batch_buf[BATCH_BYTES];
 
 /* Writes the WebSocket header of a server frame (never masked). */
 static size_t ws_header(unsigned char *p, size_t len, bool binary)
@@ -83,11 +82,11 @@ void conn_release_handshake(struct conn *c)
                  lws_get_socket_fd(c->wsi), strerror(errno));
 }
 
-/* Moves as many queued frames as fit, framed, into batch_buf (at
- * batch_buf + LWS_PRE, where lws_write wants them); returns their length. */
+/* Moves as many queued frames as fit, framed, into batch_buf; returns
+ * their length. */
 static size_t take_batch(struct conn *c)
 {
-    unsigned char *start = batch_buf + LWS_PRE, *p = start;
+    unsigned char *start = batch_buf, *p = start;
     const struct sendq_entry *e;
     unsigned frames = 0;
     size_t payload = 0;
@@ -114,28 +113,25 @@ static int write_queued(struct conn *c)
 {
     size_t n = c->q.count > 1 ? take_batch(c) : 0;
     if (n)
-        return lws_write(c->wsi, batch_buf + LWS_PRE, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
+        return lws_write(c->wsi, batch_buf, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
     const struct sendq_entry *e = sendq_peek(&c->q);
     if (!e)
         return 0;
     struct frame *f = frame_ref(e->frame);
-    bool binary = e->binary;
+    size_t len;
+    unsigned char *p = with_header(f, e->binary, &len);
     sendq_pop(&c->q);
     count_out(1, f->len);
-    int rc = lws_write(c->wsi, frame_data(f), f->len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    int rc = lws_write(c->wsi, p, len, LWS_WRITE_RAW);
     frame_unref(f);
     return rc < 0 ? -1 : 0;
 }
 
 /* What the socket did not take of a staged send goes to lws, which keeps
- * what the socket still refuses and writes it before any later frame. From
- * a copy: lws_write needs LWS_PRE bytes of its own before the data. */
+ * what the socket still refuses and writes it before any later frame. */
 static int write_rest(struct conn *c, const unsigned char *p, size_t n)
 {
-    struct frame *rest = frame_copy(p, n);
-    int rc = rest ? lws_write(c->wsi, frame_data(rest), n, LWS_WRITE_RAW) : -1;
-    frame_unref(rest);
-    return rc < 0 ? -1 : 0;
+    return lws_write(c->wsi, (unsigned char *)p, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
 }
 
 static void tx_done(void *ctx, void *owner, struct frame *f, const unsigned char *p, size_t len,
@@ -175,7 +171,7 @@ static void stage_queued(struct conn_out *o, struct conn *c)
     size_t n = take_batch(c);
     if (!n)
         return; /* the oldest frame is too big for a batch: the writable callback sends it */
-    struct frame *batch = frame_copy(batch_buf + LWS_PRE, n);
+    struct frame *batch = frame_copy(batch_buf, n);
     if (!batch) {
         log_error("connection fd %d: out of memory writing a batch", fd);
         o->failed(c, "out of memory");

@@ -1,14 +1,14 @@
 /* frame: one serialised outgoing message, shared by reference count among
- * every recipient, with LWS_PRE bytes of headroom so libwebsockets can write
- * the WebSocket header in place (the header is the same for every server
- * connection, so sharing the headroom is safe). */
+ * every recipient, with room before the payload for its WebSocket header,
+ * which the connection writer (conn.h) puts there (the header is the same
+ * for every server connection, so sharing the headroom is safe). */
 #ifndef GATEWAY_FRAME_H
 #define GATEWAY_FRAME_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRAME_HEADROOM 16 /* LWS_PRE of libwebsockets 4.1 (checked in server.c) */
+#define FRAME_HEADROOM 10 /* the longest header of a server frame (RFC 6455 5.2) */
 
 struct frame {
     uint32_t refs;
