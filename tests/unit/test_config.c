@@ -479,8 +479,9 @@ static void test_redis_url(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_defaults);
     RUN(test_every_flag);
     RUN(test_env_twins);

@@ -81,8 +81,9 @@ static void test_drain_from_head(void)
     CHECK_INT(seen, ==, 1232);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_empty_and_unlinked);
     RUN(test_order_and_remove);
     RUN(test_drain_from_head);
