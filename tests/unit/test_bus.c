@@ -30,35 +30,39 @@ static int64_t start_ms;
 
 static void fake_publish_count(struct bus *b, long local)
 {
-    struct fake_bus *f = (struct fake_bus *)b;
-    if (!CHECK_INT(f->n, <, PUBLISHES_MAX))
+    struct fake_bus *fb = (struct fake_bus *)b;
+    if (!CHECK_INT(fb->n, <, PUBLISHES_MAX))
         return;
-    f->value[f->n] = local;
-    f->at_ms[f->n] = mono_ms() - start_ms;
-    f->n++;
+    fb->value[fb->n] = local;
+    fb->at_ms[fb->n] = mono_ms() - start_ms;
+    fb->n++;
 }
 
 /* Only what the coalescing calls: any other op would crash the test. */
 static const struct bus_ops fake_ops = {.publish_count = fake_publish_count};
 static const struct config cfg;
 
-static bool setup(struct fake_bus *f, struct event_base **base)
+/* Each case's bus and loop, made by setup and undone by teardown. */
+static struct fake_bus f;
+static struct event_base *base;
+
+static bool setup(void)
 {
-    memset(f, 0, sizeof(*f));
-    *base = event_base_new();
+    memset(&f, 0, sizeof(f));
+    base = event_base_new();
     const struct bus_handlers h = {0};
     start_ms = mono_ms();
-    return CHECK(*base != NULL) &&
-           CHECK_INT(bus_base_init(&f->base, &fake_ops, *base, &cfg, &h), ==, 0);
+    return CHECK(base != NULL) &&
+           CHECK_INT(bus_base_init(&f.base, &fake_ops, base, &cfg, &h), ==, 0);
 }
 
-static void teardown(struct fake_bus *f, struct event_base *base)
+static void teardown(void)
 {
-    bus_base_free(&f->base);
+    bus_base_free(&f.base);
     event_base_free(base);
 }
 
-static void run_for(struct event_base *base, unsigned ms)
+static void run_for(unsigned ms)
 {
     struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     event_base_loopexit(base, &tv);
@@ -67,25 +71,22 @@ static void run_for(struct event_base *base, unsigned ms)
 
 static void test_burst_is_one_publish(void)
 {
-    struct fake_bus f;
-    struct event_base *base;
-    if (!setup(&f, &base))
+    if (!setup())
         return;
     for (long n = 1; n <= 50; n++)
         bus_clients_changed(&f.base, n);
     bus_clients_changed(&f.base, 42); /* a disconnect: the newest wins */
     CHECK_INT(f.n, ==, 0);            /* nothing at once */
-    run_for(base, BUS_COUNT_INTERVAL_MS + 500);
+    run_for(BUS_COUNT_INTERVAL_MS + 500);
     if (CHECK_INT(f.n, ==, 1)) {
         CHECK_INT(f.value[0], ==, 42);
         CHECK_INT(f.at_ms[0], >=, BUS_COUNT_INTERVAL_MS - 10);
         CHECK_INT(f.at_ms[0], <, BUS_COUNT_INTERVAL_MS + 400);
     }
-    teardown(&f, base);
+    teardown();
 }
 
 struct churn {
-    struct fake_bus *f;
     struct event *ev;
     long clients;
     int64_t until_ms;
@@ -99,22 +100,20 @@ static void churn_tick(evutil_socket_t fd, short what, void *arg)
         event_del(c->ev);
         return;
     }
-    bus_clients_changed(&c->f->base, ++c->clients);
+    bus_clients_changed(&f.base, ++c->clients);
 }
 
 static void test_steady_churn_at_most_once_per_interval(void)
 {
-    struct fake_bus f;
-    struct event_base *base;
-    if (!setup(&f, &base))
+    if (!setup())
         return;
     /* A change every 20 ms for 1.5 intervals, then quiet for 1.7. */
-    struct churn c = {&f, NULL, 0, BUS_COUNT_INTERVAL_MS * 3 / 2};
+    struct churn c = {NULL, 0, BUS_COUNT_INTERVAL_MS * 3 / 2};
     c.ev = event_new(base, -1, EV_PERSIST, churn_tick, &c);
     const struct timeval every = {0, 20 * 1000};
     if (!CHECK(c.ev != NULL) || !CHECK_INT(event_add(c.ev, &every), ==, 0))
         return;
-    run_for(base, BUS_COUNT_INTERVAL_MS * 16 / 5);
+    run_for(BUS_COUNT_INTERVAL_MS * 16 / 5);
     event_free(c.ev);
     /* One publish an interval after the first change, one an interval
      * after the first change that followed it, then none. */
@@ -123,41 +122,37 @@ static void test_steady_churn_at_most_once_per_interval(void)
         CHECK_INT(f.value[0], <, f.value[1]);
         CHECK_INT(f.value[1], ==, c.clients); /* the count after the churn */
     }
-    teardown(&f, base);
+    teardown();
 }
 
 static void test_count_again(void)
 {
-    struct fake_bus f;
-    struct event_base *base;
-    if (!setup(&f, &base))
+    if (!setup())
         return;
     f.base.local_clients = 7;
     bus_count_again(&f.base, 20);
     /* Already due: neither a later time nor a change moves it. */
     bus_count_again(&f.base, 5000);
     bus_clients_changed(&f.base, 8);
-    run_for(base, 300);
+    run_for(300);
     if (CHECK_INT(f.n, ==, 1)) {
         CHECK_INT(f.value[0], ==, 8);
         CHECK_INT(f.at_ms[0], <, 250);
     }
     /* Once published, a count can be asked for again. */
     bus_count_again(&f.base, 10);
-    run_for(base, 200);
+    run_for(200);
     if (CHECK_INT(f.n, ==, 2))
         CHECK_INT(f.value[1], ==, 8);
-    teardown(&f, base);
+    teardown();
 }
 
 static void test_free_with_a_publish_due(void)
 {
-    struct fake_bus f;
-    struct event_base *base;
-    if (!setup(&f, &base))
+    if (!setup())
         return;
     bus_clients_changed(&f.base, 3);
-    teardown(&f, base); /* the timer goes with the bus: nothing fires later */
+    teardown(); /* the timer goes with the bus: nothing fires later */
     CHECK_INT(f.n, ==, 0);
 }
 
@@ -168,9 +163,7 @@ static struct frame *text_frame(const char *s)
 
 static void test_last_count_kept_for_newcomers(void)
 {
-    struct fake_bus f;
-    struct event_base *base;
-    if (!setup(&f, &base))
+    if (!setup())
         return;
     CHECK(bus_last_count(&f.base) == NULL);
     struct frame *one = text_frame("{\"type\":\"client_count\",\"count\":1}");
@@ -185,7 +178,7 @@ static void test_last_count_kept_for_newcomers(void)
     frame_unref(one);
     frame_unref(chat);
     frame_unref(two); /* the bus keeps its own reference until freed */
-    teardown(&f, base);
+    teardown();
 }
 
 int main(int argc, char **argv)
