@@ -10,88 +10,106 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind {
-    K_LISTEN,
-    K_REDIS,
-    K_STRING,
-    K_ID,
-    K_SIZE,
-    K_DURATION,
-    K_UINT,
-    K_ORIGINS,
-    K_LOGLEVEL,
-    K_BOOL
-};
-
-struct option_def {
-    const char *flag;
-    const char *env;
-    enum kind kind;
-    size_t offset; /* of the field in struct config */
-    size_t size;   /* of the field, for strings */
-    const char *help;
-};
+#define KIB 1024ULL
+#define MIB (1024 * KIB)
+#define GIB (1024 * MIB)
+#define SEC 1000ULL /* durations are in ms */
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define NONE 0, 0 /* no range: not a numeric kind */
 
-static const struct option_def defs[] = {
-    {"listen", "GATEWAY_LISTEN", K_LISTEN, FIELD(listen_host),
-     "HOST:PORT to serve HTTP and WebSocket on (default 0.0.0.0:8080)"},
-    {"redis", "GATEWAY_REDIS", K_REDIS, FIELD(redis_host),
+/* The reasons for the ranges are next to each row. The help text gets
+ * "(default D; MIN to MAX)" appended by config_usage. */
+const struct config_option config_options[] = {
+    {"listen", "GATEWAY_LISTEN", CONFIG_LISTEN, FIELD(listen_host), "0.0.0.0:8080", NONE,
+     "HOST:PORT to serve HTTP and WebSocket on"},
+    {"redis", "GATEWAY_REDIS", CONFIG_REDIS, FIELD(redis_host), NULL, NONE,
      "redis://HOST:PORT; absent: single node with an in-process bus"},
-    {"redis-prefix", "GATEWAY_REDIS_PREFIX", K_STRING, FIELD(redis_prefix),
-     "prefix of Redis keys and channels (default chat:)"},
-    {"id", "GATEWAY_ID", K_ID, FIELD(id),
-     "gateway id, up to 64 bytes without control characters (default HOST:PORT)"},
-    {"client-dir", "GATEWAY_CLIENT_DIR", K_STRING, FIELD(client_dir),
+    {"redis-prefix", "GATEWAY_REDIS_PREFIX", CONFIG_STRING, FIELD(redis_prefix), "chat:", NONE,
+     "prefix of Redis keys and channels"},
+    {"id", "GATEWAY_ID", CONFIG_ID, FIELD(id), NULL, NONE,
+     "gateway id, up to 64 bytes without control characters (default HOST:PORT of --listen)"},
+    /* Its default is the build's client/ directory, which only main knows. */
+    {"client-dir", "GATEWAY_CLIENT_DIR", CONFIG_STRING, FIELD(client_dir), NULL, NONE,
      "directory of the browser client served at /"},
-    {"max-message-bytes", "GATEWAY_MAX_MESSAGE_BYTES", K_SIZE, FIELD(max_message_bytes),
-     "largest frame a client may send (default 65536)"},
-    {"ping-interval", "GATEWAY_PING_INTERVAL", K_DURATION, FIELD(ping_interval_ms),
-     "keepalive ping period (default 54s)"},
-    {"pong-timeout", "GATEWAY_PONG_TIMEOUT", K_DURATION, FIELD(pong_timeout_ms),
-     "silence after which a client is dropped (default 75s)"},
-    {"send-queue-limit", "GATEWAY_SEND_QUEUE_LIMIT", K_SIZE, FIELD(send_queue_limit),
-     "bytes queued for one client before it is closed as slow (default 1m)"},
-    {"allowed-origins", "GATEWAY_ALLOWED_ORIGINS", K_ORIGINS, FIELD(allowed_origins),
-     "comma-separated origins allowed besides the same origin"},
-    {"history", "GATEWAY_HISTORY", K_UINT, FIELD(history),
-     "chat messages kept per room (default 100)"},
-    {"shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT", K_DURATION, FIELD(shutdown_timeout_ms),
-     "longest wait for clients to close on SIGTERM (default 5s)"},
-    {"jwt-secret", "GATEWAY_JWT_SECRET", K_STRING, FIELD(jwt_secret),
+    /* At least 256: every request but a chat fits (the largest, a join of
+     * a 64-byte room with the longest since id, is 143 bytes). At most
+     * 16m: a message is reassembled whole per connection, kept in its
+     * room's history and sent whole to every member; chat needs far less. */
+    {"max-message-bytes", "GATEWAY_MAX_MESSAGE_BYTES", CONFIG_SIZE, FIELD(max_message_bytes),
+     "65536", 256, 16 * MIB, "largest message a client may send; 1009 above"},
+    /* The keepalive wheel ticks every 100 ms: no shorter period can be
+     * kept. It holds a slot per tick of the longest of ping and pong (16
+     * bytes each), and proxies drop idle connections long before an hour. */
+    {"ping-interval", "GATEWAY_PING_INTERVAL", CONFIG_DURATION, FIELD(ping_interval_ms), "54s", 100,
+     3600 * SEC, "keepalive ping period"},
+    /* Longer than --ping-interval (checked after parsing): at least two of
+     * the wheel's ticks. */
+    {"pong-timeout", "GATEWAY_PONG_TIMEOUT", CONFIG_DURATION, FIELD(pong_timeout_ms), "75s", 200,
+     7200 * SEC, "silence after which a client is dropped; longer than --ping-interval"},
+    /* At most 1g: queue byte counts are to be kept in 32 bits. At least
+     * twice --max-message-bytes (checked after parsing). */
+    {"send-queue-limit", "GATEWAY_SEND_QUEUE_LIMIT", CONFIG_SIZE, FIELD(send_queue_limit), "1m",
+     KIB, GIB,
+     "bytes queued for one client before it is closed as slow (1008); at least twice "
+     "--max-message-bytes"},
+    {"allowed-origins", "GATEWAY_ALLOWED_ORIGINS", CONFIG_ORIGINS, FIELD(allowed_origins), NULL,
+     NONE, "comma-separated origins allowed besides the same origin (*: any)"},
+    /* A join sends the whole history in one frame. */
+    {"history", "GATEWAY_HISTORY", CONFIG_UINT, FIELD(history), "100", 0, 10000,
+     "chat messages kept per room"},
+    /* Orchestrators kill a process that takes minutes to stop anyway. */
+    {"shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT", CONFIG_DURATION, FIELD(shutdown_timeout_ms),
+     "5s", 0, 600 * SEC, "longest wait for clients to close on SIGTERM"},
+    {"jwt-secret", "GATEWAY_JWT_SECRET", CONFIG_STRING, FIELD(jwt_secret), NULL, NONE,
      "require ?token= with an HS256 JWT signed with this secret"},
-    {"tls-cert", "GATEWAY_TLS_CERT", K_STRING, FIELD(tls_cert),
+    {"tls-cert", "GATEWAY_TLS_CERT", CONFIG_STRING, FIELD(tls_cert), NULL, NONE,
      "PEM certificate: serve HTTPS and WSS (with --tls-key)"},
-    {"tls-key", "GATEWAY_TLS_KEY", K_STRING, FIELD(tls_key), "PEM private key of --tls-cert"},
-    {"rate-limit", "GATEWAY_RATE_LIMIT", K_UINT, FIELD(rate_limit),
-     "frames per second one connection may send, 0 for no limit (default 20)"},
-    {"rate-burst", "GATEWAY_RATE_BURST", K_UINT, FIELD(rate_burst),
-     "frames a connection may send at once before the rate applies (default 120)"},
-    {"rate-limit-grace", "GATEWAY_RATE_LIMIT_GRACE", K_UINT, FIELD(rate_limit_grace),
-     "frames a refused connection may send before the retry_after_ms it was told has "
-     "passed (frames it had in flight); one more closes it with 1008 (default 30)"},
-    {"max-rooms", "GATEWAY_MAX_ROOMS", K_UINT, FIELD(max_rooms),
-     "rooms one connection may be in (default 100)"},
-    {"max-connections-per-ip", "GATEWAY_MAX_CONNECTIONS_PER_IP", K_UINT, FIELD(max_conns_per_ip),
-     "open WebSocket connections per client address, 0 for no limit "
-     "(default 0: behind a load balancer all share one address)"},
-    {"handshake-timeout", "GATEWAY_HANDSHAKE_TIMEOUT", K_DURATION, FIELD(handshake_timeout_ms),
-     "longest time for an HTTP request or WebSocket upgrade (default 10s)"},
-    {"max-header-bytes", "GATEWAY_MAX_HEADER_BYTES", K_SIZE, FIELD(max_header_bytes),
-     "largest HTTP request header block (default 4096, at most 65535)"},
-    {"announce-connections", "GATEWAY_ANNOUNCE_CONNECTIONS", K_BOOL, FIELD(announce_connections),
-     "on or off: tell every client \"NAME connected\"/\"disconnected\" (default on)"},
-    {"dedupe-window", "GATEWAY_DEDUPE_WINDOW", K_DURATION, FIELD(dedupe_window_ms),
+    {"tls-key", "GATEWAY_TLS_KEY", CONFIG_STRING, FIELD(tls_key), NULL, NONE,
+     "PEM private key of --tls-cert"},
+    /* The token bucket keeps burst x 1000 milli-tokens in 32 bits: a
+     * million is far from that and far above any client's need. */
+    {"rate-limit", "GATEWAY_RATE_LIMIT", CONFIG_UINT, FIELD(rate_limit), "20", 0, 1000000,
+     "frames per second one connection may send, 0 for no limit"},
+    /* A reconnecting client rejoins up to --max-rooms rooms at once. */
+    {"rate-burst", "GATEWAY_RATE_BURST", CONFIG_UINT, FIELD(rate_burst), "120", 0, 1000000,
+     "frames a connection may send at once before the rate applies (at least 1 with a rate)"},
+    /* More than a client that pipelines 20 frames has in flight. */
+    {"rate-limit-grace", "GATEWAY_RATE_LIMIT_GRACE", CONFIG_UINT, FIELD(rate_limit_grace), "30", 0,
+     1000000,
+     "frames a refused connection may send before the retry_after_ms it was told has passed "
+     "(frames it had in flight); one more closes it with 1008"},
+    /* Each room costs a rejoin frame on every reconnect. */
+    {"max-rooms", "GATEWAY_MAX_ROOMS", CONFIG_UINT, FIELD(max_rooms), "100", 0, 10000,
+     "rooms one connection may be in, 0 for global chat only"},
+    {"max-connections-per-ip", "GATEWAY_MAX_CONNECTIONS_PER_IP", CONFIG_UINT,
+     FIELD(max_conns_per_ip), "0", 0, 1000000,
+     "open WebSocket connections per client address, 0 for no limit (behind a load balancer all "
+     "share one address)"},
+    /* Given to libwebsockets in whole seconds; longer lets idle half-open
+     * requests hold sockets. */
+    {"handshake-timeout", "GATEWAY_HANDSHAKE_TIMEOUT", CONFIG_DURATION, FIELD(handshake_timeout_ms),
+     "10s", SEC, 300 * SEC, "longest time for an HTTP request or WebSocket upgrade"},
+    /* libwebsockets keeps it in 16 bits; below 512 browsers' own headers
+     * do not fit. */
+    {"max-header-bytes", "GATEWAY_MAX_HEADER_BYTES", CONFIG_SIZE, FIELD(max_header_bytes), "4096",
+     512, 65535, "largest HTTP request header block"},
+    {"announce-connections", "GATEWAY_ANNOUNCE_CONNECTIONS", CONFIG_BOOL,
+     FIELD(announce_connections), "on", NONE,
+     "on or off: tell every client \"NAME connected\"/\"disconnected\""},
+    /* A resend follows a reconnect, within minutes; a longer window only
+     * keeps keys in Redis longer. */
+    {"dedupe-window", "GATEWAY_DEDUPE_WINDOW", CONFIG_DURATION, FIELD(dedupe_window_ms), "300s", 0,
+     3600 * SEC,
      "how long a chat with a cid is remembered, so that a resend is answered with the "
-     "original instead of being delivered again; 0 for off (default 300s)"},
-    {"io-uring", "GATEWAY_IO_URING", K_BOOL, FIELD(io_uring),
-     "on or off: write each fan-out with one io_uring submission where the kernel allows "
-     "(default on)"},
-    {"log-level", "GATEWAY_LOG_LEVEL", K_LOGLEVEL, FIELD(log_level),
-     "error, warn, info or debug (default info)"},
+     "original instead of being delivered again; 0 for off"},
+    {"io-uring", "GATEWAY_IO_URING", CONFIG_BOOL, FIELD(io_uring), "on", NONE,
+     "on or off: write each fan-out with one io_uring submission where the kernel allows"},
+    {"log-level", "GATEWAY_LOG_LEVEL", CONFIG_LOGLEVEL, FIELD(log_level), "info", NONE,
+     "error, warn, info or debug"},
 };
-#define NDEFS (sizeof(defs) / sizeof(defs[0]))
+const size_t config_n_options = sizeof(config_options) / sizeof(config_options[0]);
+#define NDEFS (sizeof(config_options) / sizeof(config_options[0]))
 
 /* Reads a run of decimal digits (at least one, at most 18) into *v and
  * returns what follows, or NULL. Stricter than strtol: no sign, no spaces. */
@@ -194,9 +212,11 @@ bool config_parse_size(const char *s, size_t *out)
         return false;
     unsigned long long scale = 1;
     if (*end == 'k' || *end == 'K')
-        scale = 1024, end++;
+        scale = KIB, end++;
     else if (*end == 'm' || *end == 'M')
-        scale = 1024 * 1024, end++;
+        scale = MIB, end++;
+    else if (*end == 'g' || *end == 'G')
+        scale = GIB, end++;
     if (*end || v > (1ULL << 40) / scale)
         return false;
     *out = (size_t)(v * scale);
@@ -238,99 +258,203 @@ static bool parse_origins(struct config *c, const char *s)
     return true;
 }
 
-static bool apply(struct config *c, const struct option_def *d, const char *v)
+unsigned long long config_number(const struct config *c, const struct config_option *o)
 {
-    char *field = (char *)c + d->offset;
-    switch (d->kind) {
-    case K_LISTEN:
-        return config_parse_hostport(v, c->listen_host, sizeof(c->listen_host), &c->listen_port);
-    case K_REDIS:
-        if (!*v) {
-            c->redis_enabled = false;
-            return true;
-        }
-        c->redis_enabled = true;
-        return config_parse_redis_url(v, c->redis_host, sizeof(c->redis_host), &c->redis_port);
-    case K_STRING:
-        if (!*v || strlen(v) >= d->size)
-            return false;
-        strcpy(field, v);
-        return true;
-    case K_ID:
-        if (!proto_valid_name(v, strlen(v), GATEWAY_ID_MAX))
-            return false;
-        strcpy(field, v);
-        return true;
-    case K_SIZE:
-        return config_parse_size(v, (size_t *)(void *)field) && *(size_t *)(void *)field > 0;
-    case K_DURATION:
-        return config_parse_duration_ms(v, (unsigned *)(void *)field);
-    case K_UINT: {
-        size_t n;
-        if (!config_parse_size(v, &n) || strpbrk(v, "kKmM") || n > 1000000)
-            return false;
-        *(unsigned *)(void *)field = (unsigned)n;
-        return true;
-    }
-    case K_ORIGINS:
-        return parse_origins(c, v);
-    case K_LOGLEVEL:
-        return log_parse_level(v, (enum log_level *)(void *)field);
-    case K_BOOL:
-        if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
-            *(bool *)(void *)field = true;
-        else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
-            *(bool *)(void *)field = false;
-        else
-            return false;
-        return true;
-    }
-    return false;
+    const void *field = (const char *)c + o->offset;
+    return o->kind == CONFIG_SIZE ? *(const size_t *)field : *(const unsigned *)field;
 }
 
-static void set_defaults(struct config *c, const char *default_client_dir)
+/* A value as the command line would take it: 64k, 1m, 54s, 500ms, 20. */
+static void format_number(enum config_kind kind, unsigned long long v, char *buf, size_t len)
 {
-    memset(c, 0, sizeof(*c));
-    strcpy(c->listen_host, "0.0.0.0");
-    c->listen_port = 8080;
-    strcpy(c->redis_prefix, "chat:");
-    snprintf(c->client_dir, sizeof(c->client_dir), "%s", default_client_dir);
-    c->max_message_bytes = 65536;
-    c->ping_interval_ms = 54000;
-    /* 21 s for a pong after the ping: behind a saturated load balancer in
-     * a reconnect storm, 6 s dropped healthy clients. */
-    c->pong_timeout_ms = 75000;
-    c->send_queue_limit = 1024 * 1024;
-    c->history = 100;
-    c->shutdown_timeout_ms = 5000;
-    c->announce_connections = true;
-    c->dedupe_window_ms = 5 * 60 * 1000;
-    c->io_uring = true;
-    c->rate_limit = 20;
-    c->rate_burst = 120;      /* a reconnecting client rejoins up to max_rooms rooms at once */
-    c->rate_limit_grace = 30; /* more than a client that pipelines 20 frames has in flight */
-    c->max_rooms = 100;
-    c->handshake_timeout_ms = 10000;
-    c->max_header_bytes = 4096;
-    c->log_level = LOG_INFO;
+    if (kind == CONFIG_SIZE && v && v % GIB == 0)
+        snprintf(buf, len, "%llug", v / GIB);
+    else if (kind == CONFIG_SIZE && v && v % MIB == 0)
+        snprintf(buf, len, "%llum", v / MIB);
+    else if (kind == CONFIG_SIZE && v && v % KIB == 0)
+        snprintf(buf, len, "%lluk", v / KIB);
+    else if (kind == CONFIG_DURATION && v && v % SEC == 0)
+        snprintf(buf, len, "%llus", v / SEC);
+    else if (kind == CONFIG_DURATION && v)
+        snprintf(buf, len, "%llums", v);
+    else
+        snprintf(buf, len, "%llu", v);
+}
+
+void config_format_range(const struct config_option *d, char *buf, size_t len)
+{
+    char lo[24], hi[24];
+    format_number(d->kind, d->min, lo, sizeof(lo));
+    format_number(d->kind, d->max, hi, sizeof(hi));
+    snprintf(buf, len, "%s to %s", lo, hi);
+}
+
+static bool parse_number(enum config_kind kind, const char *v, unsigned long long *n)
+{
+    size_t size;
+    unsigned ms;
+    const char *end;
+    switch (kind) {
+    case CONFIG_SIZE:
+        return config_parse_size(v, &size) && (*n = size, true);
+    case CONFIG_DURATION:
+        return config_parse_duration_ms(v, &ms) && (*n = ms, true);
+    default: /* counts: no suffixes */
+        return (end = digits(v, n)) && !*end;
+    }
+}
+
+enum apply_result { APPLY_OK, APPLY_BAD, APPLY_OUT_OF_RANGE };
+
+static enum apply_result apply(struct config *c, const struct config_option *d, const char *v)
+{
+    char *field = (char *)c + d->offset;
+    bool ok = false;
+    switch (d->kind) {
+    case CONFIG_LISTEN:
+        ok = config_parse_hostport(v, c->listen_host, sizeof(c->listen_host), &c->listen_port);
+        break;
+    case CONFIG_REDIS:
+        c->redis_enabled = *v != '\0';
+        ok = !*v || config_parse_redis_url(v, c->redis_host, sizeof(c->redis_host), &c->redis_port);
+        break;
+    case CONFIG_STRING:
+        if ((ok = *v && strlen(v) < d->size))
+            strcpy(field, v);
+        break;
+    case CONFIG_ID:
+        if ((ok = proto_valid_name(v, strlen(v), GATEWAY_ID_MAX)))
+            strcpy(field, v);
+        break;
+    case CONFIG_SIZE:
+    case CONFIG_DURATION:
+    case CONFIG_UINT: {
+        unsigned long long n;
+        if (!parse_number(d->kind, v, &n))
+            return APPLY_BAD;
+        if (n < d->min || n > d->max)
+            return APPLY_OUT_OF_RANGE;
+        if (d->kind == CONFIG_SIZE)
+            *(size_t *)(void *)field = (size_t)n;
+        else
+            *(unsigned *)(void *)field = (unsigned)n;
+        return APPLY_OK;
+    }
+    case CONFIG_ORIGINS:
+        ok = parse_origins(c, v);
+        break;
+    case CONFIG_LOGLEVEL:
+        ok = log_parse_level(v, (enum log_level *)(void *)field);
+        break;
+    case CONFIG_BOOL:
+        if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            *(bool *)(void *)field = ok = true;
+        else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+            *(bool *)(void *)field = false, ok = true;
+        break;
+    }
+    return ok ? APPLY_OK : APPLY_BAD;
+}
+
+/* "invalid value for --flag: 'v' (what is allowed)"; name is "--flag", or
+ * "GATEWAY_FLAG (--flag)" for a value from the environment. */
+static void value_error(char *err, size_t errlen, const char *name, const struct config_option *d,
+                        const char *v, enum apply_result r)
+{
+    static const char *const syntax[] = {
+        [CONFIG_SIZE] = "bytes, or with k, m or g: ",
+        [CONFIG_DURATION] = "ms or s: ",
+        [CONFIG_UINT] = "a whole number: ",
+    };
+    char allowed[320];
+    if (config_numeric(d)) {
+        char range[56];
+        config_format_range(d, range, sizeof(range));
+        snprintf(allowed, sizeof(allowed), "%s%s", r == APPLY_BAD ? syntax[d->kind] : "", range);
+    } else {
+        snprintf(allowed, sizeof(allowed), "%s", d->help);
+    }
+    snprintf(err, errlen, "invalid value for %s: '%s' (%s)", name, v, allowed);
+}
+
+/* Rules between settings, checked once every source was read. Returns
+ * false with err set when one is broken. */
+static bool check_together(const struct config *c, char *err, size_t errlen)
+{
+    char v[32], other[32];
+    if (c->pong_timeout_ms <= c->ping_interval_ms) {
+        /* A client that answers every ping would be dropped between two. */
+        format_number(CONFIG_DURATION, c->pong_timeout_ms, v, sizeof(v));
+        format_number(CONFIG_DURATION, c->ping_interval_ms, other, sizeof(other));
+        snprintf(err, errlen,
+                 "invalid value for --pong-timeout: '%s' (must be longer than --ping-interval, "
+                 "%s)",
+                 v, other);
+        return false;
+    }
+    if (c->send_queue_limit / 2 < c->max_message_bytes) {
+        /* A join holds the room's frames, and a busy connection its
+         * requests, under this limit: a largest chat, with the envelope
+         * the gateway adds, must fit with room to spare. */
+        format_number(CONFIG_SIZE, c->send_queue_limit, v, sizeof(v));
+        format_number(CONFIG_SIZE, 2 * (unsigned long long)c->max_message_bytes, other,
+                      sizeof(other));
+        snprintf(err, errlen,
+                 "invalid value for --send-queue-limit: '%s' (at least twice "
+                 "--max-message-bytes: %s)",
+                 v, other);
+        return false;
+    }
+    if (c->rate_limit && c->rate_burst == 0) {
+        snprintf(err, errlen, "invalid value for --rate-burst: '0' (at least 1 with a rate limit)");
+        return false;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        snprintf(err, errlen, "invalid value for --%s: --tls-cert and --tls-key go together",
+                 c->tls_cert[0] ? "tls-key" : "tls-cert");
+        return false;
+    }
+    const char *unreadable = c->tls_cert[0] && access(c->tls_cert, R_OK) != 0 ? "tls-cert"
+                             : c->tls_key[0] && access(c->tls_key, R_OK) != 0 ? "tls-key"
+                                                                              : NULL;
+    if (unreadable) {
+        snprintf(err, errlen, "invalid value for --%s: cannot read %s", unreadable,
+                 strcmp(unreadable, "tls-cert") == 0 ? c->tls_cert : c->tls_key);
+        return false;
+    }
+    return true;
 }
 
 enum config_result config_parse(struct config *c, int argc, char **argv,
                                 const char *default_client_dir, char *err, size_t errlen)
 {
-    set_defaults(c, default_client_dir);
+    char name[96];
+    memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < NDEFS; i++) {
-        const char *v = getenv(defs[i].env);
-        if (v && !apply(c, &defs[i], v)) {
-            snprintf(err, errlen, "invalid value for %s (--%s): '%s'", defs[i].env, defs[i].flag,
-                     v);
+        const struct config_option *d = &config_options[i];
+        enum apply_result r = d->dflt ? apply(c, d, d->dflt) : APPLY_OK;
+        if (r != APPLY_OK) { /* a mistake in the table, which the unit tests catch */
+            snprintf(name, sizeof(name), "the default of --%s", d->flag);
+            value_error(err, errlen, name, d, d->dflt, r);
+            return CONFIG_ERROR;
+        }
+    }
+    snprintf(c->client_dir, sizeof(c->client_dir), "%s", default_client_dir);
+
+    for (size_t i = 0; i < NDEFS; i++) {
+        const struct config_option *d = &config_options[i];
+        const char *v = getenv(d->env);
+        enum apply_result r = v ? apply(c, d, v) : APPLY_OK;
+        if (r != APPLY_OK) {
+            snprintf(name, sizeof(name), "%s (--%s)", d->env, d->flag);
+            value_error(err, errlen, name, d, v, r);
             return CONFIG_ERROR;
         }
     }
 
     struct option longopts[NDEFS + 2];
     for (size_t i = 0; i < NDEFS; i++)
-        longopts[i] = (struct option){defs[i].flag, required_argument, NULL, (int)i};
+        longopts[i] = (struct option){config_options[i].flag, required_argument, NULL, (int)i};
     longopts[NDEFS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[NDEFS + 1] = (struct option){0};
     opterr = 0;
@@ -345,9 +469,11 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
                      arg ? arg : "?");
             return CONFIG_ERROR;
         }
-        const struct option_def *d = &defs[opt];
-        if (!apply(c, d, optarg)) {
-            snprintf(err, errlen, "invalid value for --%s: '%s' (%s)", d->flag, optarg, d->help);
+        const struct config_option *d = &config_options[opt];
+        enum apply_result r = apply(c, d, optarg);
+        if (r != APPLY_OK) {
+            snprintf(name, sizeof(name), "--%s", d->flag);
+            value_error(err, errlen, name, d, optarg, r);
             return CONFIG_ERROR;
         }
     }
@@ -355,41 +481,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
         snprintf(err, errlen, "unexpected argument: '%s'", argv[optind]);
         return CONFIG_ERROR;
     }
-    if (c->pong_timeout_ms <= c->ping_interval_ms) {
-        snprintf(err, errlen,
-                 "invalid value for --pong-timeout: must be longer than "
-                 "--ping-interval");
+    if (!check_together(c, err, errlen))
         return CONFIG_ERROR;
-    }
-    if (c->ping_interval_ms < 100) {
-        snprintf(err, errlen, "invalid value for --ping-interval: at least 100ms");
-        return CONFIG_ERROR;
-    }
-    if (!c->tls_cert[0] != !c->tls_key[0]) {
-        snprintf(err, errlen, "invalid value for --%s: --tls-cert and --tls-key go together",
-                 c->tls_cert[0] ? "tls-key" : "tls-cert");
-        return CONFIG_ERROR;
-    }
-    const char *unreadable = c->tls_cert[0] && access(c->tls_cert, R_OK) != 0 ? "tls-cert"
-                             : c->tls_key[0] && access(c->tls_key, R_OK) != 0 ? "tls-key"
-                                                                              : NULL;
-    if (unreadable) {
-        snprintf(err, errlen, "invalid value for --%s: cannot read %s", unreadable,
-                 strcmp(unreadable, "tls-cert") == 0 ? c->tls_cert : c->tls_key);
-        return CONFIG_ERROR;
-    }
-    if (c->max_header_bytes < 512 || c->max_header_bytes > 65535) {
-        snprintf(err, errlen, "invalid value for --max-header-bytes: 512 to 65535");
-        return CONFIG_ERROR;
-    }
-    if (c->handshake_timeout_ms < 1000) {
-        snprintf(err, errlen, "invalid value for --handshake-timeout: at least 1s");
-        return CONFIG_ERROR;
-    }
-    if (c->rate_limit && c->rate_burst == 0) {
-        snprintf(err, errlen, "invalid value for --rate-burst: at least 1 with a rate limit");
-        return CONFIG_ERROR;
-    }
     if (!c->id[0])
         snprintf(c->id, sizeof(c->id), "%.50s:%d", c->listen_host, c->listen_port);
     return CONFIG_OK;
@@ -399,9 +492,17 @@ void config_usage(FILE *out)
 {
     fprintf(out, "usage: gateway [options]\n\nA WebSocket chat gateway. Every option has an "
                  "environment twin; the option wins.\nDurations take ms or s (54s, 500ms), sizes "
-                 "k or m (64k, 1m).\n\n");
-    for (size_t i = 0; i < NDEFS; i++)
-        fprintf(out, "  --%-20s %-28s %s\n", defs[i].flag, defs[i].env, defs[i].help);
+                 "k, m or g (64k, 1m).\n\n");
+    for (size_t i = 0; i < NDEFS; i++) {
+        const struct config_option *d = &config_options[i];
+        char range[56] = "", tail[128] = "";
+        if (config_numeric(d))
+            config_format_range(d, range, sizeof(range));
+        if (d->dflt || range[0])
+            snprintf(tail, sizeof(tail), " (%s%s%s%s)", d->dflt ? "default " : "",
+                     d->dflt ? d->dflt : "", d->dflt && range[0] ? "; " : "", range);
+        fprintf(out, "  --%-20s %-28s %s%s\n", d->flag, d->env, d->help, tail);
+    }
     fprintf(out, "  --%-20s %-28s %s\n", "help", "", "print this and exit");
 }
 

@@ -47,8 +47,51 @@ struct config {
 
 enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };
 
+enum config_kind {
+    CONFIG_LISTEN,
+    CONFIG_REDIS,
+    CONFIG_STRING,
+    CONFIG_ID,
+    CONFIG_SIZE,     /* size_t bytes: DIGITS[k|m|g] */
+    CONFIG_DURATION, /* unsigned ms: DIGITS[.DDD][ms|s] */
+    CONFIG_UINT,     /* unsigned: DIGITS */
+    CONFIG_ORIGINS,
+    CONFIG_LOGLEVEL,
+    CONFIG_BOOL
+};
+
+/* One setting, all of it in one row (as Redis's standardConfig): the help
+ * text --help prints is the row's help followed by its default and range,
+ * so that the text cannot disagree with what is enforced. */
+struct config_option {
+    const char *flag; /* without the leading "--" */
+    const char *env;
+    enum config_kind kind;
+    size_t offset; /* of the field in struct config */
+    size_t size;   /* of the field, for strings */
+    /* As it would be written on the command line, parsed (and so range
+     * checked) like a given value; NULL: none, or one the help states
+     * (--id's comes from --listen, --client-dir's from the build). */
+    const char *dflt;
+    unsigned long long min, max; /* accepted range of the numeric kinds */
+    const char *help;
+};
+
+extern const struct config_option config_options[];
+extern const size_t config_n_options;
+
+static inline bool config_numeric(const struct config_option *o)
+{
+    return o->kind == CONFIG_SIZE || o->kind == CONFIG_DURATION || o->kind == CONFIG_UINT;
+}
+/* The value of a numeric setting in c. */
+unsigned long long config_number(const struct config *c, const struct config_option *o);
+/* "MIN to MAX" of a numeric setting, as --help and errors show it. */
+void config_format_range(const struct config_option *o, char *buf, size_t len);
+
 /* Fills c from defaults, the environment and argv. On CONFIG_ERROR, err
- * holds one line naming the flag. default_client_dir is used when neither
+ * holds one line naming the flag, the value and what is allowed. default_client_dir is used when
+ * neither
  * --client-dir nor its twin is given. */
 enum config_result config_parse(struct config *c, int argc, char **argv,
                                 const char *default_client_dir, char *err, size_t errlen);

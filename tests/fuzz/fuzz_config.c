@@ -7,7 +7,8 @@
  * so that their bounds are tried too.
  *
  * Checks: a parse that succeeds leaves a configuration config_parse
- * promises (NUL-terminated strings, a valid id, the cross-flag rules); an
+ * promises (NUL-terminated strings, a valid id, every number in its row's
+ * range, the rules between settings); an
  * error leaves a message; durations and sizes have the value exact
  * arithmetic gives. */
 #include <stdint.h>
@@ -98,6 +99,8 @@ static bool ref_size(const char *s, size_t *out)
         scale = 1024, p++;
     else if (*p == 'm' || *p == 'M')
         scale = 1024 * 1024, p++;
+    else if (*p == 'g' || *p == 'G')
+        scale = 1024 * 1024 * 1024, p++;
     if (*p || v * scale > ((unsigned __int128)1 << 40))
         return false;
     *out = (size_t)(v * scale);
@@ -143,11 +146,14 @@ static const char *config_violation(const struct config *c)
         return "a string setting without its NUL";
     if (!proto_valid_name(c->id, strlen(c->id), GATEWAY_ID_MAX))
         return "a gateway id that is not 1 to 64 bytes without control characters";
-    if (c->pong_timeout_ms <= c->ping_interval_ms || c->ping_interval_ms < 100 ||
-        !c->tls_cert[0] != !c->tls_key[0] || c->max_header_bytes < 512 ||
-        c->max_header_bytes > 65535 || c->handshake_timeout_ms < 1000 ||
-        (c->rate_limit && !c->rate_burst) || !c->max_message_bytes || !c->send_queue_limit)
-        return "a configuration that breaks a rule config_parse enforces";
+    for (size_t i = 0; i < config_n_options; i++) {
+        const struct config_option *o = &config_options[i];
+        if (config_numeric(o) && (config_number(c, o) < o->min || config_number(c, o) > o->max))
+            return "a numeric setting out of its row's range";
+    }
+    if (c->pong_timeout_ms <= c->ping_interval_ms || !c->tls_cert[0] != !c->tls_key[0] ||
+        (c->rate_limit && !c->rate_burst) || c->send_queue_limit / 2 < c->max_message_bytes)
+        return "a configuration that breaks a rule between settings";
     if (c->redis_enabled && (c->redis_port < 1 || c->redis_port > 65535))
         return "a Redis port out of range";
     for (size_t i = 0; i < c->n_allowed_origins; i++) {

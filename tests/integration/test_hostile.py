@@ -268,10 +268,10 @@ async def test_no_data_frame_after_a_close_frame(gateways):
     """RFC 6455 5.5.1: after sending a Close frame, an endpoint MUST NOT send
     more data frames. The offender reads on without answering the close
     (a slow client) while the others chat."""
-    gw = gateways.start("afterclose", extra=["--max-message-bytes", 100])
+    gw = gateways.start("afterclose", extra=["--max-message-bytes", 256])
     chatter = await Client.connect(gw.port, "chatter")
     cases = {"1002": opcode(0x3), "1007": utf8_split_invalid,
-             "1009": lambda raw: raw.send_json({"type": "echo", "content": "x" * 200})}
+             "1009": lambda raw: raw.send_json({"type": "echo", "content": "x" * 300})}
     late = {}
     for name, send in cases.items():
         raw = await asyncio.to_thread(RawClient.connect, gw.port, username="offender")

@@ -127,8 +127,9 @@ static void test_again_flushes_even_empty(void)
     teardown();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_words);
     RUN(test_first_goes_at_once_then_coalesced);
     RUN(test_again_flushes_even_empty);

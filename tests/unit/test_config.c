@@ -1,4 +1,6 @@
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,20 +9,10 @@
 
 #define DEFAULT_DIR "/srv/client"
 
-static const char *const env_names[] = {
-    "GATEWAY_LISTEN",           "GATEWAY_REDIS",
-    "GATEWAY_REDIS_PREFIX",     "GATEWAY_ID",
-    "GATEWAY_CLIENT_DIR",       "GATEWAY_MAX_MESSAGE_BYTES",
-    "GATEWAY_PING_INTERVAL",    "GATEWAY_PONG_TIMEOUT",
-    "GATEWAY_SEND_QUEUE_LIMIT", "GATEWAY_ALLOWED_ORIGINS",
-    "GATEWAY_HISTORY",          "GATEWAY_SHUTDOWN_TIMEOUT",
-    "GATEWAY_LOG_LEVEL",
-};
-
 static void clear_env(void)
 {
-    for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
-        unsetenv(env_names[i]);
+    for (size_t i = 0; i < config_n_options; i++)
+        unsetenv(config_options[i].env);
 }
 
 static char err[512];
@@ -152,7 +144,7 @@ static void test_env_twins(void)
     CHECK_INT(parse(&c, "--listen", "127.0.0.3:7001", "--redis", "redis://other:1",
                     "--redis-prefix", "flag:", "--id", "flag-gw", "--client-dir", "/flag",
                     "--max-message-bytes", "2000", "--ping-interval", "20s", "--pong-timeout",
-                    "30s", "--send-queue-limit", "1k", "--allowed-origins", "https://y,https://z",
+                    "30s", "--send-queue-limit", "4k", "--allowed-origins", "https://y,https://z",
                     "--history", "5", "--shutdown-timeout", "2s", "--log-level", "error", NULL),
               ==, CONFIG_OK);
     CHECK_STR(c.listen_host, "127.0.0.3");
@@ -165,7 +157,7 @@ static void test_env_twins(void)
     CHECK_INT(c.max_message_bytes, ==, 2000);
     CHECK_INT(c.ping_interval_ms, ==, 20000);
     CHECK_INT(c.pong_timeout_ms, ==, 30000);
-    CHECK_INT(c.send_queue_limit, ==, 1024);
+    CHECK_INT(c.send_queue_limit, ==, 4096);
     if (CHECK_INT(c.n_allowed_origins, ==, 2)) /* replaced, not appended */
         CHECK_STR(c.allowed_origins[1], "https://z");
     CHECK_INT(c.history, ==, 5);
@@ -234,8 +226,8 @@ static void test_bad_flags(void)
     CHECK(!accepts("--shutdown-timeout", "-1s"));
     CHECK(accepts("--shutdown-timeout", "0"));
     CHECK(!accepts("--history", "1k"));
-    CHECK(!accepts("--history", "1000001"));
-    CHECK(accepts("--history", "1000000"));
+    CHECK(!accepts("--history", "10001"));
+    CHECK(accepts("--history", "10000"));
     CHECK(!accepts("--history", "-1"));
     CHECK(!accepts("--log-level", "verbose"));
     CHECK(!accepts("--log-level", "INFO"));
@@ -298,21 +290,233 @@ static void test_usage(void)
         return;
     config_usage(out);
     fclose(out);
-    static const char *const flags[] = {
-        "--listen",           "--redis",
-        "--redis-prefix",     "--id",
-        "--client-dir",       "--max-message-bytes",
-        "--ping-interval",    "--pong-timeout",
-        "--send-queue-limit", "--allowed-origins",
-        "--history",          "--shutdown-timeout",
-        "--log-level",        "--help",
-    };
-    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-        if (!CHECK(strstr(text, flags[i]) != NULL))
-            fprintf(stderr, "  usage lacks %s\n", flags[i]);
-    for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
-        CHECK(strstr(text, env_names[i]) != NULL);
+    CHECK(strstr(text, "  --help ") != NULL);
+    /* Every row has a line with its flag, its twin, and its default and
+     * range as the table has them. */
+    for (size_t i = 0; i < config_n_options; i++) {
+        const struct config_option *o = &config_options[i];
+        char flag[64], want[128] = "", range[64] = "";
+        snprintf(flag, sizeof(flag), "\n  --%s ", o->flag);
+        const char *line = strstr(text, flag);
+        if (!CHECK(line != NULL)) {
+            fprintf(stderr, "  usage lacks --%s\n", o->flag);
+            continue;
+        }
+        const char *eol = strchr(line + 1, '\n');
+        char copy[512];
+        snprintf(copy, sizeof(copy), "%.*s", (int)(eol - line), line);
+        CHECK(strstr(copy, o->env) != NULL);
+        if (config_numeric(o))
+            config_format_range(o, range, sizeof(range));
+        if (o->dflt)
+            snprintf(want, sizeof(want), "(default %s%s%s)", o->dflt, range[0] ? "; " : "", range);
+        else if (range[0])
+            snprintf(want, sizeof(want), "(%s)", range);
+        if (want[0] && !CHECK(strstr(copy, want) != NULL))
+            fprintf(stderr, "  --%s: no %s in%s\n", o->flag, want, copy);
+    }
     free(text);
+}
+
+/* The table's rows are sound: numeric ranges fit their fields, and every
+ * default given parses (config_parse starts from them) to the value the
+ * flag with that text gives. */
+static void test_table(void)
+{
+    clear_env();
+    struct config dflt;
+    if (!CHECK_INT(parse(&dflt, NULL), ==, CONFIG_OK))
+        return;
+    for (size_t i = 0; i < config_n_options; i++) {
+        const struct config_option *o = &config_options[i];
+        check_test = o->flag;
+        CHECK(o->flag && o->env && o->help);
+        CHECK(strncmp(o->env, "GATEWAY_", 8) == 0);
+        if (config_numeric(o)) {
+            bool is_size = o->kind == CONFIG_SIZE;
+            CHECK_INT(o->size, ==, is_size ? sizeof(size_t) : sizeof(unsigned));
+            CHECK(o->min <= o->max);
+            CHECK(o->max <= (is_size ? (unsigned long long)SIZE_MAX : UINT_MAX));
+            CHECK(o->dflt != NULL);
+        } else {
+            CHECK(o->min == 0 && o->max == 0);
+        }
+        if (!o->dflt)
+            continue;
+        struct config c;
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s", o->flag);
+        if (CHECK_INT(parse(&c, flag, o->dflt, NULL), ==, CONFIG_OK) && o->kind != CONFIG_ORIGINS)
+            CHECK(memcmp((char *)&c + o->offset, (char *)&dflt + o->offset, o->size) == 0);
+        config_free(&c);
+    }
+    check_test = "test_table";
+    config_free(&dflt);
+}
+
+/* The values a numeric flag's range check sees: with these before it, no
+ * rule between settings refuses the tested flag's own ends. */
+#define ROOMY                                                                                      \
+    "--ping-interval", "100ms", "--pong-timeout", "7200s", "--max-message-bytes", "256",           \
+        "--send-queue-limit", "1g", "--rate-limit", "0"
+
+static void number_text(const struct config_option *o, unsigned long long v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%llu%s", v, o->kind == CONFIG_DURATION ? "ms" : "");
+}
+
+/* Each numeric flag takes its two ends and refuses one past each, with a
+ * message naming the flag, the value and the range. */
+static void test_bounds(void)
+{
+    clear_env();
+    for (size_t i = 0; i < config_n_options; i++) {
+        const struct config_option *o = &config_options[i];
+        if (!config_numeric(o))
+            continue;
+        check_test = o->flag;
+        char flag[64], v[32], range[64], want[256];
+        snprintf(flag, sizeof(flag), "--%s", o->flag);
+        config_format_range(o, range, sizeof(range));
+        struct config c;
+        const unsigned long long ends[] = {o->min, o->max};
+        for (size_t e = 0; e < 2; e++) {
+            number_text(o, ends[e], v, sizeof(v));
+            if (CHECK_INT(parse(&c, ROOMY, flag, v, NULL), ==, CONFIG_OK))
+                CHECK(config_number(&c, o) == ends[e]);
+            else
+                fprintf(stderr, "  %s %s: %s\n", flag, v, err);
+            config_free(&c);
+        }
+        const unsigned long long past[] = {o->min - 1, o->max + 1};
+        for (size_t e = o->min ? 0 : 1; e < 2; e++) {
+            number_text(o, past[e], v, sizeof(v));
+            CHECK_INT(parse(&c, ROOMY, flag, v, NULL), ==, CONFIG_ERROR);
+            snprintf(want, sizeof(want), "invalid value for %s: '%s' (%s)", flag, v, range);
+            CHECK_STR(err, want);
+            config_free(&c);
+        }
+        /* Not a number: the message says what one looks like. */
+        CHECK_INT(parse(&c, flag, "-1", NULL), ==, CONFIG_ERROR);
+        snprintf(want, sizeof(want), "invalid value for %s: '-1' (", flag);
+        CHECK(strncmp(err, want, strlen(want)) == 0 && strstr(err, range) && !strchr(err, '\n'));
+        config_free(&c);
+    }
+    check_test = "test_bounds";
+}
+
+static void expect_error(const char *flag, const char *value, const char *message)
+{
+    struct config c;
+    CHECK_INT(parse(&c, flag, value, NULL), ==, CONFIG_ERROR);
+    CHECK_STR(err, message);
+    config_free(&c);
+}
+
+/* The messages as an operator reads them, and the ranges chosen. */
+static void test_range_messages(void)
+{
+    clear_env();
+    expect_error("--send-queue-limit", "8g",
+                 "invalid value for --send-queue-limit: '8g' (1k to 1g)");
+    expect_error("--send-queue-limit", "lots",
+                 "invalid value for --send-queue-limit: 'lots' (bytes, or with k, m or g: 1k to "
+                 "1g)");
+    CHECK(accepts("--send-queue-limit", "1g"));
+    CHECK(!accepts("--send-queue-limit", "1073741825"));
+    expect_error("--max-message-bytes", "255",
+                 "invalid value for --max-message-bytes: '255' (256 to 16m)");
+    expect_error("--max-message-bytes", "17m",
+                 "invalid value for --max-message-bytes: '17m' (256 to 16m)");
+    expect_error("--ping-interval", "99ms",
+                 "invalid value for --ping-interval: '99ms' (100ms to 3600s)");
+    expect_error("--ping-interval", "5m",
+                 "invalid value for --ping-interval: '5m' (ms or s: 100ms to 3600s)");
+    expect_error("--history", "1k",
+                 "invalid value for --history: '1k' (a whole number: 0 to 10000)");
+    expect_error("--max-header-bytes", "64k",
+                 "invalid value for --max-header-bytes: '64k' (512 to 65535)");
+    expect_error("--handshake-timeout", "999ms",
+                 "invalid value for --handshake-timeout: '999ms' (1s to 300s)");
+    expect_error("--shutdown-timeout", "601s",
+                 "invalid value for --shutdown-timeout: '601s' (0 to 600s)");
+    setenv("GATEWAY_SEND_QUEUE_LIMIT", "2g", 1);
+    struct config c;
+    CHECK_INT(parse(&c, NULL), ==, CONFIG_ERROR);
+    CHECK_STR(err, "invalid value for GATEWAY_SEND_QUEUE_LIMIT (--send-queue-limit): '2g' (1k to "
+                   "1g)");
+    config_free(&c);
+    clear_env();
+}
+
+/* The queue takes a largest message twice over: a join holds a room's
+ * frames, and a busy connection its requests, under the same limit. */
+static void test_queue_holds_a_message(void)
+{
+    clear_env();
+    expect_error("--send-queue-limit", "64k",
+                 "invalid value for --send-queue-limit: '64k' (at least twice "
+                 "--max-message-bytes: 128k)");
+    CHECK(accepts("--send-queue-limit", "128k"));
+    struct config c;
+    CHECK_INT(parse(&c, "--max-message-bytes", "1m", NULL), ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--send-queue-limit") && strstr(err, "2m"));
+    config_free(&c);
+    CHECK_INT(parse(&c, "--max-message-bytes", "16m", "--send-queue-limit", "32m", NULL), ==,
+              CONFIG_OK);
+    config_free(&c);
+    /* Checked after both sources. */
+    setenv("GATEWAY_MAX_MESSAGE_BYTES", "1m", 1);
+    CHECK_INT(parse(&c, "--send-queue-limit", "2m", NULL), ==, CONFIG_OK);
+    config_free(&c);
+    clear_env();
+}
+
+/* README's table of flags shows each row's default and range as they are. */
+static void test_readme_table(void)
+{
+    FILE *f = fopen(GATEWAY_README, "r");
+    if (!CHECK(f != NULL))
+        return;
+    char line[1024];
+    size_t rows = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "| `--", 5) != 0)
+            continue;
+        /* | `--flag ARG` | `ENV` | default | range | meaning | */
+        char *cols[6] = {0};
+        size_t n = 0;
+        for (char *save, *t = strtok_r(line, "|", &save); t && n < 6;
+             t = strtok_r(NULL, "|", &save))
+            cols[n++] = t;
+        if (!CHECK_INT(n, >=, 5))
+            continue;
+        const struct config_option *o = NULL;
+        for (size_t i = 0; i < config_n_options; i++) {
+            size_t len = strlen(config_options[i].flag);
+            if (strncmp(cols[0] + 4, config_options[i].flag, len) == 0 &&
+                (cols[0][4 + len] == ' ' || cols[0][4 + len] == '`'))
+                o = &config_options[i];
+        }
+        if (!CHECK(o != NULL)) {
+            fprintf(stderr, "  README row %s is no flag\n", cols[0]);
+            continue;
+        }
+        rows++;
+        char want[96], range[64] = "";
+        if (o->dflt) {
+            snprintf(want, sizeof(want), " `%s` ", o->dflt);
+            if (!CHECK_STR(cols[2], want))
+                fprintf(stderr, "  README: default of --%s\n", o->flag);
+        }
+        if (config_numeric(o))
+            config_format_range(o, range, sizeof(range));
+        snprintf(want, sizeof(want), range[0] ? " %s " : " ", range); /* "| |": none */
+        if (!CHECK_STR(cols[3], want))
+            fprintf(stderr, "  README: range of --%s\n", o->flag);
+    }
+    fclose(f);
+    CHECK_INT(rows, ==, config_n_options);
 }
 
 static bool duration(const char *s, unsigned want)
@@ -379,9 +583,13 @@ static void test_sizes(void)
     CHECK(size_is("1099511627776", 1ULL << 40)); /* 1 TiB, the largest */
     CHECK(size_is("1073741824k", 1ULL << 40));
     CHECK(size_is("1048576m", 1ULL << 40));
+    CHECK(size_is("1g", 1ULL << 30));
+    CHECK(size_is("2G", 2ULL << 30));
+    CHECK(size_is("1024g", 1ULL << 40));
     CHECK(bad_size("1099511627777"));
     CHECK(bad_size("1073741825k"));
     CHECK(bad_size("1048577m"));
+    CHECK(bad_size("1025g"));
     CHECK(bad_size("99999999999999999999999"));
     CHECK(bad_size(""));
     CHECK(bad_size("k"));
@@ -390,7 +598,7 @@ static void test_sizes(void)
     CHECK(bad_size(" 1"));
     CHECK(bad_size("1 "));
     CHECK(bad_size("1kb"));
-    CHECK(bad_size("1g"));
+    CHECK(bad_size("1t"));
     CHECK(bad_size("1.5k"));
     CHECK(bad_size("0x10"));
 }
@@ -479,8 +687,9 @@ static void test_redis_url(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_defaults);
     RUN(test_every_flag);
     RUN(test_env_twins);
@@ -488,6 +697,11 @@ int main(void)
     RUN(test_pong_after_ping);
     RUN(test_origins);
     RUN(test_usage);
+    RUN(test_table);
+    RUN(test_bounds);
+    RUN(test_range_messages);
+    RUN(test_queue_holds_a_message);
+    RUN(test_readme_table);
     RUN(test_durations);
     RUN(test_sizes);
     RUN(test_hostport);

@@ -234,8 +234,9 @@ static void test_binary_and_japanese_rooms(void)
     CHECK_INT(held_refs(), ==, 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     make_frames();
     RUN(test_per_room_cap);
     RUN(test_since_and_truncated);

@@ -214,8 +214,9 @@ static void test_free_detaches(void)
     CHECK(wheel.slots == NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_fires_at_its_tick);
     RUN(test_cancel_and_reschedule);
     RUN(test_reschedule_inside_fire);

@@ -100,8 +100,9 @@ static void test_move_all(void)
     CHECK_INT(digits(&to), ==, 2);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_empty_and_unlinked);
     RUN(test_order_and_remove);
     RUN(test_drain_from_head);

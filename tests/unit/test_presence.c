@@ -110,8 +110,9 @@ static void test_binary_room_names(void)
     CHECK_INT(p.rooms.count, ==, 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_multiset_counts);
     RUN(test_last_name_frees_room);
     RUN(test_names_sorted_distinct);

@@ -656,8 +656,9 @@ static void test_joined(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_msgid_parse);
     RUN(test_msgid_format_cmp);
     RUN(test_valid_name_utf8);

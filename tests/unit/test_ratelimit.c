@@ -126,8 +126,9 @@ static void test_rate_zero_is_off(void)
         CHECK_INT(ratelimit_take(&r, 0, &off, &retry), ==, RATELIMIT_OK);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_burst_then_rate);
     RUN(test_retry_after_rounds_up_to_a_token);
     RUN(test_waiting_client_is_never_flooding);

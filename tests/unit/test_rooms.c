@@ -703,8 +703,9 @@ static void test_leave_all(void)
     teardown();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_subscribe_first_unsubscribe_last);
     RUN(test_synchronous_bus);
     RUN(test_held_frames_merged);

@@ -184,8 +184,9 @@ static void test_clear_drops_references(void)
     CHECK_INT(held, ==, 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_empty);
     RUN(test_push_peek_pop);
     RUN(test_growth_keeps_order);

@@ -301,8 +301,9 @@ static void test_against_model(void)
     strmap_free(&m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     RUN(test_empty);
     RUN(test_put_get_replace);
     RUN(test_replace_never_grows);

@@ -205,8 +205,9 @@ static void test_detach_lets_the_socket_close(void)
     txring_free(t);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    CHECK_ARGS(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     listener = socket(AF_INET, SOCK_STREAM, 0);
     listen_addr =
