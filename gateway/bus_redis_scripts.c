@@ -81,6 +81,10 @@ int send_script(struct rbus *rb, struct request *q)
 struct request *request_new(struct rbus *rb, enum script s, int argc, const char **argv,
                             const size_t *lens, request_done_fn done)
 {
+    if (argc > MAX_ARGS) { /* a caller's mistake: fail the call rather than overrun */
+        log_error("redis: a script call with %d arguments, more than %d", argc, MAX_ARGS);
+        return NULL;
+    }
     size_t total = 0;
     for (int i = 0; i < argc; i++)
         total += lens[i];

@@ -31,8 +31,8 @@
 #include "strmap.h"
 
 #define KEY_MAX 256
-/* Most arguments (keys and ARGV) a script takes. */
-#define MAX_ARGS 10
+/* Most arguments (keys and ARGV) a script takes: the count script's 13. */
+#define MAX_ARGS 13
 
 /* The scripts, generated from gateway/lua/<name>.lua. */
 extern const char lua_chat[], lua_room[], lua_leave[], lua_count[], lua_reset[], lua_announce[],
