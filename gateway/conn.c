@@ -20,6 +20,8 @@
 /* Most sends in one io_uring submission: a room of more local members
  * takes one submission per this many. */
 #define TXRING_DEPTH 1024
+/* Pending-write entries kept allocated between flushes. */
+#define PENDING_KEPT 1024
 
 /* Scratch for take_batch: one thread, and whoever writes from it (lws, or
  * a frame copied for the txring) copies what it keeps. Every write to lws
@@ -105,10 +107,19 @@ static size_t take_batch(struct conn *c)
     return (size_t)(p - start);
 }
 
-/* Writes the queue through lws, which keeps what the socket does not take
- * and writes it before anything later: several frames from batch_buf with
- * one system call, else the oldest frame alone (one too big for the
- * buffer goes out from its own memory). */
+/* Writes f, framed here, through lws, which keeps what the socket does not
+ * take and writes it before anything later. */
+static int write_framed(struct conn *c, struct frame *f, bool binary)
+{
+    size_t len;
+    unsigned char *p = with_header(f, binary, &len);
+    count_out(1, f->len);
+    return lws_write(c->wsi, p, len, LWS_WRITE_RAW) < 0 ? -1 : 0;
+}
+
+/* Writes the queue through lws: several frames from batch_buf with one
+ * system call, else the oldest frame alone (one too big for the buffer goes
+ * out from its own memory). */
 static int write_queued(struct conn *c)
 {
     size_t n = c->q.count > 1 ? take_batch(c) : 0;
@@ -118,13 +129,11 @@ static int write_queued(struct conn *c)
     if (!e)
         return 0;
     struct frame *f = frame_ref(e->frame);
-    size_t len;
-    unsigned char *p = with_header(f, e->binary, &len);
+    bool binary = e->binary;
     sendq_pop(&c->q);
-    count_out(1, f->len);
-    int rc = lws_write(c->wsi, p, len, LWS_WRITE_RAW);
+    int rc = write_framed(c, f, binary);
     frame_unref(f);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 /* What the socket did not take of a staged send goes to lws, which keeps
@@ -154,17 +163,29 @@ static void tx_done(void *ctx, void *owner, struct frame *f, const unsigned char
         o->failed(c, "write failed");
 }
 
+/* Writes one frame now: staged in the txring from its own (shared) memory,
+ * or through lws. */
+static void write_one(struct conn_out *o, struct conn *c, struct frame *f, bool binary)
+{
+    if (o->tx) {
+        size_t n;
+        unsigned char *p = with_header(f, binary, &n);
+        count_out(1, f->len);
+        txring_send(o->tx, lws_get_socket_fd(c->wsi), f, p, n, c); /* tx_done releases the 101 */
+        return;
+    }
+    if (write_framed(c, f, binary) < 0)
+        o->failed(c, "write failed");
+    conn_release_handshake(c);
+}
+
 /* Stages the queue as one send in the txring: a lone frame from its own
- * (shared) memory, several from a copy of their framed bytes. */
+ * memory, several from a copy of their framed bytes. */
 static void stage_queued(struct conn_out *o, struct conn *c)
 {
-    int fd = lws_get_socket_fd(c->wsi);
     if (c->q.count == 1) {
         const struct sendq_entry *e = sendq_peek(&c->q);
-        size_t n;
-        unsigned char *p = with_header(e->frame, e->binary, &n);
-        count_out(1, e->frame->len);
-        txring_send(o->tx, fd, e->frame, p, n, c);
+        write_one(o, c, e->frame, e->binary);
         sendq_pop(&c->q);
         return;
     }
@@ -173,25 +194,23 @@ static void stage_queued(struct conn_out *o, struct conn *c)
         return; /* the oldest frame is too big for a batch: the writable callback sends it */
     struct frame *batch = frame_copy(batch_buf, n);
     if (!batch) {
-        log_error("connection fd %d: out of memory writing a batch", fd);
+        log_error("connection fd %d: out of memory writing a batch", lws_get_socket_fd(c->wsi));
         o->failed(c, "out of memory");
         return;
     }
-    txring_send(o->tx, fd, batch, frame_data(batch), n, c);
+    txring_send(o->tx, lws_get_socket_fd(c->wsi), batch, frame_data(batch), n, c);
     frame_unref(batch);
 }
 
-/* Writes one pending connection's queue, or leaves it to the writable
- * callback where lws holds bytes back or a ping must go first. */
-static void flush_conn(struct conn_out *o, struct conn *c)
+/* Writes a pending connection's frames (w->first alone, or its queue), or
+ * leaves them to the writable callback where lws holds bytes back or a
+ * ping or pong must go first. */
+static void flush_conn(struct conn_out *o, const struct pending_write *w)
 {
-    if (c->closing || !c->q.count) {
-        conn_release_handshake(c);
-        return;
-    }
-    /* lws sent a close frame (a protocol error it found itself): no data
-     * may follow, and lws_write would drop it too. */
-    if (lws_ws_close_started(c->wsi)) {
+    struct conn *c = w->c;
+    /* Closing, the frames are dropped; and once lws sent a close frame (a
+     * protocol error it found itself) no data may follow. */
+    if (c->closing || lws_ws_close_started(c->wsi)) {
         sendq_clear(&c->q);
         conn_release_handshake(c);
         return;
@@ -199,6 +218,10 @@ static void flush_conn(struct conn_out *o, struct conn *c)
     /* lws writes a pending pong, then bytes it kept, before the writable
      * callback: data waits for that. */
     if (!c->ping_due && !lws_partial_buffered(c->wsi) && !lws_ws_pong_pending(c->wsi)) {
+        if (w->first) {
+            write_one(o, c, w->first, w->binary); /* the queue is empty */
+            return;
+        }
         if (o->tx) {
             stage_queued(o, c); /* tx_done releases the handshake */
         } else {
@@ -206,8 +229,13 @@ static void flush_conn(struct conn_out *o, struct conn *c)
                 o->failed(c, "write failed");
             conn_release_handshake(c);
         }
-        if (!c->q.count || c->closing)
+        if (!c->q.count || c->closing) {
+            sendq_shrink(&c->q);
             return;
+        }
+    } else if (w->first && sendq_push(&c->q, w->first, w->binary) < 0) {
+        o->failed(c, "out of memory");
+        return;
     }
     conn_release_handshake(c);
     c->draining = true;
@@ -221,12 +249,20 @@ static void flush_pending(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct conn_out *o = arg;
     while (o->n_pending) {
-        struct conn *c = o->pending[--o->n_pending];
-        c->pending_at = 0;
-        flush_conn(o, c);
+        struct pending_write w = o->pending[--o->n_pending];
+        w.c->pending_at = 0;
+        flush_conn(o, &w);
+        frame_unref(w.first);
     }
     if (o->tx)
         txring_flush(o->tx);
+    /* A fan-out to many made the array large: it is not kept, so that idle
+     * connections cost nothing here. */
+    if (o->cap_pending > PENDING_KEPT) {
+        free(o->pending);
+        o->pending = NULL;
+        o->cap_pending = 0;
+    }
 }
 
 int conn_out_init(struct conn_out *o, struct event_base *base, bool io_uring, conn_failed_fn failed)
@@ -277,27 +313,47 @@ void conn_open(struct conn_out *o, struct conn *c, struct lws *wsi)
         txring_attach(o->tx, lws_get_socket_fd(wsi));
 }
 
+static int queue_frame(struct conn_out *o, struct conn *c, struct frame *f, bool binary)
+{
+    if (sendq_push(&c->q, f, binary) == 0)
+        return 0;
+    log_error("connection fd %d: out of memory queuing a frame", lws_get_socket_fd(c->wsi));
+    o->failed(c, "out of memory");
+    return -1;
+}
+
 void conn_send(struct conn_out *o, struct conn *c, struct frame *f, bool binary)
 {
     if (c->closing)
         return;
-    if (sendq_push(&c->q, f, binary) < 0) {
-        log_error("connection fd %d: out of memory queuing a frame", lws_get_socket_fd(c->wsi));
-        o->failed(c, "out of memory");
+    /* A draining connection's writable callback takes it with the rest. */
+    if (c->draining) {
+        queue_frame(o, c, f, binary);
         return;
     }
-    /* A draining connection's writable callback takes it with the rest. */
-    if (c->draining || c->pending_at)
+    if (c->pending_at) { /* a later frame of this turn: all of them queue */
+        struct pending_write *w = &o->pending[c->pending_at - 1];
+        if (w->first) {
+            int rc = queue_frame(o, c, w->first, w->binary);
+            frame_unref(w->first);
+            w->first = NULL;
+            if (rc < 0)
+                return;
+        }
+        queue_frame(o, c, f, binary);
         return;
+    }
     if (o->n_pending == o->cap_pending) {
         uint32_t cap = o->cap_pending ? 2 * o->cap_pending : 64;
-        struct conn **n = realloc(o->pending, cap * sizeof(*n));
+        struct pending_write *n = realloc(o->pending, cap * sizeof(*n));
         if (!n) {
-            /* Its frames stay queued: the writable callback takes them. */
+            /* The frame waits in the queue for the writable callback. */
             log_error("connection fd %d: out of memory for the pending list",
                       lws_get_socket_fd(c->wsi));
-            c->draining = true;
-            lws_callback_on_writable(c->wsi);
+            if (queue_frame(o, c, f, binary) == 0) {
+                c->draining = true;
+                lws_callback_on_writable(c->wsi);
+            }
             return;
         }
         o->pending = n;
@@ -305,18 +361,20 @@ void conn_send(struct conn_out *o, struct conn *c, struct frame *f, bool binary)
     }
     if (!o->n_pending)
         event_active(o->flush, EV_TIMEOUT, 0);
-    o->pending[o->n_pending++] = c;
+    o->pending[o->n_pending++] = (struct pending_write){c, frame_ref(f), binary};
     c->pending_at = o->n_pending;
 }
 
-/* Takes c off the pending list: the last one takes its place. */
+/* Takes c off the pending list, dropping its first frame: the last entry
+ * takes its place. */
 static void unpend(struct conn_out *o, struct conn *c)
 {
     if (!c->pending_at)
         return;
-    struct conn *last = o->pending[--o->n_pending];
-    o->pending[c->pending_at - 1] = last;
-    last->pending_at = c->pending_at;
+    struct pending_write *w = &o->pending[c->pending_at - 1];
+    frame_unref(w->first);
+    *w = o->pending[--o->n_pending];
+    w->c->pending_at = c->pending_at;
     c->pending_at = 0;
 }
 
@@ -354,10 +412,12 @@ int conn_writable(struct conn *c)
     }
     if (write_queued(c) < 0)
         return -1;
-    if (c->q.count)
+    if (c->q.count) {
         lws_callback_on_writable(c->wsi);
-    else
+    } else {
         c->draining = false;
+        sendq_shrink(&c->q);
+    }
     return 0;
 }
 
@@ -368,9 +428,4 @@ void conn_closed(struct conn_out *o, struct conn *c)
     /* Before lws closes the socket, which the file table would keep open. */
     if (o->tx)
         txring_detach(o->tx, lws_get_socket_fd(c->wsi));
-}
-
-void conn_shrink(struct conn *c)
-{
-    sendq_shrink(&c->q);
 }

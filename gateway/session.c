@@ -102,7 +102,6 @@ static void keepalive_fire(struct ka_entry *e, void *ctx)
         s->last_ping_ms = now;
         conn_ping(&s->conn);
     }
-    conn_shrink(&s->conn);
     int64_t next_ping = s->last_ping_ms + cfg->ping_interval_ms - now;
     int64_t deadline = s->last_rx_ms + cfg->pong_timeout_ms - now;
     int64_t delay = next_ping < deadline ? next_ping : deadline;

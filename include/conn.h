@@ -39,11 +39,20 @@ struct conn;
  * conn_close). Called from within the flush, never from conn_send. */
 typedef void (*conn_failed_fn)(struct conn *c, const char *why);
 
+/* A connection with frames for the next flush. Its first frame of the turn
+ * waits here, not in its queue: a connection that gets a frame now and then
+ * never allocates a queue. */
+struct pending_write {
+    struct conn *c;
+    struct frame *first; /* NULL once more frames came: they are all queued */
+    bool binary;
+};
+
 /* What every connection of a gateway shares. */
 struct conn_out {
-    /* Connections with frames for the next flush: an array rather than a
-     * list, so that a connection holds a 4-byte index, not two pointers. */
-    struct conn **pending;
+    /* An array rather than a list, so that a connection holds a 4-byte
+     * index, not two pointers. */
+    struct pending_write *pending;
     uint32_t n_pending, cap_pending;
     struct event *flush; /* made active when pending gets its first one */
     struct txring *tx;   /* NULL: each connection's queue goes out with send() */
@@ -83,7 +92,7 @@ void conn_release_handshake(struct conn *c);
 /* Queues f (taking a reference) to go out when this turn of the loop ends.
  * Dropped once closing. */
 void conn_send(struct conn_out *o, struct conn *c, struct frame *f, bool binary);
-/* Bytes queued and not yet handed to the socket. */
+/* Bytes queued and not yet handed to the socket (but a turn's first frame). */
 static inline size_t conn_queued(const struct conn *c)
 {
     return c->q.bytes;
@@ -98,7 +107,5 @@ int conn_writable(struct conn *c);
 /* lws is closing c: it leaves the pending list and the io_uring file table
  * (which would keep the socket open), and its queue is dropped. */
 void conn_closed(struct conn_out *o, struct conn *c);
-/* Frees the queue's ring while it is empty (an idle connection holds none). */
-void conn_shrink(struct conn *c);
 
 #endif

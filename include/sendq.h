@@ -31,9 +31,10 @@ int sendq_push(struct sendq *q, struct frame *f, bool binary);
 const struct sendq_entry *sendq_peek(const struct sendq *q);
 /* Drops the oldest entry and its reference. */
 void sendq_pop(struct sendq *q);
-/* Frees the ring if the queue is empty. Called from the keepalive timer
- * rather than on every pop, so a steady flow does not allocate per frame
- * while an idle client still ends up holding no ring. */
+/* Frees the ring if the queue is empty: the connection writer does when a
+ * write empties it. A queue is only used when a client gets several frames
+ * in one turn of the loop or cannot keep up, so a steady flow of single
+ * frames allocates nothing, and an idle client holds no ring. */
 void sendq_shrink(struct sendq *q);
 /* Drops every entry and frees the ring. */
 void sendq_clear(struct sendq *q);
