@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <libwebsockets.h>
 
 #include "bus.h"
@@ -20,6 +21,12 @@
  * connections light (lws allocates this for every connection). */
 #define RX_BUFFER_SIZE 128
 #define SHUTDOWN_POLL_MS 20
+
+/* Debian bookworm's libhiredis-dev (0.14) installs headers in /usr/include:
+ * the bus must be compiled against deploy/build-hiredis.sh's 1.x instead. */
+#if HIREDIS_MAJOR < 1
+#error "hiredis 0.x headers found first: use deploy/build-hiredis.sh's prefix"
+#endif
 
 static struct {
     const struct config *cfg;
@@ -249,6 +256,8 @@ int server_run(const struct config *cfg)
 
     log_info("gateway %s listening on %s:%d (%s)", cfg->id, cfg->listen_host, cfg->listen_port,
              cfg->redis_enabled ? "redis bus" : "single node");
+    if (cfg->redis_enabled)
+        log_info("redis: hiredis %d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
     event_base_dispatch(srv.base);
     log_info("gateway %s stopped", cfg->id);
 
