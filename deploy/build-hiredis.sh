@@ -14,6 +14,9 @@ version=1.2.0
 # The exact Debian revision: apt fetches this one or fails, so a new upload
 # to trixie is a deliberate change here (and a new cache key).
 debian_version=$version-6
+# The upstream tarball of every 1.2.0-N (as listed in 1.2.0-6's .dsc): checked
+# again here, also when it comes from the cache.
+orig_sha256=82ad632d31ee05da13b537c124f819eb88e18851d9cb0c30ae0552084811588c
 patch_dir=$(cd "$(dirname "$0")/hiredis-patches" && pwd)
 shopt -s nullglob
 patches=("$patch_dir"/*.patch)
@@ -43,7 +46,17 @@ if [ ! -f "$tarball" ]; then
   apt-get "${opts[@]}" update -q >&2
   # apt checks the .dsc against the signed Sources index and the orig
   # tarball against the .dsc's checksums; a mismatch fails here.
-  (cd "$src_cache" && apt-get "${opts[@]}" source --download-only "hiredis=$debian_version" >&2)
+  (cd "$src_cache" && apt-get "${opts[@]}" source --download-only "hiredis=$debian_version" >&2) || {
+    echo "$0: trixie does not serve hiredis $debian_version (any more?): see" \
+      "apt-get source --print-uris hiredis with the options above, then update" \
+      "debian_version (and orig_sha256 if the tarball changed)" >&2
+    exit 1
+  }
+fi
+if ! echo "$orig_sha256  $tarball" | sha256sum --check --quiet >&2; then
+  rm -f "$tarball" # the next run fetches it again
+  echo "$0: $tarball was not hiredis $version's tarball: removed" >&2
+  exit 1
 fi
 
 work=$(mktemp -d /tmp/hiredis-build.XXXXXX)
