@@ -4,8 +4,11 @@
 # Usage: deploy/install-deps.sh [--build-only]
 set -euo pipefail
 
+# No libhiredis-dev: bookworm's is 0.14 (no TLS); deploy/build-hiredis.sh
+# builds 1.2.0 from trixie's source, and nothing else here uses the library
+# (the tests run the redis-server and redis-cli binaries).
 build_pkgs=(build-essential cmake pkg-config ca-certificates
-  libevent-dev libhiredis-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev liburing-dev)
+  libevent-dev libjansson-dev libssl-dev zlib1g-dev libcap-dev liburing-dev)
 run_pkgs=(redis-server nginx-light curl)
 # debootstrap: deploy/base-images.sh makes the Docker base images from
 # Debian's packages where no registry is reachable.

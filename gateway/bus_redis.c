@@ -317,6 +317,7 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
         free(rb);
         return NULL;
     }
+    log_info("redis: hiredis %d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
     strmap_init(&rb->channels);
     presence_init(&rb->presence);
     rb->broadcast_len = make_key(rb->broadcast, rb, "broadcast", "", 0);

@@ -4,9 +4,10 @@
  * resubscribe.
  *
  * A subscribe and an unsubscribe of the same channel are never in flight
- * together (hiredis 0.14 loses track of a channel's callback when they
- * overlap), and the broadcast channel stays subscribed for the life of the
- * connection, so hiredis never leaves subscribed mode behind our back. */
+ * together (hiredis 0.14 lost track of a channel's callback when they
+ * overlapped; 1.x asserts that a subscribe reply has one), and the
+ * broadcast channel stays subscribed for the life of the connection, so
+ * hiredis never leaves subscribed mode behind our back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

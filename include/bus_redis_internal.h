@@ -26,6 +26,12 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+/* Debian bookworm's libhiredis-dev (0.14) installs headers in /usr/include:
+ * the bus must be compiled against deploy/build-hiredis.sh's 1.x instead. */
+#if HIREDIS_MAJOR < 1
+#error "hiredis 0.x headers found first: use deploy/build-hiredis.sh's prefix"
+#endif
+
 #include "bus.h"
 #include "presence.h"
 #include "strmap.h"
