@@ -136,7 +136,6 @@ static void local_publish_count(struct bus *b, long local)
 {
     struct frame *f = proto_client_count(local, clock_wall_ms());
     if (f) {
-        bus_note_count(b, f);
         bus_deliver_broadcast(b, f);
         frame_unref(f);
     }

@@ -61,7 +61,7 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
         teardown(rb, "no answer to the heartbeat");
         return;
     }
-    send_count(rb, rb->base.local_clients, "beat", true);
+    send_count(rb, rb->local_clients, "beat", true);
     send_reap(rb);
 }
 
@@ -74,7 +74,7 @@ static void check_ready(struct rbus *rb)
     log_info("redis: connected to %s:%d, resubscribing %zu rooms", rb->base.cfg->redis_host,
              rb->base.cfg->redis_port, rb->channels.count);
     /* Presence is registered when the answer says so (count_done). */
-    send_count(rb, rb->base.local_clients, "connect", false);
+    send_count(rb, rb->local_clients, "connect", false);
     channels_link_up(rb);
 }
 
@@ -261,6 +261,7 @@ static void redis_close(struct bus *b, bus_done_fn done, void *arg)
     rb->close_arg = arg;
     evtimer_del(rb->reconnect_timer);
     evtimer_del(rb->heartbeat_timer);
+    evtimer_del(rb->count_retry);
     if (!was_ready) {
         teardown(rb, "closing");
         return;
@@ -285,6 +286,8 @@ static void redis_free(struct bus *b)
     event_free(rb->reconnect_timer);
     event_free(rb->heartbeat_timer);
     event_free(rb->close_timer);
+    if (rb->count_retry)
+        event_free(rb->count_retry);
     channels_free(rb);
     presence_free(&rb->presence);
     bus_base_free(b);
@@ -325,7 +328,8 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     rb->reconnect_timer = evtimer_new(base, reconnect, rb);
     rb->heartbeat_timer = event_new(base, -1, EV_PERSIST, heartbeat, rb);
     rb->close_timer = evtimer_new(base, close_timeout, rb);
-    if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer) {
+    rb->count_retry = evtimer_new(base, redis_count_retry, rb);
+    if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry) {
         redis_free(&rb->base);
         return NULL;
     }

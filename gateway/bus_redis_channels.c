@@ -140,7 +140,6 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
             return;
         }
         if (is_broadcast) {
-            bus_note_count(&rb->base, f);
             bus_deliver_broadcast(&rb->base, f);
         } else if (ch->filling) {
             if (sendq_push(&ch->held, f, false) < 0)

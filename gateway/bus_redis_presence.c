@@ -186,8 +186,11 @@ static void count_done(struct request *q, const redisReply *reply)
         log_error("redis: unexpected answer to the count script");
         return;
     }
-    if (reply->element[0]->integer > 0)
-        bus_count_again(&rb->base, (unsigned)reply->element[0]->integer);
+    if (reply->element[0]->integer > 0 && !evtimer_pending(rb->count_retry, NULL)) {
+        unsigned ms = (unsigned)reply->element[0]->integer;
+        struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
+        evtimer_add(rb->count_retry, &tv);
+    }
     if (reply->element[1]->integer)
         reregister(rb);
 }
@@ -230,8 +233,17 @@ void send_count(struct rbus *rb, long local, const char *mode, bool beat)
 void redis_publish_count(struct bus *b, long local)
 {
     struct rbus *rb = (struct rbus *)b;
+    rb->local_clients = local;
     if (ready(rb))
         send_count(rb, local, "beat", false);
+}
+
+void redis_count_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct rbus *rb = arg;
+    if (ready(rb))
+        send_count(rb, rb->local_clients, "beat", false);
 }
 
 static void reap_done(struct request *q, const redisReply *reply)

@@ -71,6 +71,7 @@ static void requester_close(void *ctx, struct requester *q, uint16_t code, const
 static void broadcast(void *ctx, struct frame *f)
 {
     struct sessions *ss = ctx;
+    counts_seen(&ss->counts, f);
     struct list *it;
     list_foreach(it, &ss->all)
     {
@@ -127,7 +128,8 @@ int sessions_init(struct sessions *ss, struct event_base *base, const struct con
     /* With TLS every write goes through the TLS library, not the socket. */
     bool io_uring = cfg->io_uring && !cfg->tls_cert[0];
     if (keepalive_init(&ss->keepalive, KEEPALIVE_TICK_MS, longest, keepalive_fire, ss) < 0 ||
-        conn_out_init(&ss->out, base, io_uring, conn_failed) < 0) {
+        conn_out_init(&ss->out, base, io_uring, conn_failed) < 0 ||
+        counts_init(&ss->counts, base, bus) < 0) {
         sessions_free(ss);
         return -1;
     }
@@ -136,6 +138,7 @@ int sessions_init(struct sessions *ss, struct event_base *base, const struct con
 
 void sessions_free(struct sessions *ss)
 {
+    counts_free(&ss->counts);
     conn_out_free(&ss->out);
     keepalive_free(&ss->keepalive);
     peers_free(&ss->peers);
@@ -186,11 +189,11 @@ int session_open(struct sessions *ss, struct session *s, struct lws *wsi, enum s
     log_info("session %llu (%s): connected", (unsigned long long)s->id, s->req.name);
     send_owned(ss, s, proto_welcome(s->req.name, conn_id, ss->cfg->id, clock_wall_ms()));
     /* The count as last known: the next one may be a second away. */
-    if (bus_last_count(ss->bus))
-        queue(ss, s, bus_last_count(ss->bus), false);
+    if (counts_last(&ss->counts))
+        queue(ss, s, counts_last(&ss->counts), false);
     if (ss->cfg->announce_connections)
         ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_ARRIVED, s->req.name);
-    bus_clients_changed(ss->bus, ss->chat_count);
+    counts_changed(&ss->counts, ss->chat_count);
     return 0;
 }
 
@@ -322,6 +325,6 @@ void session_closed(struct sessions *ss, struct session *s)
     if (tell) {
         if (ss->cfg->announce_connections)
             ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_DEPARTED, s->req.name);
-        bus_clients_changed(ss->bus, ss->chat_count);
+        counts_changed(&ss->counts, ss->chat_count);
     }
 }

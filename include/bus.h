@@ -86,7 +86,8 @@ struct bus_ops {
      * them with what other gateways hold for the scope (best effort). */
     void (*publish_announcement)(struct bus *b, const char *room, size_t room_len,
                                  const struct announce_batch *batch);
-    /* Publishes the cluster-wide client count given this node's count. */
+    /* Publishes the cluster-wide client count given this node's count
+     * (counts.h calls it at most once per BUS_COUNT_INTERVAL_MS). */
     void (*publish_count)(struct bus *b, long local);
     bool (*ready)(struct bus *b);
     /* Withdraws this gateway from the cluster (presence, counts) and
@@ -100,23 +101,12 @@ struct bus {
     struct bus_handlers h;
     struct event_base *base;
     const struct config *cfg;
-    /* client_count coalescing, shared by both implementations */
-    struct event *count_timer;
-    struct frame *last_count; /* the newest client_count frame, for newcomers */
-    long local_clients;
-    bool count_dirty;
     struct announcer announcer;
 };
 
 /* The Redis bus when cfg->redis_enabled, else the in-process bus. */
 struct bus *bus_new(struct event_base *base, const struct config *cfg,
                     const struct bus_handlers *h);
-/* Local connects and disconnects: client_count frames follow, coalesced
- * to a few per second. */
-void bus_clients_changed(struct bus *b, long local);
-/* The cluster held back a changed total: publish the count again after ms
- * (unless a publish is already due). */
-void bus_count_again(struct bus *b, unsigned ms);
 void bus_free(struct bus *b);
 /* The announce op of both implementations: tallied by b->announcer. */
 void bus_announce_event(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
@@ -127,13 +117,6 @@ void bus_announce_event(struct bus *b, const char *room, size_t room_len, enum a
 void bus_deliver_room(struct bus *b, const char *room, size_t room_len, const struct msgid *id,
                       struct frame *f);
 void bus_deliver_broadcast(struct bus *b, struct frame *f);
-/* Keeps f if it is a client_count frame (for bus_last_count). */
-void bus_note_count(struct bus *b, struct frame *f);
-/* The newest client_count frame seen, or NULL. */
-static inline struct frame *bus_last_count(const struct bus *b)
-{
-    return b->last_count;
-}
 
 /* client_count frames go out at most this often: each is a frame to every
  * client, so in a connection storm they are what costs. */

@@ -59,6 +59,11 @@ struct rbus {
     void (*link_step)(struct rbus *rb, const char *failure);
     unsigned attempt;
     struct event *reconnect_timer, *heartbeat_timer, *close_timer;
+    /* This gateway's clients, as publish_count last said; and the timer of
+     * a total the count script held back (another gateway published one
+     * less than a second ago), which is sent again when it may go. */
+    long local_clients;
+    struct event *count_retry;
     unsigned heartbeats_unanswered; /* reset by the heartbeat's answer */
     unsigned replies_since_beat;    /* script answers since the last heartbeat */
     bool closing;
@@ -156,5 +161,7 @@ void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_
 void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
                                 const struct announce_batch *batch);
 void redis_publish_count(struct bus *b, long local);
+/* The count_retry timer: sends the held-back total again. */
+void redis_count_retry(evutil_socket_t fd, short what, void *arg);
 
 #endif

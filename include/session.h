@@ -14,6 +14,7 @@
 #include "bus.h"
 #include "config.h"
 #include "conn.h"
+#include "counts.h"
 #include "keepalive.h"
 #include "list.h"
 #include "peers.h"
@@ -50,6 +51,7 @@ struct sessions {
     struct keepalive keepalive;
     struct peers peers;
     struct conn_out out;
+    struct counts counts;
     struct list all; /* every open session */
     long all_count;  /* open /ws and /echo sessions */
     long chat_count; /* open /ws sessions */

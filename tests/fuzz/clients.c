@@ -94,7 +94,7 @@ void client_connect(struct harness *h, int i, const char *name)
     }
     if (h->cfg.announce_connections)
         h->bus->ops->announce(h->bus, NULL, 0, ANNOUNCE_ARRIVED, c->req.name);
-    bus_clients_changed(h->bus, h->connected);
+    h->bus->ops->publish_count(h->bus, h->connected);
 }
 
 void client_disconnect(struct harness *h, int i)
@@ -107,6 +107,6 @@ void client_disconnect(struct harness *h, int i)
     h->connected--;
     if (h->cfg.announce_connections)
         h->bus->ops->announce(h->bus, NULL, 0, ANNOUNCE_DEPARTED, c->req.name);
-    bus_clients_changed(h->bus, h->connected);
+    h->bus->ops->publish_count(h->bus, h->connected);
     free(c);
 }

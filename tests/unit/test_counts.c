@@ -1,14 +1,14 @@
-/* The client_count coalescing every bus shares (bus.c), on a real libevent
- * base with a fake bus whose publish_count records what it was given and
- * when. Connects and disconnects in a storm must cost at most one
- * client_count publish per BUS_COUNT_INTERVAL_MS, and the last one carries
- * the newest count. */
+/* The client_count coalescing (counts.c), on a real libevent base with a
+ * fake bus whose publish_count records what it was given and when.
+ * Connects and disconnects in a storm must cost at most one client_count
+ * publish per BUS_COUNT_INTERVAL_MS, and the last one carries the newest
+ * count. */
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
 
-#include "bus.h"
 #include "check.h"
+#include "counts.h"
 
 #define PUBLISHES_MAX 16
 
@@ -40,25 +40,24 @@ static void fake_publish_count(struct bus *b, long local)
 
 /* Only what the coalescing calls: any other op would crash the test. */
 static const struct bus_ops fake_ops = {.publish_count = fake_publish_count};
-static const struct config cfg;
 
-/* Each case's bus and loop, made by setup and undone by teardown. */
+/* Each case's counts, bus and loop, made by setup and undone by teardown. */
 static struct fake_bus f;
+static struct counts counts;
 static struct event_base *base;
 
 static bool setup(void)
 {
     memset(&f, 0, sizeof(f));
+    f.base.ops = &fake_ops;
     base = event_base_new();
-    const struct bus_handlers h = {0};
     start_ms = mono_ms();
-    return CHECK(base != NULL) &&
-           CHECK_INT(bus_base_init(&f.base, &fake_ops, base, &cfg, &h), ==, 0);
+    return CHECK(base != NULL) && CHECK_INT(counts_init(&counts, base, &f.base), ==, 0);
 }
 
 static void teardown(void)
 {
-    bus_base_free(&f.base);
+    counts_free(&counts);
     event_base_free(base);
 }
 
@@ -74,9 +73,9 @@ static void test_burst_is_one_publish(void)
     if (!setup())
         return;
     for (long n = 1; n <= 50; n++)
-        bus_clients_changed(&f.base, n);
-    bus_clients_changed(&f.base, 42); /* a disconnect: the newest wins */
-    CHECK_INT(f.n, ==, 0);            /* nothing at once */
+        counts_changed(&counts, n);
+    counts_changed(&counts, 42); /* a disconnect: the newest wins */
+    CHECK_INT(f.n, ==, 0);       /* nothing at once */
     run_for(BUS_COUNT_INTERVAL_MS + 500);
     if (CHECK_INT(f.n, ==, 1)) {
         CHECK_INT(f.value[0], ==, 42);
@@ -100,7 +99,7 @@ static void churn_tick(evutil_socket_t fd, short what, void *arg)
         event_del(c->ev);
         return;
     }
-    bus_clients_changed(&f.base, ++c->clients);
+    counts_changed(&counts, ++c->clients);
 }
 
 static void test_steady_churn_at_most_once_per_interval(void)
@@ -125,34 +124,12 @@ static void test_steady_churn_at_most_once_per_interval(void)
     teardown();
 }
 
-static void test_count_again(void)
-{
-    if (!setup())
-        return;
-    f.base.local_clients = 7;
-    bus_count_again(&f.base, 20);
-    /* Already due: neither a later time nor a change moves it. */
-    bus_count_again(&f.base, 5000);
-    bus_clients_changed(&f.base, 8);
-    run_for(300);
-    if (CHECK_INT(f.n, ==, 1)) {
-        CHECK_INT(f.value[0], ==, 8);
-        CHECK_INT(f.at_ms[0], <, 250);
-    }
-    /* Once published, a count can be asked for again. */
-    bus_count_again(&f.base, 10);
-    run_for(200);
-    if (CHECK_INT(f.n, ==, 2))
-        CHECK_INT(f.value[1], ==, 8);
-    teardown();
-}
-
 static void test_free_with_a_publish_due(void)
 {
     if (!setup())
         return;
-    bus_clients_changed(&f.base, 3);
-    teardown(); /* the timer goes with the bus: nothing fires later */
+    counts_changed(&counts, 3);
+    teardown(); /* the timer goes with the counts: nothing fires later */
     CHECK_INT(f.n, ==, 0);
 }
 
@@ -165,19 +142,19 @@ static void test_last_count_kept_for_newcomers(void)
 {
     if (!setup())
         return;
-    CHECK(bus_last_count(&f.base) == NULL);
+    CHECK(counts_last(&counts) == NULL);
     struct frame *one = proto_client_count(1, 10);
     struct frame *chat = text_frame("{\"type\":\"chat\",\"content\":\"client_count\"}");
     struct frame *two = proto_client_count(2, 20);
-    bus_note_count(&f.base, one);
-    CHECK(bus_last_count(&f.base) == one);
-    bus_note_count(&f.base, chat);
-    CHECK(bus_last_count(&f.base) == one);
-    bus_note_count(&f.base, two);
-    CHECK(bus_last_count(&f.base) == two);
+    counts_seen(&counts, one);
+    CHECK(counts_last(&counts) == one);
+    counts_seen(&counts, chat);
+    CHECK(counts_last(&counts) == one);
+    counts_seen(&counts, two);
+    CHECK(counts_last(&counts) == two);
     frame_unref(one);
     frame_unref(chat);
-    frame_unref(two); /* the bus keeps its own reference until freed */
+    frame_unref(two); /* the counts keep their own reference until freed */
     teardown();
 }
 
@@ -186,8 +163,7 @@ int main(int argc, char **argv)
     CHECK_ARGS(argc, argv);
     RUN(test_burst_is_one_publish);
     RUN(test_steady_churn_at_most_once_per_interval);
-    RUN(test_count_again);
     RUN(test_free_with_a_publish_due);
     RUN(test_last_count_kept_for_newcomers);
-    return CHECK_DONE("test_bus");
+    return CHECK_DONE("test_counts");
 }
