@@ -133,6 +133,9 @@ static void link_open(struct rbus *rb, const redisAsyncContext *c)
     }
 }
 
+/* The handshake's steps, named as their commands: an answer's privdata. */
+static char step_auth[] = "AUTH", step_select[] = "SELECT";
+
 /* An answer of the handshake: NULL only when the connection goes away, which
  * its disconnect callback reports. */
 static bool handshake_ok(struct rbus *rb, const redisReply *reply, const char *command)
@@ -143,7 +146,7 @@ static bool handshake_ok(struct rbus *rb, const redisReply *reply, const char *c
         return true;
     const struct config *cfg = rb->base.cfg;
     char why[800];
-    if (strcmp(command, "AUTH") == 0)
+    if (command == step_auth)
         snprintf(why, sizeof(why), "AUTH as user '%s' (password %s) refused: %s",
                  cfg->redis_user[0] ? cfg->redis_user : "default",
                  password_source[cfg->redis_password_from], reply->str);
@@ -153,13 +156,7 @@ static bool handshake_ok(struct rbus *rb, const redisReply *reply, const char *c
     return false;
 }
 
-static void on_select(redisAsyncContext *c, void *r, void *privdata)
-{
-    (void)privdata;
-    struct rbus *rb = c->data;
-    if (rb && handshake_ok(rb, r, "SELECT"))
-        link_open(rb, c);
-}
+static void on_handshake(redisAsyncContext *c, void *r, void *privdata);
 
 /* Keys live in the database chosen; channels are the server's, whatever
  * the database: the subscriber connection needs no SELECT. */
@@ -169,17 +166,20 @@ static void select_db(struct rbus *rb, redisAsyncContext *c)
     const char *argv[2] = {"SELECT", db};
     size_t lens[2] = {6, (size_t)snprintf(db, sizeof(db), "%u", rb->base.cfg->redis_db)};
     if (c == rb->cmd && rb->base.cfg->redis_db)
-        redisAsyncCommandArgv(c, on_select, NULL, 2, argv, lens);
+        redisAsyncCommandArgv(c, on_handshake, step_select, 2, argv, lens);
     else
         link_open(rb, c);
 }
 
-static void on_auth(redisAsyncContext *c, void *r, void *privdata)
+static void on_handshake(redisAsyncContext *c, void *r, void *privdata)
 {
-    (void)privdata;
     struct rbus *rb = c->data;
-    if (rb && handshake_ok(rb, r, "AUTH"))
+    if (!rb || !handshake_ok(rb, r, privdata))
+        return;
+    if (privdata == step_auth)
         select_db(rb, c);
+    else
+        link_open(rb, c);
 }
 
 /* AUTH [user] password (binary-safe: any byte but NUL), when one is
@@ -201,7 +201,7 @@ static void authenticate(struct rbus *rb, redisAsyncContext *c)
         argv[1] = argv[2], lens[1] = lens[2];
         argc = 2;
     }
-    redisAsyncCommandArgv(c, on_auth, NULL, argc, argv, lens);
+    redisAsyncCommandArgv(c, on_handshake, step_auth, argc, argv, lens);
 }
 
 static void on_connect(const redisAsyncContext *c, int status)
