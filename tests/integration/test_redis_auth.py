@@ -297,3 +297,18 @@ def test_two_password_sources_exit_2(tmp_path):
     assert "GATEWAY_REDIS_PASSWORD" in line
     assert_exit_2_naming(run_gateway([*listen, "--redis", "redis://:secret-url@127.0.0.1"],
                                      env={"GATEWAY_REDIS_PASSWORD": "secret-env"}), "--redis")
+
+
+async def test_percent_encoded_user_and_password(locked_redis, gateways):
+    """Both parts of the credentials are decoded: user 'gw@one:x' and
+    PASSWORD, both with characters a URL must encode."""
+    rules = [r.replace(">PASSWORD", ">" + PASSWORD) for r in readme_acl_rules()]
+    redis_as(locked_redis.port, locked_redis.auth, "ACL", "SETUSER", "gw@one:x", *rules)
+    gw = gateways.start("gw1", extra=["--redis", url(locked_redis.port,
+                                                     f"gw%40one%3ax:{PASSWORD_IN_URL}@")],
+                        wait_ready=True)
+    await chat_across(gw, gw)
+    assert "as user 'gw@one:x'" in gw.log_text()
+    users = re.findall(r"user=(\S+)", redis_as(locked_redis.port, locked_redis.auth,
+                                               "CLIENT", "LIST"))
+    assert users.count("gw@one:x") == 2, users
