@@ -148,8 +148,8 @@ async def test_acl_user_with_the_readme_rights_runs_the_cluster(locked_redis, ga
     await alice.chat("to everyone")
     await carol.recv_chat("to everyone")
     await bob.leave(ROOM)
-    await eventually(lambda: alice.presence(ROOM), lambda users: sorted(users) == ["alice", "carol"],
-                     5, "presence without bob")
+    await eventually(lambda: alice.presence(ROOM),
+                     lambda users: sorted(users) == ["alice", "carol"], 5, "presence without bob")
     await alice.close()
     await carol.recv_until("client_count", where=lambda f: f["count"] == 2)
     clients = redis_as(locked_redis.port, auth, "CLIENT", "LIST")
