@@ -633,10 +633,11 @@ static bool load_redis_password(struct config *c, char *err, size_t errlen)
             return false;
     }
     if (c->redis_enabled && c->redis_user[0] && !c->redis_password[0]) {
+        /* Not the user's name: redis://SECRET@host is a password put where
+         * the user goes more often than a user without one. */
         snprintf(err, errlen,
-                 "invalid value for --redis: user '%s' without a password (give it in the URL, "
-                 "--redis-password-file or " CONFIG_REDIS_PASSWORD_ENV ")",
-                 c->redis_user);
+                 "invalid value for --redis: a user without a password (give it in the URL as "
+                 "USER:PASSWORD@, in --redis-password-file or " CONFIG_REDIS_PASSWORD_ENV ")");
         return false;
     }
     return true;

@@ -254,7 +254,8 @@ BAD_URLS = {
     "port 0": "redis://127.0.0.1:0",
     "port 99999": "redis://127.0.0.1:99999",
     "database x": "redis://127.0.0.1/x",
-    "user without password": "redis://gateway@127.0.0.1",
+    # A password put where the user goes is not echoed either.
+    "user without password": "redis://secret@127.0.0.1",
 }
 
 
