@@ -240,6 +240,20 @@ async def test_database_number(redis_server, gateways):
 
 
 @pytest.mark.timeout(30)
+async def test_acl_user_with_a_database_needs_select(locked_redis, gateways):
+    """README: add +select to the ACL line when the URL names a database.
+    Without it the refusal names NOPERM; with it the gateway gets in."""
+    rules = [r.replace(">PASSWORD", ">pw") for r in readme_acl_rules()]
+    redis_as(locked_redis.port, locked_redis.auth, "ACL", "SETUSER", "gateway", *rules)
+    gw = gateways.start("gw1", extra=["--redis", url(locked_redis.port, "gateway:pw@", "/2")])
+    lines = await refused_twice(gw, "SELECT 2 refused: NOPERM")
+    assert "lacks a right the gateway needs" in lines[0]
+    redis_as(locked_redis.port, locked_redis.auth, "ACL", "SETUSER", "gateway", "+select")
+    gw.wait_ready(timeout=10)
+    await chat_across(gw, gw)
+
+
+@pytest.mark.timeout(30)
 async def test_database_out_of_range_is_logged_and_retried(redis_server, gateways):
     gw = gateways.start("gw1", extra=["--redis", url(redis_server.port, db="/99")])
     lines = await refused_twice(gw, "SELECT 99 refused")
