@@ -65,14 +65,25 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
     send_reap(rb);
 }
 
+/* " as user 'U', database N" of what the configuration asks for, or "". */
+static void describe_login(const struct config *cfg, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s%s%s", cfg->redis_user[0] ? " as user '" : "", cfg->redis_user,
+                     cfg->redis_user[0] ? "'" : "");
+    if (cfg->redis_db && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, ", database %u", cfg->redis_db);
+}
+
 static void check_ready(struct rbus *rb)
 {
     if (rb->state != LINK_CONNECTING || !rb->cmd_up || !rb->broadcast_live || rb->scripts_pending)
         return;
     rb->state = LINK_READY;
     rb->attempt = 0;
-    log_info("redis: connected to %s:%d, resubscribing %zu rooms", rb->base.cfg->redis_host,
-             rb->base.cfg->redis_port, rb->channels.count);
+    char login[320];
+    describe_login(rb->base.cfg, login, sizeof(login));
+    log_info("redis: connected to %s:%d%s, resubscribing %zu rooms", rb->base.cfg->redis_host,
+             rb->base.cfg->redis_port, login, rb->channels.count);
     /* Presence is registered when the answer says so (count_done). */
     send_count(rb, rb->local_clients, "connect", false);
     channels_link_up(rb);
@@ -84,6 +95,113 @@ static void link_step(struct rbus *rb, const char *failure)
         teardown(rb, failure);
     else
         check_ready(rb);
+}
+
+/* ---- the handshake: AUTH, then SELECT, before anything else ---- */
+
+static const char *const password_source[] = {
+    [CONFIG_SECRET_NONE] = "none configured",
+    [CONFIG_SECRET_URL] = "from the --redis URL",
+    [CONFIG_SECRET_ENV] = "from " CONFIG_REDIS_PASSWORD_ENV,
+    [CONFIG_SECRET_FILE] = "from --redis-password-file",
+};
+
+/* What an operator should look at for an error Redis gave, or "". */
+static const char *hint(const char *why)
+{
+    if (strstr(why, "NOAUTH"))
+        return "; Redis wants a password: give it in the --redis URL, --redis-password-file "
+               "or " CONFIG_REDIS_PASSWORD_ENV;
+    if (strstr(why, "WRONGPASS"))
+        return "; check the user in --redis and the password";
+    if (strstr(why, "NOPERM"))
+        return "; the ACL user lacks a right the gateway needs (README: Redis with a password or "
+               "an ACL user)";
+    if (strstr(why, "DB index"))
+        return "; the database number of --redis is more than Redis's 'databases' setting allows";
+    return "";
+}
+
+/* The connection's own work, once the handshake is done. */
+static void link_open(struct rbus *rb, const redisAsyncContext *c)
+{
+    if (c == rb->cmd) {
+        rb->cmd_up = true;
+        scripts_load(rb);
+    } else {
+        channels_connected(rb);
+    }
+}
+
+/* The handshake's steps, named as their commands: an answer's privdata. */
+static char step_auth[] = "AUTH", step_select[] = "SELECT";
+
+/* An answer of the handshake: NULL only when the connection goes away, which
+ * its disconnect callback reports. */
+static bool handshake_ok(struct rbus *rb, const redisReply *reply, const char *command)
+{
+    if (!reply)
+        return false;
+    if (reply->type != REDIS_REPLY_ERROR)
+        return true;
+    const struct config *cfg = rb->base.cfg;
+    char why[800];
+    if (command == step_auth)
+        snprintf(why, sizeof(why), "AUTH as user '%s' (password %s) refused: %s",
+                 cfg->redis_user[0] ? cfg->redis_user : "default",
+                 password_source[cfg->redis_password_from], reply->str);
+    else
+        snprintf(why, sizeof(why), "SELECT %u refused: %s", cfg->redis_db, reply->str);
+    teardown(rb, why);
+    return false;
+}
+
+static void on_handshake(redisAsyncContext *c, void *r, void *privdata);
+
+/* Keys live in the database chosen; channels are the server's, whatever
+ * the database: the subscriber connection needs no SELECT. */
+static void select_db(struct rbus *rb, redisAsyncContext *c)
+{
+    char db[16];
+    const char *argv[2] = {"SELECT", db};
+    size_t lens[2] = {6, (size_t)snprintf(db, sizeof(db), "%u", rb->base.cfg->redis_db)};
+    if (c == rb->cmd && rb->base.cfg->redis_db)
+        redisAsyncCommandArgv(c, on_handshake, step_select, 2, argv, lens);
+    else
+        link_open(rb, c);
+}
+
+static void on_handshake(redisAsyncContext *c, void *r, void *privdata)
+{
+    struct rbus *rb = c->data;
+    if (!rb || !handshake_ok(rb, r, privdata))
+        return;
+    if (privdata == step_auth)
+        select_db(rb, c);
+    else
+        link_open(rb, c);
+}
+
+/* AUTH [user] password (binary-safe: any byte but NUL), when one is
+ * configured. The next step waits for its answer: a subscriber must not
+ * subscribe before it is let in (hiredis 0.14 drops a connection whose
+ * SUBSCRIBE is answered with an error), and a refusal is reported once
+ * rather than as the failure of every command behind it. */
+static void authenticate(struct rbus *rb, redisAsyncContext *c)
+{
+    const struct config *cfg = rb->base.cfg;
+    if (!cfg->redis_password[0]) {
+        select_db(rb, c);
+        return;
+    }
+    const char *argv[3] = {"AUTH", cfg->redis_user, cfg->redis_password};
+    size_t lens[3] = {4, strlen(cfg->redis_user), strlen(cfg->redis_password)};
+    int argc = 3;
+    if (!cfg->redis_user[0]) { /* AUTH password: the default user */
+        argv[1] = argv[2], lens[1] = lens[2];
+        argc = 2;
+    }
+    redisAsyncCommandArgv(c, on_handshake, step_auth, argc, argv, lens);
 }
 
 static void on_connect(const redisAsyncContext *c, int status)
@@ -100,12 +218,8 @@ static void on_connect(const redisAsyncContext *c, int status)
         teardown(rb, c->errstr);
         return;
     }
-    if (c == rb->cmd) {
-        rb->cmd_up = true;
-        scripts_load(rb);
-    } else {
-        channels_connected(rb);
-    }
+    /* The callbacks take a mutable context; this one is ours. */
+    authenticate(rb, c == rb->cmd ? rb->cmd : rb->sub);
 }
 
 static void on_disconnect(const redisAsyncContext *c, int status)
@@ -169,12 +283,12 @@ static void teardown(struct rbus *rb, const char *why)
     if (rb->closing)
         ; /* leaving on purpose */
     else if (was_ready)
-        log_warn("redis: lost (%s); clients stay connected, messages are refused until it "
+        log_warn("redis: lost (%s%s); clients stay connected, messages are refused until it "
                  "is back",
-                 why);
+                 why, hint(why));
     else if (rb->state == LINK_CONNECTING)
-        log_warn("redis: cannot connect to %s:%d (%s)", rb->base.cfg->redis_host,
-                 rb->base.cfg->redis_port, why);
+        log_warn("redis: cannot connect to %s:%d (%s%s)", rb->base.cfg->redis_host,
+                 rb->base.cfg->redis_port, why, hint(why));
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->broadcast_live = false;
     rb->heartbeats_unanswered = rb->replies_since_beat = 0;

@@ -3,6 +3,7 @@
 #include "proto.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdint.h>
@@ -24,7 +25,15 @@ const struct config_option config_options[] = {
     {"listen", "GATEWAY_LISTEN", CONFIG_LISTEN, FIELD(listen_host), "0.0.0.0:8080", NONE,
      "HOST:PORT to serve HTTP and WebSocket on"},
     {"redis", "GATEWAY_REDIS", CONFIG_REDIS, FIELD(redis_host), NULL, NONE,
-     "redis://HOST:PORT; absent: single node with an in-process bus"},
+     "redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], USER and PASSWORD percent-encoded; absent: "
+     "single node with an in-process bus"},
+    /* A file, or GATEWAY_REDIS_PASSWORD, keeps the secret out of the
+     * process list, where a URL with a password shows. Two sources would
+     * leave the reader guessing which one is used: that is an error. */
+    {"redis-password-file", "GATEWAY_REDIS_PASSWORD_FILE", CONFIG_STRING,
+     FIELD(redis_password_file), NULL, NONE,
+     "file holding the Redis password (a trailing newline is dropped); the password comes from "
+     "one of the URL, this file or " CONFIG_REDIS_PASSWORD_ENV},
     {"redis-prefix", "GATEWAY_REDIS_PREFIX", CONFIG_STRING, FIELD(redis_prefix), "chat:", NONE,
      "prefix of Redis keys and channels"},
     {"id", "GATEWAY_ID", CONFIG_ID, FIELD(id), NULL, NONE,
@@ -154,25 +163,150 @@ bool config_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
     return parse_port(colon + 1, port);
 }
 
-bool config_parse_redis_url(const char *s, char *host, size_t hostlen, int *port)
+/* What a URL given before (the twin's, then the flag's) set. */
+static void forget_redis_login(struct config *c)
 {
-    static const char scheme[] = "redis://";
-    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0)
+    explicit_bzero(c->redis_password, sizeof(c->redis_password));
+    c->redis_user[0] = '\0';
+    c->redis_password_from = CONFIG_SECRET_NONE;
+    c->redis_db = 0;
+}
+
+/* USER or PASSWORD of a Redis URL. */
+enum url_part { URL_USER, URL_PASSWORD };
+
+/* Percent-decodes s[0..n) into out (outlen bytes with the NUL). */
+static bool percent_decode(const char *s, size_t n, char *out, size_t outlen, enum url_part part,
+                           const char **why)
+{
+    static const char *const bad_escape[] = {
+        "a '%' not followed by two hex digits in the user",
+        "a '%' not followed by two hex digits in the password"};
+    static const char *const nul[] = {"%00 in the user", "%00 in the password"};
+    static const char *const too_long[] = {"user longer than 255 bytes",
+                                           "password longer than 511 bytes"};
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '%') {
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2])) {
+                *why = bad_escape[part];
+                return false;
+            }
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            ch = (unsigned char)strtoul(hex, NULL, 16);
+            i += 2;
+            if (!ch) { /* the secret is kept as a C string */
+                *why = nul[part];
+                return false;
+            }
+        }
+        if (o + 1 >= outlen) {
+            *why = too_long[part];
+            return false;
+        }
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* USER[:PASSWORD], the part before the '@'. */
+static bool parse_userinfo(const char *s, size_t n, struct config *c, const char **why)
+{
+    const char *colon = memchr(s, ':', n);
+    size_t ulen = colon ? (size_t)(colon - s) : n;
+    if (!colon && !ulen) {
+        *why = "nothing before the '@' (USER[:PASSWORD]@)";
         return false;
-    s += sizeof(scheme) - 1;
+    }
+    if (colon && colon + 1 == s + n) {
+        *why = "an empty password after the ':'";
+        return false;
+    }
+    if (!percent_decode(s, ulen, c->redis_user, sizeof(c->redis_user), URL_USER, why))
+        return false;
+    if (colon) {
+        if (!percent_decode(colon + 1, n - ulen - 1, c->redis_password, sizeof(c->redis_password),
+                            URL_PASSWORD, why))
+            return false;
+        c->redis_password_from = CONFIG_SECRET_URL;
+    }
+    return true;
+}
+
+/* HOST[:PORT][/DB], the part after any '@'. */
+static bool parse_hostpart(const char *s, struct config *c, const char **why)
+{
     char buf[300];
     size_t n = strcspn(s, "/");
-    if (n >= sizeof(buf) || (s[n] == '/' && s[n + 1] != '\0'))
-        return false; /* database numbers are not supported: pub/sub ignores them */
+    if (s[n] == '/' && s[n + 1]) { /* "/" alone: database 0 */
+        unsigned long long db;
+        const char *end = digits(s + n + 1, &db);
+        if (!end || *end || db > CONFIG_REDIS_DB_MAX) {
+            *why = "the database is not a number from 0 to 2147483647";
+            return false;
+        }
+        c->redis_db = (unsigned)db;
+    }
+    if (!n) {
+        *why = "no host";
+        return false;
+    }
+    if (n + sizeof(":6379") > sizeof(buf)) {
+        *why = "a host longer than 255 bytes";
+        return false;
+    }
     memcpy(buf, s, n);
     buf[n] = '\0';
-    bool has_port = buf[0] == '[' ? strstr(buf, "]:") != NULL : strchr(buf, ':') != NULL;
-    if (!has_port) {
-        if (n + sizeof(":6379") > sizeof(buf))
-            return false;
+    const char *colon = buf[0] == '[' ? strstr(buf, "]:") : strrchr(buf, ':');
+    if (colon && buf[0] == '[')
+        colon++;
+    if (!colon)
         strcat(buf, ":6379");
+    else if (!parse_port(colon + 1, &c->redis_port) || c->redis_port == 0) {
+        *why = "the port is not a number from 1 to 65535";
+        return false;
     }
-    return config_parse_hostport(buf, host, hostlen, port) && *port > 0;
+    if (!config_parse_hostport(buf, c->redis_host, sizeof(c->redis_host), &c->redis_port)) {
+        *why = "a bad host (letters, digits, '.', '-', '_', or [IPv6])";
+        return false;
+    }
+    return true;
+}
+
+bool config_parse_redis_url(const char *s, struct config *c, const char **why)
+{
+    static const char scheme[] = "redis://";
+    forget_redis_login(c);
+    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0) {
+        *why = "not redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]";
+        return false;
+    }
+    s += sizeof(scheme) - 1;
+    /* The credentials end at the last '@', as Python's urllib reads them: a
+     * password with an '@' or a '/' that was not encoded still works (a
+     * database number holds neither). */
+    const char *at = strrchr(s, '@');
+    bool ok = (!at || parse_userinfo(s, (size_t)(at - s), c, why)) &&
+              parse_hostpart(at ? at + 1 : s, c, why);
+    if (!ok) {
+        explicit_bzero(c->redis_password, sizeof(c->redis_password));
+        c->redis_password_from = CONFIG_SECRET_NONE;
+    }
+    return ok;
+}
+
+void config_redact_url(const char *s, char *buf, size_t len)
+{
+    const char *at = strrchr(s, '@');
+    const char *start = strstr(s, "://");
+    start = start && (!at || start < at) ? start + 3 : s;
+    if (at)
+        snprintf(buf, len, "%.*s***%s", (int)(start - s), s, at);
+    else
+        snprintf(buf, len, "%s", s);
 }
 
 bool config_parse_duration_ms(const char *s, unsigned *out)
@@ -306,7 +440,9 @@ static bool parse_number(enum config_kind kind, const char *v, unsigned long lon
 
 enum apply_result { APPLY_OK, APPLY_BAD, APPLY_OUT_OF_RANGE };
 
-static enum apply_result apply(struct config *c, const struct config_option *d, const char *v)
+/* *why: what is wrong with v, when its kind says more than its help. */
+static enum apply_result apply(struct config *c, const struct config_option *d, const char *v,
+                               const char **why)
 {
     char *field = (char *)c + d->offset;
     bool ok = false;
@@ -316,7 +452,9 @@ static enum apply_result apply(struct config *c, const struct config_option *d, 
         break;
     case CONFIG_REDIS:
         c->redis_enabled = *v != '\0';
-        ok = !*v || config_parse_redis_url(v, c->redis_host, sizeof(c->redis_host), &c->redis_port);
+        if (!*v)
+            forget_redis_login(c);
+        ok = !*v || config_parse_redis_url(v, c, why);
         break;
     case CONFIG_STRING:
         if ((ok = *v && strlen(v) < d->size))
@@ -359,7 +497,7 @@ static enum apply_result apply(struct config *c, const struct config_option *d, 
 /* "invalid value for --flag: 'v' (what is allowed)"; name is "--flag", or
  * "GATEWAY_FLAG (--flag)" for a value from the environment. */
 static void value_error(char *err, size_t errlen, const char *name, const struct config_option *d,
-                        const char *v, enum apply_result r)
+                        const char *v, enum apply_result r, const char *why)
 {
     static const char *const syntax[] = {
         [CONFIG_SIZE] = "bytes, or with k, m or g: ",
@@ -372,9 +510,14 @@ static void value_error(char *err, size_t errlen, const char *name, const struct
         config_format_range(d, range, sizeof(range));
         snprintf(allowed, sizeof(allowed), "%s%s", r == APPLY_BAD ? syntax[d->kind] : "", range);
     } else {
-        snprintf(allowed, sizeof(allowed), "%s", d->help);
+        snprintf(allowed, sizeof(allowed), "%s", why ? why : d->help);
     }
-    snprintf(err, errlen, "invalid value for %s: '%s' (%s)", name, v, allowed);
+    char shown[320];
+    if (d->kind == CONFIG_REDIS) /* the password stays off the terminal and the logs */
+        config_redact_url(v, shown, sizeof(shown));
+    else
+        snprintf(shown, sizeof(shown), "%s", v);
+    snprintf(err, errlen, "invalid value for %s: '%s' (%s)", name, shown, allowed);
 }
 
 /* Rules between settings, checked once every source was read. Returns
@@ -425,6 +568,81 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
     return true;
 }
 
+/* The contents of --redis-password-file into c->redis_password. */
+static bool read_password_file(struct config *c, char *err, size_t errlen)
+{
+    const char *path = c->redis_password_file;
+    char buf[sizeof(c->redis_password) + 2]; /* room for a newline and one byte too many */
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    const char *problem = !f || ferror(f) ? strerror(errno) : NULL;
+    if (f)
+        fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (!problem && !n)
+        problem = "it is empty";
+    else if (!problem && n >= sizeof(c->redis_password))
+        problem = "the password is longer than 511 bytes";
+    else if (!problem && memchr(buf, '\0', n))
+        problem = "the password holds a NUL byte";
+    if (!problem) {
+        memcpy(c->redis_password, buf, n);
+        c->redis_password[n] = '\0';
+        c->redis_password_from = CONFIG_SECRET_FILE;
+    }
+    explicit_bzero(buf, sizeof(buf));
+    if (problem)
+        snprintf(err, errlen, "invalid value for --redis-password-file: cannot use %s: %s", path,
+                 problem);
+    return !problem;
+}
+
+/* The Redis password from GATEWAY_REDIS_PASSWORD or --redis-password-file,
+ * once every source was read: at most one source, the URL included. */
+static bool load_redis_password(struct config *c, char *err, size_t errlen)
+{
+    const char *env = getenv(CONFIG_REDIS_PASSWORD_ENV);
+    if (env && *env) { /* empty: unset, like an empty GATEWAY_REDIS */
+        if (c->redis_password_from == CONFIG_SECRET_URL) {
+            snprintf(
+                err, errlen,
+                "invalid value for --redis: the URL holds a password and " CONFIG_REDIS_PASSWORD_ENV
+                " is set too (give the password one way)");
+            return false;
+        }
+        if (strlen(env) >= sizeof(c->redis_password)) {
+            snprintf(err, errlen,
+                     "invalid value for " CONFIG_REDIS_PASSWORD_ENV " (--redis): longer than 511 "
+                     "bytes");
+            return false;
+        }
+        strcpy(c->redis_password, env);
+        c->redis_password_from = CONFIG_SECRET_ENV;
+    }
+    if (c->redis_password_file[0]) {
+        if (c->redis_password_from != CONFIG_SECRET_NONE) {
+            snprintf(err, errlen,
+                     "invalid value for --redis-password-file: a password is also given %s (give "
+                     "the password one way)",
+                     c->redis_password_from == CONFIG_SECRET_URL ? "in the URL of --redis"
+                                                                 : "in " CONFIG_REDIS_PASSWORD_ENV);
+            return false;
+        }
+        if (!read_password_file(c, err, errlen))
+            return false;
+    }
+    if (c->redis_enabled && c->redis_user[0] && !c->redis_password[0]) {
+        /* Not the user's name: redis://SECRET@host is a password put where
+         * the user goes more often than a user without one. */
+        snprintf(err, errlen,
+                 "invalid value for --redis: a user without a password (give it in the URL as "
+                 "USER:PASSWORD@, in --redis-password-file or " CONFIG_REDIS_PASSWORD_ENV ")");
+        return false;
+    }
+    return true;
+}
+
 enum config_result config_parse(struct config *c, int argc, char **argv,
                                 const char *default_client_dir, char *err, size_t errlen)
 {
@@ -432,10 +650,11 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < NDEFS; i++) {
         const struct config_option *d = &config_options[i];
-        enum apply_result r = d->dflt ? apply(c, d, d->dflt) : APPLY_OK;
+        const char *why = NULL;
+        enum apply_result r = d->dflt ? apply(c, d, d->dflt, &why) : APPLY_OK;
         if (r != APPLY_OK) { /* a mistake in the table, which the unit tests catch */
             snprintf(name, sizeof(name), "the default of --%s", d->flag);
-            value_error(err, errlen, name, d, d->dflt, r);
+            value_error(err, errlen, name, d, d->dflt, r, why);
             return CONFIG_ERROR;
         }
     }
@@ -444,10 +663,11 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
     for (size_t i = 0; i < NDEFS; i++) {
         const struct config_option *d = &config_options[i];
         const char *v = getenv(d->env);
-        enum apply_result r = v ? apply(c, d, v) : APPLY_OK;
+        const char *why = NULL;
+        enum apply_result r = v ? apply(c, d, v, &why) : APPLY_OK;
         if (r != APPLY_OK) {
             snprintf(name, sizeof(name), "%s (--%s)", d->env, d->flag);
-            value_error(err, errlen, name, d, v, r);
+            value_error(err, errlen, name, d, v, r, why);
             return CONFIG_ERROR;
         }
     }
@@ -470,10 +690,11 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
             return CONFIG_ERROR;
         }
         const struct config_option *d = &config_options[opt];
-        enum apply_result r = apply(c, d, optarg);
+        const char *why = NULL;
+        enum apply_result r = apply(c, d, optarg, &why);
         if (r != APPLY_OK) {
             snprintf(name, sizeof(name), "--%s", d->flag);
-            value_error(err, errlen, name, d, optarg, r);
+            value_error(err, errlen, name, d, optarg, r, why);
             return CONFIG_ERROR;
         }
     }
@@ -481,7 +702,7 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
         snprintf(err, errlen, "unexpected argument: '%s'", argv[optind]);
         return CONFIG_ERROR;
     }
-    if (!check_together(c, err, errlen))
+    if (!load_redis_password(c, err, errlen) || !check_together(c, err, errlen))
         return CONFIG_ERROR;
     if (!c->id[0])
         snprintf(c->id, sizeof(c->id), "%.50s:%d", c->listen_host, c->listen_port);
@@ -504,9 +725,13 @@ void config_usage(FILE *out)
         fprintf(out, "  --%-20s %-28s %s%s\n", d->flag, d->env, d->help, tail);
     }
     fprintf(out, "  --%-20s %-28s %s\n", "help", "", "print this and exit");
+    fprintf(out, "    %-20s %-28s %s\n", "", CONFIG_REDIS_PASSWORD_ENV,
+            "the Redis password, kept out of the process list (no flag); the password comes "
+            "from one of the --redis URL, --redis-password-file or this");
 }
 
 void config_free(struct config *c)
 {
     free_origins(c);
+    explicit_bzero(c->redis_password, sizeof(c->redis_password));
 }

@@ -12,12 +12,33 @@
 /* Gateway ids end up in Redis keys and presence entries. */
 #define GATEWAY_ID_MAX 64
 
+/* Where the Redis password came from, for errors and logs. */
+enum config_secret_from {
+    CONFIG_SECRET_NONE,
+    CONFIG_SECRET_URL,
+    CONFIG_SECRET_ENV,
+    CONFIG_SECRET_FILE
+};
+
+/* The environment variable that holds the Redis password. It has no flag:
+ * a flag would put the secret in the process list. */
+#define CONFIG_REDIS_PASSWORD_ENV "GATEWAY_REDIS_PASSWORD"
+/* The largest database number --redis takes: Redis keeps it in an int. */
+#define CONFIG_REDIS_DB_MAX 2147483647u
+
 struct config {
     char listen_host[256];
     int listen_port;
     bool redis_enabled;
     char redis_host[256];
     int redis_port;
+    /* Credentials for AUTH: from the URL, GATEWAY_REDIS_PASSWORD or
+     * --redis-password-file (one of them). Never printed or logged. */
+    char redis_user[256];     /* "": the default user */
+    char redis_password[512]; /* "": no AUTH */
+    enum config_secret_from redis_password_from;
+    char redis_password_file[1024];
+    unsigned redis_db; /* SELECTed on the command connection when not 0 */
     char redis_prefix[64];
     char id[GATEWAY_ID_MAX + 1];
     char client_dir[1024];
@@ -100,7 +121,15 @@ void config_free(struct config *c);
 
 /* Value parsers, shared with the tests. Each returns false on a bad value. */
 bool config_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
-bool config_parse_redis_url(const char *s, char *host, size_t hostlen, int *port);
+/* redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], with USER and PASSWORD
+ * percent-decoded, into c's redis_host, redis_port, redis_user,
+ * redis_password (redis_password_from set to CONFIG_SECRET_URL when the URL
+ * has one) and redis_db. On false, *why says what is wrong, without the
+ * password. */
+bool config_parse_redis_url(const char *s, struct config *c, const char **why);
+/* The Redis URL s as errors may show it: any USER:PASSWORD@ part replaced
+ * by "***@". */
+void config_redact_url(const char *s, char *buf, size_t len);
 bool config_parse_duration_ms(const char *s, unsigned *out);
 bool config_parse_size(const char *s, size_t *out);
 

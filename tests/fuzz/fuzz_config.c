@@ -11,6 +11,7 @@
  * range, the rules between settings); an
  * error leaves a message; durations and sizes have the value exact
  * arithmetic gives. */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "proto.h"
 
 #define RECORDS_MAX 64
+#define TERMINATED(c, field) (strnlen((c)->field, sizeof((c)->field)) < sizeof((c)->field))
 #define MAX_MS 86400000u
 
 extern char **environ;
@@ -107,17 +109,54 @@ static bool ref_size(const char *s, size_t *out)
     return true;
 }
 
-static void check_host(const char *s, size_t hostlen, bool redis)
+static void check_host(const char *s, size_t hostlen)
 {
     char *host = malloc(hostlen ? hostlen : 1);
     if (!host)
         abort();
     int port = -1;
-    bool ok = redis ? config_parse_redis_url(s, host, hostlen, &port)
-                    : config_parse_hostport(s, host, hostlen, &port);
-    if (ok && (strnlen(host, hostlen) == hostlen || port < (redis ? 1 : 0) || port > 65535))
+    bool ok = config_parse_hostport(s, host, hostlen, &port);
+    if (ok && (strnlen(host, hostlen) == hostlen || port < 0 || port > 65535))
         fail("a host and port accepted without a terminated host or a port in range", s);
     free(host);
+}
+
+/* Hex digits a '%' must be followed by in a URL's credentials. */
+static bool ref_escapes_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%')
+            continue;
+        if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+            !isxdigit((unsigned char)s[i + 2]) || (s[i + 1] == '0' && s[i + 2] == '0'))
+            return false;
+        i += 2;
+    }
+    return true;
+}
+
+static void check_redis_url(const char *s)
+{
+    struct config *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    const char *why = NULL;
+    bool ok = config_parse_redis_url(s, c, &why);
+    if (!ok && !why)
+        fail("a Redis URL refused without a reason", s);
+    if (!ok && (c->redis_password[0] || c->redis_password_from != CONFIG_SECRET_NONE))
+        fail("a refused Redis URL left a password behind", s);
+    if (ok && (!TERMINATED(c, redis_host) || !TERMINATED(c, redis_user) ||
+               !TERMINATED(c, redis_password) || c->redis_port < 1 || c->redis_port > 65535 ||
+               c->redis_db > CONFIG_REDIS_DB_MAX || !c->redis_host[0]))
+        fail("a Redis URL accepted with an unterminated field or a value out of range", s);
+    if (ok && (c->redis_password[0] != '\0') != (c->redis_password_from == CONFIG_SECRET_URL))
+        fail("a Redis URL's password and its source disagree", s);
+    /* The credentials, before the last '@', hold only complete escapes. */
+    const char *at = strrchr(s, '@');
+    if (ok && at && !ref_escapes_ok(s + 8, (size_t)(at - s - 8)))
+        fail("a Redis URL accepted with a bad escape in its credentials", s);
+    free(c);
 }
 
 static void check_values(const char *s)
@@ -131,18 +170,17 @@ static void check_values(const char *s)
     if (ok != ref_size(s, &ref_sz) || (ok && sz != ref_sz))
         fail("a size parsed to another value than its digits say", s);
     size_t hostlen = strlen(s) % 300;
-    check_host(s, hostlen, false);
-    check_host(s, hostlen, true);
+    check_host(s, hostlen);
+    check_redis_url(s);
 }
-
-#define TERMINATED(c, field) (strnlen((c)->field, sizeof((c)->field)) < sizeof((c)->field))
 
 /* Returns what c breaks of config_parse's promises, or NULL. */
 static const char *config_violation(const struct config *c)
 {
     if (!TERMINATED(c, listen_host) || !TERMINATED(c, redis_host) || !TERMINATED(c, redis_prefix) ||
-        !TERMINATED(c, id) || !TERMINATED(c, client_dir) || !TERMINATED(c, jwt_secret) ||
-        !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key))
+        !TERMINATED(c, redis_user) || !TERMINATED(c, redis_password) ||
+        !TERMINATED(c, redis_password_file) || !TERMINATED(c, id) || !TERMINATED(c, client_dir) ||
+        !TERMINATED(c, jwt_secret) || !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key))
         return "a string setting without its NUL";
     if (!proto_valid_name(c->id, strlen(c->id), GATEWAY_ID_MAX))
         return "a gateway id that is not 1 to 64 bytes without control characters";
@@ -156,6 +194,10 @@ static const char *config_violation(const struct config *c)
         return "a configuration that breaks a rule between settings";
     if (c->redis_enabled && (c->redis_port < 1 || c->redis_port > 65535))
         return "a Redis port out of range";
+    if (c->redis_enabled && c->redis_user[0] && !c->redis_password[0])
+        return "a Redis user without a password";
+    if ((c->redis_password_from == CONFIG_SECRET_NONE) != !c->redis_password[0])
+        return "a Redis password without its source, or a source without one";
     for (size_t i = 0; i < c->n_allowed_origins; i++) {
         const char *o = c->allowed_origins[i];
         size_t n = strlen(o);

@@ -11,7 +11,8 @@ from netutil import free_port
 from rawws import HandshakeRefused, RawClient
 from wsclient import Client
 
-README_FLAGS = ["--listen", "--redis", "--redis-prefix", "--id", "--client-dir",
+README_FLAGS = ["--listen", "--redis", "--redis-password-file", "--redis-prefix", "--id",
+                "--client-dir",
                 "--max-message-bytes", "--ping-interval", "--pong-timeout",
                 "--send-queue-limit", "--allowed-origins", "--history",
                 "--shutdown-timeout", "--io-uring", "--log-level"]

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "config.h"
@@ -644,18 +645,31 @@ static void test_hostport(void)
     CHECK(bad_hostport(longhost));
 }
 
+static struct config url_cfg;
+static const char *url_why;
+
 static bool redis_url(const char *s, const char *host, int port)
 {
-    char h[256] = "";
-    int p = -1;
-    return config_parse_redis_url(s, h, sizeof(h), &p) && strcmp(h, host) == 0 && p == port;
+    memset(&url_cfg, 0, sizeof(url_cfg));
+    url_cfg.redis_port = -1;
+    url_why = NULL;
+    return config_parse_redis_url(s, &url_cfg, &url_why) && strcmp(url_cfg.redis_host, host) == 0 &&
+           url_cfg.redis_port == port;
 }
 
-static bool bad_redis_url(const char *s)
+/* Refused, with a reason that holds want. */
+static bool bad_redis_url(const char *s, const char *want)
 {
-    char h[256];
-    int p;
-    return !config_parse_redis_url(s, h, sizeof(h), &p);
+    memset(&url_cfg, 0, sizeof(url_cfg));
+    url_why = NULL;
+    if (config_parse_redis_url(s, &url_cfg, &url_why))
+        return false;
+    if (!url_why || !strstr(url_why, want)) {
+        fprintf(stderr, "  %s: reason '%s', not '%s'\n", s, url_why ? url_why : "(none)", want);
+        return false;
+    }
+    /* A refused URL leaves no secret behind. */
+    return url_cfg.redis_password[0] == '\0' && url_cfg.redis_password_from == CONFIG_SECRET_NONE;
 }
 
 static void test_redis_url(void)
@@ -666,16 +680,20 @@ static void test_redis_url(void)
     CHECK(redis_url("redis://cache/", "cache", 6379));
     CHECK(redis_url("redis://cache:1234/", "cache", 1234));
     CHECK(redis_url("redis://[::1]:6379", "::1", 6379));
-    CHECK(bad_redis_url("redis://cache/0")); /* database numbers: not supported */
-    CHECK(bad_redis_url("redis://"));
-    CHECK(bad_redis_url("redis://:6379"));
-    CHECK(bad_redis_url("redis://cache:0"));
-    CHECK(bad_redis_url("redis://cache:70000"));
-    CHECK(bad_redis_url("redis://user:pw@cache:6379"));
-    CHECK(bad_redis_url("rediss://cache:6379"));
-    CHECK(bad_redis_url("http://cache:6379"));
-    CHECK(bad_redis_url("cache:6379"));
-    CHECK(bad_redis_url(""));
+    CHECK(redis_url("redis://[::1]", "::1", 6379));
+    CHECK(url_cfg.redis_db == 0 && !url_cfg.redis_user[0] && !url_cfg.redis_password[0]);
+    CHECK(bad_redis_url("redis://", "no host"));
+    CHECK(bad_redis_url("redis://:6379", "host"));
+    CHECK(bad_redis_url("redis://cache:0", "port"));
+    CHECK(bad_redis_url("redis://cache:70000", "port"));
+    CHECK(bad_redis_url("redis://cache:99999", "port"));
+    CHECK(bad_redis_url("redis://cache:", "port"));
+    CHECK(bad_redis_url("redis://cache:x", "port"));
+    CHECK(bad_redis_url("rediss://cache:6379", "not redis://"));
+    CHECK(bad_redis_url("http://cache:6379", "not redis://"));
+    CHECK(bad_redis_url("cache:6379", "not redis://"));
+    CHECK(bad_redis_url("", "not redis://"));
+    CHECK(bad_redis_url("redis://bad host:1", "host"));
     /* Host names of 295 to 299 bytes without a port are too long for the
      * host buffer and must be refused without writing out of bounds (the
      * default port is appended to a 300-byte buffer). */
@@ -683,8 +701,205 @@ static void test_redis_url(void)
         char url[400] = "redis://";
         memset(url + 8, 'a', n);
         url[8 + n] = '\0';
-        CHECK(bad_redis_url(url));
+        CHECK(bad_redis_url(url, "host"));
     }
+}
+
+static void test_redis_url_database(void)
+{
+    CHECK(redis_url("redis://cache/0", "cache", 6379) && url_cfg.redis_db == 0);
+    CHECK(redis_url("redis://cache:7000/15", "cache", 7000) && url_cfg.redis_db == 15);
+    /* Redis's databases setting allows more than 16: SELECT decides. */
+    CHECK(redis_url("redis://cache/2147483647", "cache", 6379) && url_cfg.redis_db == 2147483647u);
+    CHECK(bad_redis_url("redis://cache/2147483648", "database"));
+    CHECK(bad_redis_url("redis://cache/x", "database"));
+    CHECK(bad_redis_url("redis://cache/-1", "database"));
+    CHECK(bad_redis_url("redis://cache/1/2", "database"));
+    CHECK(bad_redis_url("redis://cache/1?x=y", "database"));
+    CHECK(bad_redis_url("redis://cache/999999999999999999999", "database"));
+}
+
+static void test_redis_url_credentials(void)
+{
+    CHECK(redis_url("redis://gateway:s3cret@cache:6380/2", "cache", 6380));
+    CHECK_STR(url_cfg.redis_user, "gateway");
+    CHECK_STR(url_cfg.redis_password, "s3cret");
+    CHECK(url_cfg.redis_password_from == CONFIG_SECRET_URL && url_cfg.redis_db == 2);
+    /* A password alone: the default user. */
+    CHECK(redis_url("redis://:pw@cache", "cache", 6379));
+    CHECK_STR(url_cfg.redis_user, "");
+    CHECK_STR(url_cfg.redis_password, "pw");
+    /* A user alone: the password comes from elsewhere (checked later). */
+    CHECK(redis_url("redis://gateway@cache", "cache", 6379));
+    CHECK_STR(url_cfg.redis_user, "gateway");
+    CHECK(url_cfg.redis_password_from == CONFIG_SECRET_NONE);
+    /* Percent-encoded parts are decoded. */
+    CHECK(redis_url("redis://us%65r%3a1:p%40ss%3Aword@[::1]:1/3", "::1", 1));
+    CHECK_STR(url_cfg.redis_user, "user:1");
+    CHECK_STR(url_cfg.redis_password, "p@ss:word");
+    CHECK(redis_url("redis://u:%25%20%2F+@h", "h", 6379));
+    CHECK_STR(url_cfg.redis_password, "% /+"); /* '+' is no space here */
+    /* Raw ':' , '@' and '/' in a password still work: it ends at the
+     * last '@'. */
+    CHECK(redis_url("redis://u:a:b@c/d@h:2", "h", 2));
+    CHECK_STR(url_cfg.redis_password, "a:b@c/d");
+    CHECK(bad_redis_url("redis://:@cache", "empty password"));
+    CHECK(bad_redis_url("redis://u:@cache", "empty password"));
+    CHECK(bad_redis_url("redis://@cache", "nothing before the '@'"));
+    CHECK(
+        bad_redis_url("redis://u:p%4@cache", "'%' not followed by two hex digits in the password"));
+    CHECK(bad_redis_url("redis://u:p%@cache", "two hex digits in the password"));
+    CHECK(bad_redis_url("redis://u:p%zz@cache", "two hex digits in the password"));
+    CHECK(bad_redis_url("redis://u%g1:p@cache", "two hex digits in the user"));
+    CHECK(bad_redis_url("redis://u:p%00@cache", "%00 in the password"));
+    CHECK(bad_redis_url("redis://u:p@", "no host"));
+    CHECK(bad_redis_url("redis://u:p@cache:0", "port"));
+    /* A good password before a bad port is not kept. */
+    CHECK(bad_redis_url("redis://u:secret@cache:99999", "port"));
+    char url[700] = "redis://u:";
+    memset(url + 10, 'p', 512);
+    strcpy(url + 522, "@h");
+    CHECK(bad_redis_url(url, "password longer than 511 bytes"));
+    url[10 + 511] = '@';
+    url[10 + 512] = 'h';
+    url[10 + 513] = '\0';
+    CHECK(redis_url(url, "h", 6379) && strlen(url_cfg.redis_password) == 511);
+
+    /* A parse over an earlier one (the twin's, then the flag's) keeps
+     * nothing of it. */
+    CHECK(redis_url("redis://u:p@cache/4", "cache", 6379));
+    const char *why;
+    CHECK(config_parse_redis_url("redis://other", &url_cfg, &why));
+    CHECK(!url_cfg.redis_user[0] && !url_cfg.redis_password[0] && url_cfg.redis_db == 0 &&
+          url_cfg.redis_password_from == CONFIG_SECRET_NONE);
+}
+
+static void test_redact_url(void)
+{
+    char buf[128];
+    config_redact_url("redis://u:secret@cache:1/2", buf, sizeof(buf));
+    CHECK_STR(buf, "redis://***@cache:1/2");
+    config_redact_url("redis://u:a@b@cache", buf, sizeof(buf));
+    CHECK_STR(buf, "redis://***@cache");
+    config_redact_url("redis://cache:1", buf, sizeof(buf));
+    CHECK_STR(buf, "redis://cache:1");
+    config_redact_url("x:secret@y", buf, sizeof(buf));
+    CHECK_STR(buf, "***@y");
+}
+
+static char pwfile[64];
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    if (CHECK(f != NULL)) {
+        fwrite(text, 1, len, f);
+        fclose(f);
+    }
+}
+
+/* The password from one of the URL, GATEWAY_REDIS_PASSWORD and
+ * --redis-password-file; two are an error naming the flag, and no error
+ * shows the password. */
+static void test_redis_password_sources(void)
+{
+    clear_env();
+    unsetenv(CONFIG_REDIS_PASSWORD_ENV);
+    struct config c;
+    snprintf(pwfile, sizeof(pwfile), "/tmp/test_config_pw.%d", (int)getpid());
+    write_file(pwfile, "from-file\r\n", 11);
+
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-password-file", pwfile, NULL), ==,
+              CONFIG_OK);
+    CHECK_STR(c.redis_password, "from-file");
+    CHECK(c.redis_password_from == CONFIG_SECRET_FILE);
+    config_free(&c);
+    CHECK(c.redis_password[0] == '\0'); /* zeroed */
+
+    setenv("GATEWAY_REDIS_PASSWORD_FILE", pwfile, 1);
+    CHECK_INT(parse(&c, "--redis", "redis://gateway@h", NULL), ==, CONFIG_OK);
+    CHECK_STR(c.redis_user, "gateway");
+    CHECK_STR(c.redis_password, "from-file");
+    config_free(&c);
+    unsetenv("GATEWAY_REDIS_PASSWORD_FILE");
+
+    setenv(CONFIG_REDIS_PASSWORD_ENV, "from env", 1);
+    CHECK_INT(parse(&c, "--redis", "redis://gateway@h", NULL), ==, CONFIG_OK);
+    CHECK_STR(c.redis_password, "from env");
+    CHECK(c.redis_password_from == CONFIG_SECRET_ENV);
+    config_free(&c);
+
+    /* Two sources: an error naming the flag, without the secrets. */
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-password-file", pwfile, NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-password-file") && strstr(err, CONFIG_REDIS_PASSWORD_ENV));
+    CHECK(!strstr(err, "from env") && !strstr(err, "from-file"));
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis", "redis://u:url-secret@h", NULL), ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis") && strstr(err, CONFIG_REDIS_PASSWORD_ENV) &&
+          !strstr(err, "url-secret") && !strstr(err, "from env"));
+    config_free(&c);
+    /* Empty: unset. */
+    setenv(CONFIG_REDIS_PASSWORD_ENV, "", 1);
+    CHECK_INT(parse(&c, "--redis", "redis://u:url-secret@h", NULL), ==, CONFIG_OK);
+    CHECK(c.redis_password_from == CONFIG_SECRET_URL);
+    config_free(&c);
+    unsetenv(CONFIG_REDIS_PASSWORD_ENV);
+    CHECK_INT(parse(&c, "--redis", "redis://u:url-secret@h", "--redis-password-file", pwfile, NULL),
+              ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-password-file") && strstr(err, "URL") && !strstr(err, "url-secret"));
+    config_free(&c);
+
+    /* A user needs a password. */
+    CHECK_INT(parse(&c, "--redis", "redis://gateway@h", NULL), ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis") && strstr(err, "a user without a password") &&
+          !strstr(err, "gateway"));
+    config_free(&c);
+
+    /* Unreadable, empty, too long: exit 2 naming the flag. */
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-password-file", "/nonexistent/pw", NULL),
+              ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-password-file") && strstr(err, "/nonexistent/pw") &&
+          strstr(err, "No such file"));
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis-password-file", "/tmp", NULL), ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-password-file") && strstr(err, "directory"));
+    config_free(&c);
+    write_file(pwfile, "\n", 1);
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-password-file", pwfile, NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-password-file") && strstr(err, "empty"));
+    config_free(&c);
+    char big[600];
+    memset(big, 'x', sizeof(big));
+    write_file(pwfile, big, sizeof(big));
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-password-file", pwfile, NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-password-file") && strstr(err, "longer"));
+    config_free(&c);
+    write_file(pwfile, big, 511);
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-password-file", pwfile, NULL), ==,
+              CONFIG_OK);
+    CHECK_INT(strlen(c.redis_password), ==, 511);
+    config_free(&c);
+    write_file(pwfile, "a\0b", 3);
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-password-file", pwfile, NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "NUL"));
+    config_free(&c);
+    unlink(pwfile);
+
+    /* A malformed URL's error names --redis and shows no password. */
+    CHECK_INT(parse(&c, "--redis", "redis://u:top%zzsecret@h", NULL), ==, CONFIG_ERROR);
+    CHECK_STR(err, "invalid value for --redis: 'redis://***@h' (a '%' not followed by two hex "
+                   "digits in the password)");
+    config_free(&c);
+    setenv("GATEWAY_REDIS", "redis://u:topsecret@h:0", 1);
+    CHECK_INT(parse(&c, NULL), ==, CONFIG_ERROR);
+    CHECK_STR(err, "invalid value for GATEWAY_REDIS (--redis): 'redis://***@h:0' (the port is not "
+                   "a number from 1 to 65535)");
+    config_free(&c);
+    clear_env();
 }
 
 int main(int argc, char **argv)
@@ -706,5 +921,9 @@ int main(int argc, char **argv)
     RUN(test_sizes);
     RUN(test_hostport);
     RUN(test_redis_url);
+    RUN(test_redis_url_database);
+    RUN(test_redis_url_credentials);
+    RUN(test_redact_url);
+    RUN(test_redis_password_sources);
     return CHECK_DONE("test_config");
 }
