@@ -82,8 +82,11 @@ static void check_ready(struct rbus *rb)
     rb->attempt = 0;
     char login[320];
     describe_login(rb->base.cfg, login, sizeof(login));
-    log_info("redis: connected to %s:%d%s, resubscribing %zu rooms", rb->base.cfg->redis_host,
-             rb->base.cfg->redis_port, login, rb->channels.count);
+    log_info("redis: connected to %s:%d%s%s, resubscribing %zu rooms", rb->base.cfg->redis_host,
+             rb->base.cfg->redis_port, rb->tls ? " over TLS" : "", login, rb->channels.count);
+    if (rb->tls && rb->base.cfg->redis_tls_insecure)
+        log_warn("redis: connected WITHOUT verifying the server's certificate "
+                 "(--redis-tls-insecure-skip-verify)");
     /* Presence is registered when the answer says so (count_done). */
     send_count(rb, rb->local_clients, "connect", false);
     channels_link_up(rb);
@@ -117,6 +120,14 @@ static const char *hint(const char *why)
     if (strstr(why, "NOPERM"))
         return "; the ACL user lacks a right the gateway needs (README: Redis with a password or "
                "an ACL user)";
+    if (strstr(why, "certificate verify failed"))
+        return "; check --redis-tls-ca (the CA that signed Redis's certificate) and that the "
+               "certificate holds the server name (--redis-tls-server-name, default the host "
+               "of --redis)";
+    if (strstr(why, "alert certificate required") || strstr(why, "handshake failure"))
+        return "; Redis may want a client certificate: give --redis-tls-cert and --redis-tls-key";
+    if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
+        return "; is this port TLS? rediss:// needs Redis's --tls-port";
     if (strstr(why, "DB index"))
         return "; the database number of --redis is more than Redis's 'databases' setting allows";
     return "";
@@ -212,9 +223,9 @@ static void on_connect(const redisAsyncContext *c, int status)
     if (status != REDIS_OK) {
         /* hiredis frees this context after the callback. */
         if (c == rb->cmd)
-            rb->cmd = NULL;
+            rb->cmd = NULL, rb->cmd_ssl = NULL;
         else
-            rb->sub = NULL;
+            rb->sub = NULL, rb->sub_ssl = NULL;
         teardown(rb, c->errstr);
         return;
     }
@@ -229,13 +240,22 @@ static void on_disconnect(const redisAsyncContext *c, int status)
         return; /* we freed it ourselves */
     /* hiredis frees this context after the callback. */
     bool was_sub = c == rb->sub;
+    SSL *ssl = was_sub ? rb->sub_ssl : rb->cmd_ssl;
     if (was_sub)
-        rb->sub = NULL;
+        rb->sub = NULL, rb->sub_ssl = NULL;
     else
-        rb->cmd = NULL;
-    char why[200];
+        rb->cmd = NULL, rb->cmd_ssl = NULL;
+    /* hiredis reports a failed TLS read or write as errno's text, which
+     * says nothing of a refused certificate: OpenSSL knows why. */
+    char tls_why[300] = "";
+    if (ssl && status != REDIS_OK)
+        redis_tls_why(ssl, c->errstr, tls_why, sizeof(tls_why));
+    char why[400];
     snprintf(why, sizeof(why), "%s connection closed%s%s", was_sub ? "subscriber" : "command",
-             status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : c->errstr);
+             status == REDIS_OK ? "" : ": ",
+             status == REDIS_OK ? ""
+             : tls_why[0]       ? tls_why
+                                : c->errstr);
     /* Redis also closes a subscriber that passes its pub/sub output buffer
      * limit; it logs 'client-output-buffer-limit' when it does. */
     if (was_sub && rb->cmd_up)
@@ -257,10 +277,11 @@ static void schedule_reconnect(struct rbus *rb)
     evtimer_add(rb->reconnect_timer, &tv);
 }
 
-static void free_ctx(redisAsyncContext **pc)
+static void free_ctx(redisAsyncContext **pc, SSL **pssl)
 {
     redisAsyncContext *c = *pc;
     *pc = NULL;
+    *pssl = NULL; /* freed with the context */
     if (c) {
         c->data = NULL;
         redisAsyncFree(c); /* fails what is in flight on it */
@@ -292,8 +313,8 @@ static void teardown(struct rbus *rb, const char *why)
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->broadcast_live = false;
     rb->heartbeats_unanswered = rb->replies_since_beat = 0;
-    free_ctx(&rb->cmd);
-    free_ctx(&rb->sub);
+    free_ctx(&rb->cmd, &rb->cmd_ssl);
+    free_ctx(&rb->sub, &rb->sub_ssl);
     /* The subscriptions died with the connection. */
     channels_link_down(rb);
     if (rb->closing) {
@@ -306,13 +327,19 @@ static void teardown(struct rbus *rb, const char *why)
         schedule_reconnect(rb);
 }
 
-static redisAsyncContext *connect_one(struct rbus *rb)
+static redisAsyncContext *connect_one(struct rbus *rb, SSL **ssl)
 {
     redisAsyncContext *c = redisAsyncConnect(rb->base.cfg->redis_host, rb->base.cfg->redis_port);
     if (!c)
         return NULL;
     if (c->err) {
         log_warn("redis: %s", c->errstr);
+        redisAsyncFree(c);
+        return NULL;
+    }
+    /* TLS before anything is written, so that AUTH goes encrypted. */
+    if (rb->tls && !(*ssl = redis_tls_start(rb->tls, rb->base.cfg, c))) {
+        log_warn("redis: cannot start TLS: %s", c->err ? c->errstr : "out of memory");
         redisAsyncFree(c);
         return NULL;
     }
@@ -326,8 +353,8 @@ static redisAsyncContext *connect_one(struct rbus *rb)
 static void start_connect(struct rbus *rb)
 {
     rb->state = LINK_CONNECTING;
-    rb->cmd = connect_one(rb);
-    rb->sub = connect_one(rb);
+    rb->cmd = connect_one(rb, &rb->cmd_ssl);
+    rb->sub = connect_one(rb, &rb->sub_ssl);
     if (!rb->cmd || !rb->sub) {
         teardown(rb, "could not create a connection");
         return;
@@ -395,8 +422,8 @@ static void redis_free(struct bus *b)
     struct rbus *rb = (struct rbus *)b;
     rb->closing = true;
     rb->close_done = NULL;
-    free_ctx(&rb->cmd);
-    free_ctx(&rb->sub);
+    free_ctx(&rb->cmd, &rb->cmd_ssl);
+    free_ctx(&rb->sub, &rb->sub_ssl);
     event_free(rb->reconnect_timer);
     event_free(rb->heartbeat_timer);
     event_free(rb->close_timer);
@@ -404,6 +431,7 @@ static void redis_free(struct bus *b)
         event_free(rb->count_retry);
     channels_free(rb);
     presence_free(&rb->presence);
+    redis_tls_ctx_free(rb->tls);
     bus_base_free(b);
     free(rb);
 }
@@ -443,7 +471,8 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     rb->heartbeat_timer = event_new(base, -1, EV_PERSIST, heartbeat, rb);
     rb->close_timer = evtimer_new(base, close_timeout, rb);
     rb->count_retry = evtimer_new(base, redis_count_retry, rb);
-    if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry) {
+    if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry ||
+        (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg)))) {
         redis_free(&rb->base);
         return NULL;
     }

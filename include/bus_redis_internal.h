@@ -32,6 +32,8 @@
 #error "hiredis 0.x headers found first: use deploy/build-hiredis.sh's prefix"
 #endif
 
+#include <openssl/ssl.h>
+
 #include "bus.h"
 #include "presence.h"
 #include "strmap.h"
@@ -51,6 +53,11 @@ enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 struct rbus {
     struct bus base;
     redisAsyncContext *cmd, *sub;
+    /* rediss://: the context every connection's SSL comes from, and each
+     * connection's SSL (owned by its hiredis context) to say why a
+     * handshake failed. NULL without TLS. */
+    SSL_CTX *tls;
+    SSL *cmd_ssl, *sub_ssl;
     enum link_state state;
     bool cmd_up, broadcast_live;
     unsigned scripts_pending;
@@ -74,6 +81,19 @@ struct rbus {
     char broadcast[KEY_MAX];
     size_t broadcast_len;
 };
+
+/* ---- TLS (bus_redis_tls.c) ---- */
+
+/* The context for cfg's rediss:// settings (logs the mode once); NULL after
+ * logging why it cannot be made. */
+SSL_CTX *redis_tls_ctx_new(const struct config *cfg);
+/* Starts TLS on c, just connecting, with the server name checked unless
+ * --redis-tls-insecure-skip-verify: the SSL hiredis now owns, or NULL. */
+SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisAsyncContext *c);
+/* Why the connection with ssl failed, from OpenSSL (the certificate check's
+ * result and the handshake's error), or fallback when OpenSSL says nothing. */
+void redis_tls_why(SSL *ssl, const char *fallback, char *buf, size_t len);
+void redis_tls_ctx_free(SSL_CTX *ctx);
 
 struct request;
 /* A script's answer: reply is NULL when the call failed (error logged). */
