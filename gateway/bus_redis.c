@@ -124,7 +124,8 @@ static const char *hint(const char *why)
         return "; check --redis-tls-ca (the CA that signed Redis's certificate) and that the "
                "certificate holds the server name (--redis-tls-server-name, default the host "
                "of --redis)";
-    if (strstr(why, "alert certificate required") || strstr(why, "handshake failure"))
+    if (strstr(why, "alert certificate required") || strstr(why, "handshake failure") ||
+        strstr(why, "closed during set-up"))
         return "; Redis may want a client certificate: give --redis-tls-cert and --redis-tls-key";
     if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
         return "; is this port TLS? rediss:// needs Redis's --tls-port";
@@ -223,9 +224,10 @@ static void on_connect(const redisAsyncContext *c, int status)
     if (status != REDIS_OK) {
         /* hiredis frees this context after the callback. */
         if (c == rb->cmd)
-            rb->cmd = NULL, rb->cmd_ssl = NULL;
+            rb->cmd = NULL;
         else
-            rb->sub = NULL, rb->sub_ssl = NULL;
+            rb->sub = NULL;
+        rb->dying = c;
         teardown(rb, c->errstr);
         return;
     }
@@ -240,22 +242,15 @@ static void on_disconnect(const redisAsyncContext *c, int status)
         return; /* we freed it ourselves */
     /* hiredis frees this context after the callback. */
     bool was_sub = c == rb->sub;
-    SSL *ssl = was_sub ? rb->sub_ssl : rb->cmd_ssl;
+    /* Its SSL stays known until teardown, which asks it why. */
     if (was_sub)
-        rb->sub = NULL, rb->sub_ssl = NULL;
+        rb->sub = NULL;
     else
-        rb->cmd = NULL, rb->cmd_ssl = NULL;
-    /* hiredis reports a failed TLS read or write as errno's text, which
-     * says nothing of a refused certificate: OpenSSL knows why. */
-    char tls_why[300] = "";
-    if (ssl && status != REDIS_OK)
-        redis_tls_why(ssl, c->errstr, tls_why, sizeof(tls_why));
-    char why[400];
+        rb->cmd = NULL;
+    char why[200];
     snprintf(why, sizeof(why), "%s connection closed%s%s", was_sub ? "subscriber" : "command",
-             status == REDIS_OK ? "" : ": ",
-             status == REDIS_OK ? ""
-             : tls_why[0]       ? tls_why
-                                : c->errstr);
+             status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : c->errstr);
+    rb->dying = c;
     /* Redis also closes a subscriber that passes its pub/sub output buffer
      * limit; it logs 'client-output-buffer-limit' when it does. */
     if (was_sub && rb->cmd_up)
@@ -301,6 +296,29 @@ static void finish_close(struct rbus *rb)
 static void teardown(struct rbus *rb, const char *why)
 {
     bool was_ready = rb->state == LINK_READY;
+    /* A refused TLS handshake shows to hiredis as a failed read or write
+     * (errno's text), and to the gateway often first as a failed command
+     * ("could not load scripts"): OpenSSL knows the real reason. The SSLs
+     * are alive until the contexts are freed below. */
+    char tls_why[300];
+    const redisAsyncContext *broken = rb->dying                 ? rb->dying
+                                      : rb->cmd && rb->cmd->err ? rb->cmd
+                                      : rb->sub && rb->sub->err ? rb->sub
+                                                                : NULL;
+    rb->dying = NULL;
+    if (rb->tls && !rb->closing) {
+        if (redis_tls_why(rb->cmd_ssl, rb->sub_ssl, tls_why, sizeof(tls_why)))
+            why = tls_why;
+        else if (rb->state == LINK_CONNECTING && broken &&
+                 (broken->err == REDIS_ERR_IO || broken->err == REDIS_ERR_EOF) &&
+                 !strstr(broken->errstr, "refused")) { /* not TCP's "Connection refused" */
+            /* Under TLS 1.3 a server refusing the client's certificate may
+             * close before its alert is read: the write fails first. */
+            snprintf(tls_why, sizeof(tls_why), "TLS connection closed during set-up (%s)",
+                     broken->errstr);
+            why = tls_why;
+        }
+    }
     if (rb->closing)
         ; /* leaving on purpose */
     else if (was_ready)
@@ -327,19 +345,22 @@ static void teardown(struct rbus *rb, const char *why)
         schedule_reconnect(rb);
 }
 
-static redisAsyncContext *connect_one(struct rbus *rb, SSL **ssl)
+/* A new connection, or NULL with why (whylen bytes) saying why not. */
+static redisAsyncContext *connect_one(struct rbus *rb, SSL **ssl, char *why, size_t whylen)
 {
     redisAsyncContext *c = redisAsyncConnect(rb->base.cfg->redis_host, rb->base.cfg->redis_port);
-    if (!c)
+    if (!c) {
+        snprintf(why, whylen, "could not create a connection: out of memory");
         return NULL;
+    }
     if (c->err) {
-        log_warn("redis: %s", c->errstr);
+        snprintf(why, whylen, "%s", c->errstr);
         redisAsyncFree(c);
         return NULL;
     }
     /* TLS before anything is written, so that AUTH goes encrypted. */
-    if (rb->tls && !(*ssl = redis_tls_start(rb->tls, rb->base.cfg, c))) {
-        log_warn("redis: cannot start TLS: %s", c->err ? c->errstr : "out of memory");
+    if (rb->tls && !(*ssl = redis_tls_start(rb->tls, rb->base.cfg, &c->c))) {
+        snprintf(why, whylen, "cannot start TLS: %s", c->c.err ? c->c.errstr : "out of memory");
         redisAsyncFree(c);
         return NULL;
     }
@@ -352,11 +373,13 @@ static redisAsyncContext *connect_one(struct rbus *rb, SSL **ssl)
 
 static void start_connect(struct rbus *rb)
 {
+    char why[300] = "";
     rb->state = LINK_CONNECTING;
-    rb->cmd = connect_one(rb, &rb->cmd_ssl);
-    rb->sub = connect_one(rb, &rb->sub_ssl);
+    rb->cmd = connect_one(rb, &rb->cmd_ssl, why, sizeof(why));
+    if (rb->cmd)
+        rb->sub = connect_one(rb, &rb->sub_ssl, why, sizeof(why));
     if (!rb->cmd || !rb->sub) {
-        teardown(rb, "could not create a connection");
+        teardown(rb, why); /* one line for the attempt */
         return;
     }
     struct timeval tv = {HEARTBEAT_MS / 1000, 0};

@@ -28,6 +28,19 @@ static const char *ssl_reason(const char *fallback)
     return r ? r : fallback;
 }
 
+/* The last certificate check's error, recorded as it happens: by the time
+ * a failure reaches teardown the SSL that saw it may be another than the
+ * ones asked (the attempt's other connection). One event-loop thread: a
+ * static is enough. */
+static int last_verify_error = X509_V_OK;
+
+static int on_verify(int ok, X509_STORE_CTX *store)
+{
+    if (!ok)
+        last_verify_error = X509_STORE_CTX_get_error(store);
+    return ok;
+}
+
 SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -60,7 +73,7 @@ SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_verify(ctx, cfg->redis_tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(ctx, cfg->redis_tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, on_verify);
     log_info("redis: TLS to %s:%d (server name %s, CA %s, client certificate %s)", cfg->redis_host,
              cfg->redis_port, server_name(cfg), cfg->redis_tls_ca[0] ? cfg->redis_tls_ca : "system",
              cfg->redis_tls_cert[0] ? "yes" : "no");
@@ -71,7 +84,7 @@ SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
     return ctx;
 }
 
-SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisAsyncContext *c)
+SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisContext *c)
 {
     SSL *ssl = SSL_new(ctx);
     if (!ssl)
@@ -87,28 +100,36 @@ SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisAsyncContext *
                    : X509_VERIFY_PARAM_set1_host(param, name, 0) == 1;
     }
     /* On success hiredis owns the SSL and frees it with the context. */
-    if (!ok || redisInitiateSSL(&c->c, ssl) != REDIS_OK) {
+    if (!ok || redisInitiateSSL(c, ssl) != REDIS_OK) {
         SSL_free(ssl);
         return NULL;
     }
     return ssl;
 }
 
-void redis_tls_why(SSL *ssl, const char *fallback, char *buf, size_t len)
+bool redis_tls_why(SSL *a, SSL *b, char *buf, size_t len)
 {
-    long v = SSL_get_verify_result(ssl);
     unsigned long e = ERR_peek_last_error();
     /* Only the TLS library's: the queue is the thread's, shared with the
      * listener's TLS. */
     const char *reason = e && ERR_GET_LIB(e) == ERR_LIB_SSL ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error(); /* not to be reported again for the next attempt */
+    if (!reason)
+        return false;
+    /* Also set (but not acted upon) with verification off: only said with
+     * an error it caused. */
+    long v = a ? SSL_get_verify_result(a) : X509_V_OK;
+    if (v == X509_V_OK && b)
+        v = SSL_get_verify_result(b);
+    if (v == X509_V_OK)
+        v = last_verify_error;
+    last_verify_error = X509_V_OK;
     if (v != X509_V_OK)
-        snprintf(buf, len, "TLS handshake failed: %s: %s", reason ? reason : "certificate refused",
+        snprintf(buf, len, "TLS handshake refused: %s: %s", reason,
                  X509_verify_cert_error_string(v));
-    else if (reason)
-        snprintf(buf, len, "TLS: %s", reason);
     else
-        snprintf(buf, len, "%s", fallback);
-    ERR_clear_error();
+        snprintf(buf, len, "TLS: %s", reason);
+    return true;
 }
 
 void redis_tls_ctx_free(SSL_CTX *ctx)

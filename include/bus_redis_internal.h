@@ -58,6 +58,9 @@ struct rbus {
      * handshake failed. NULL without TLS. */
     SSL_CTX *tls;
     SSL *cmd_ssl, *sub_ssl;
+    /* The context whose callback is tearing the link down (hiredis frees
+     * it after the callback), for its error; NULL otherwise. */
+    const redisAsyncContext *dying;
     enum link_state state;
     bool cmd_up, broadcast_live;
     unsigned scripts_pending;
@@ -89,10 +92,11 @@ struct rbus {
 SSL_CTX *redis_tls_ctx_new(const struct config *cfg);
 /* Starts TLS on c, just connecting, with the server name checked unless
  * --redis-tls-insecure-skip-verify: the SSL hiredis now owns, or NULL. */
-SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisAsyncContext *c);
-/* Why the connection with ssl failed, from OpenSSL (the certificate check's
- * result and the handshake's error), or fallback when OpenSSL says nothing. */
-void redis_tls_why(SSL *ssl, const char *fallback, char *buf, size_t len);
+SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisContext *c);
+/* Into buf, why a connection failed according to OpenSSL: its error, and
+ * the certificate check's result of a or b (either may be NULL); false
+ * when OpenSSL has no error to tell. Clears the thread's OpenSSL errors. */
+bool redis_tls_why(SSL *a, SSL *b, char *buf, size_t len);
 void redis_tls_ctx_free(SSL_CTX *ctx);
 
 struct request;

@@ -854,8 +854,8 @@ static void test_redis_tls_flags(void)
               ==, CONFIG_OK);
     config_free(&c);
 
-    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-ca", "/nonexistent/ca.pem", NULL),
-              ==, CONFIG_ERROR);
+    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-ca", "/nonexistent/ca.pem", NULL), ==,
+              CONFIG_ERROR);
     CHECK(strstr(err, "--redis-tls-ca") && strstr(err, "/nonexistent/ca.pem"));
     config_free(&c);
     CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-cert", pem, NULL), ==, CONFIG_ERROR);
