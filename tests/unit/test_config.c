@@ -693,12 +693,11 @@ static void test_redis_url(void)
     CHECK(redis_url("rediss://cache:6380", "cache", 6380) && url_cfg.redis_tls);
     CHECK(redis_url("rediss://u:p%40w@cache/3", "cache", 6379) && url_cfg.redis_tls &&
           url_cfg.redis_db == 3 && strcmp(url_cfg.redis_password, "p@w") == 0);
-    CHECK(bad_redis_url("redisss://cache:6379", "not redis[s]://"));
-    CHECK(bad_redis_url("REDISS://cache:6379", "not redis[s]://"));
-    CHECK(bad_redis_url("rediss:/cache", "not redis[s]://"));
-    CHECK(bad_redis_url("http://cache:6379", "not redis[s]://"));
-    CHECK(bad_redis_url("cache:6379", "not redis[s]://"));
-    CHECK(bad_redis_url("", "not redis[s]://"));
+    static const char *const bad_schemes[] = {"redisss://cache:6379", "REDISS://cache:6379",
+                                              "rediss:/cache",        "http://cache:6379",
+                                              "cache:6379",           ""};
+    for (size_t i = 0; i < sizeof(bad_schemes) / sizeof(bad_schemes[0]); i++)
+        CHECK(bad_redis_url(bad_schemes[i], "not redis[s]://"));
     CHECK(bad_redis_url("redis://bad host:1", "host"));
     /* Host names of 295 to 299 bytes without a port are too long for the
      * host buffer and must be refused without writing out of bounds (the
