@@ -1,7 +1,8 @@
 /* The Redis bus's TLS (rediss://). hiredis 1.2.0's own context sets SNI but
  * never checks the server's name against its certificate, so the gateway
  * builds the SSL_CTX itself and gives hiredis an SSL per connection with
- * the name check set (SSL_set1_host). */
+ * the name check set (X509_VERIFY_PARAM_set1_host, or _set1_ip_asc for an
+ * address). */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
