@@ -82,8 +82,11 @@ static void check_ready(struct rbus *rb)
     rb->attempt = 0;
     char login[320];
     describe_login(rb->base.cfg, login, sizeof(login));
-    log_info("redis: connected to %s:%d%s, resubscribing %zu rooms", rb->base.cfg->redis_host,
-             rb->base.cfg->redis_port, login, rb->channels.count);
+    log_info("redis: connected to %s:%d%s%s, resubscribing %zu rooms", rb->base.cfg->redis_host,
+             rb->base.cfg->redis_port, rb->tls ? " over TLS" : "", login, rb->channels.count);
+    if (rb->tls && rb->base.cfg->redis_tls_insecure)
+        log_warn("redis: connected WITHOUT verifying the server's certificate "
+                 "(--redis-tls-insecure-skip-verify)");
     /* Presence is registered when the answer says so (count_done). */
     send_count(rb, rb->local_clients, "connect", false);
     channels_link_up(rb);
@@ -117,6 +120,15 @@ static const char *hint(const char *why)
     if (strstr(why, "NOPERM"))
         return "; the ACL user lacks a right the gateway needs (README: Redis with a password or "
                "an ACL user)";
+    if (strstr(why, "certificate verify failed"))
+        return "; check --redis-tls-ca (the CA that signed Redis's certificate) and that the "
+               "certificate holds the server name (--redis-tls-server-name, default the host "
+               "of --redis)";
+    if (strstr(why, "alert certificate required") || strstr(why, "handshake failure") ||
+        strstr(why, "closed during set-up"))
+        return "; Redis may want a client certificate: give --redis-tls-cert and --redis-tls-key";
+    if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
+        return "; is this port TLS? rediss:// needs Redis's --tls-port";
     if (strstr(why, "DB index"))
         return "; the database number of --redis is more than Redis's 'databases' setting allows";
     return "";
@@ -215,6 +227,7 @@ static void on_connect(const redisAsyncContext *c, int status)
             rb->cmd = NULL;
         else
             rb->sub = NULL;
+        rb->dying = c;
         teardown(rb, c->errstr);
         return;
     }
@@ -229,6 +242,7 @@ static void on_disconnect(const redisAsyncContext *c, int status)
         return; /* we freed it ourselves */
     /* hiredis frees this context after the callback. */
     bool was_sub = c == rb->sub;
+    /* Its SSL stays known until teardown, which asks it why. */
     if (was_sub)
         rb->sub = NULL;
     else
@@ -236,6 +250,7 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     char why[200];
     snprintf(why, sizeof(why), "%s connection closed%s%s", was_sub ? "subscriber" : "command",
              status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : c->errstr);
+    rb->dying = c;
     /* Redis also closes a subscriber that passes its pub/sub output buffer
      * limit; it logs 'client-output-buffer-limit' when it does. */
     if (was_sub && rb->cmd_up)
@@ -257,10 +272,11 @@ static void schedule_reconnect(struct rbus *rb)
     evtimer_add(rb->reconnect_timer, &tv);
 }
 
-static void free_ctx(redisAsyncContext **pc)
+static void free_ctx(redisAsyncContext **pc, SSL **pssl)
 {
     redisAsyncContext *c = *pc;
     *pc = NULL;
+    *pssl = NULL; /* freed with the context */
     if (c) {
         c->data = NULL;
         redisAsyncFree(c); /* fails what is in flight on it */
@@ -280,6 +296,29 @@ static void finish_close(struct rbus *rb)
 static void teardown(struct rbus *rb, const char *why)
 {
     bool was_ready = rb->state == LINK_READY;
+    /* A refused TLS handshake shows to hiredis as a failed read or write
+     * (errno's text), and to the gateway often first as a failed command
+     * ("could not load scripts"): OpenSSL knows the real reason. The SSLs
+     * are alive until the contexts are freed below. */
+    char tls_why[300];
+    const redisAsyncContext *broken = rb->dying                 ? rb->dying
+                                      : rb->cmd && rb->cmd->err ? rb->cmd
+                                      : rb->sub && rb->sub->err ? rb->sub
+                                                                : NULL;
+    rb->dying = NULL;
+    if (rb->tls && !rb->closing) {
+        if (redis_tls_why(rb->cmd_ssl, rb->sub_ssl, tls_why, sizeof(tls_why)))
+            why = tls_why;
+        else if (rb->state == LINK_CONNECTING && broken &&
+                 (broken->err == REDIS_ERR_IO || broken->err == REDIS_ERR_EOF) &&
+                 !strstr(broken->errstr, "refused")) { /* not TCP's "Connection refused" */
+            /* Under TLS 1.3 a server refusing the client's certificate may
+             * close before its alert is read: the write fails first. */
+            snprintf(tls_why, sizeof(tls_why), "TLS connection closed during set-up (%s)",
+                     broken->errstr);
+            why = tls_why;
+        }
+    }
     if (rb->closing)
         ; /* leaving on purpose */
     else if (was_ready)
@@ -292,8 +331,8 @@ static void teardown(struct rbus *rb, const char *why)
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->broadcast_live = false;
     rb->heartbeats_unanswered = rb->replies_since_beat = 0;
-    free_ctx(&rb->cmd);
-    free_ctx(&rb->sub);
+    free_ctx(&rb->cmd, &rb->cmd_ssl);
+    free_ctx(&rb->sub, &rb->sub_ssl);
     /* The subscriptions died with the connection. */
     channels_link_down(rb);
     if (rb->closing) {
@@ -306,13 +345,22 @@ static void teardown(struct rbus *rb, const char *why)
         schedule_reconnect(rb);
 }
 
-static redisAsyncContext *connect_one(struct rbus *rb)
+/* A new connection, or NULL with why (whylen bytes) saying why not. */
+static redisAsyncContext *connect_one(struct rbus *rb, SSL **ssl, char *why, size_t whylen)
 {
     redisAsyncContext *c = redisAsyncConnect(rb->base.cfg->redis_host, rb->base.cfg->redis_port);
-    if (!c)
+    if (!c) {
+        snprintf(why, whylen, "could not create a connection: out of memory");
         return NULL;
+    }
     if (c->err) {
-        log_warn("redis: %s", c->errstr);
+        snprintf(why, whylen, "%s", c->errstr);
+        redisAsyncFree(c);
+        return NULL;
+    }
+    /* TLS before anything is written, so that AUTH goes encrypted. */
+    if (rb->tls && !(*ssl = redis_tls_start(rb->tls, rb->base.cfg, &c->c))) {
+        snprintf(why, whylen, "cannot start TLS: %s", c->c.err ? c->c.errstr : "out of memory");
         redisAsyncFree(c);
         return NULL;
     }
@@ -325,11 +373,13 @@ static redisAsyncContext *connect_one(struct rbus *rb)
 
 static void start_connect(struct rbus *rb)
 {
+    char why[300] = "";
     rb->state = LINK_CONNECTING;
-    rb->cmd = connect_one(rb);
-    rb->sub = connect_one(rb);
+    rb->cmd = connect_one(rb, &rb->cmd_ssl, why, sizeof(why));
+    if (rb->cmd)
+        rb->sub = connect_one(rb, &rb->sub_ssl, why, sizeof(why));
     if (!rb->cmd || !rb->sub) {
-        teardown(rb, "could not create a connection");
+        teardown(rb, why); /* one line for the attempt */
         return;
     }
     struct timeval tv = {HEARTBEAT_MS / 1000, 0};
@@ -395,8 +445,8 @@ static void redis_free(struct bus *b)
     struct rbus *rb = (struct rbus *)b;
     rb->closing = true;
     rb->close_done = NULL;
-    free_ctx(&rb->cmd);
-    free_ctx(&rb->sub);
+    free_ctx(&rb->cmd, &rb->cmd_ssl);
+    free_ctx(&rb->sub, &rb->sub_ssl);
     event_free(rb->reconnect_timer);
     event_free(rb->heartbeat_timer);
     event_free(rb->close_timer);
@@ -404,6 +454,7 @@ static void redis_free(struct bus *b)
         event_free(rb->count_retry);
     channels_free(rb);
     presence_free(&rb->presence);
+    redis_tls_ctx_free(rb->tls);
     bus_base_free(b);
     free(rb);
 }
@@ -443,7 +494,8 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     rb->heartbeat_timer = event_new(base, -1, EV_PERSIST, heartbeat, rb);
     rb->close_timer = evtimer_new(base, close_timeout, rb);
     rb->count_retry = evtimer_new(base, redis_count_retry, rb);
-    if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry) {
+    if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry ||
+        (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg)))) {
         redis_free(&rb->base);
         return NULL;
     }

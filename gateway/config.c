@@ -25,8 +25,8 @@ const struct config_option config_options[] = {
     {"listen", "GATEWAY_LISTEN", CONFIG_LISTEN, FIELD(listen_host), "0.0.0.0:8080", NONE,
      "HOST:PORT to serve HTTP and WebSocket on"},
     {"redis", "GATEWAY_REDIS", CONFIG_REDIS, FIELD(redis_host), NULL, NONE,
-     "redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], USER and PASSWORD percent-encoded; absent: "
-     "single node with an in-process bus"},
+     "redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], USER and PASSWORD percent-encoded, "
+     "rediss:// for TLS; absent: single node with an in-process bus"},
     /* A file, or GATEWAY_REDIS_PASSWORD, keeps the secret out of the
      * process list, where a URL with a password shows. Two sources would
      * leave the reader guessing which one is used: that is an error. */
@@ -34,6 +34,24 @@ const struct config_option config_options[] = {
      FIELD(redis_password_file), NULL, NONE,
      "file holding the Redis password (a trailing newline is dropped); the password comes from "
      "one of the URL, this file or " CONFIG_REDIS_PASSWORD_ENV},
+    /* The TLS files are checked for readability at start-up, so that a
+     * typo is an exit 2 rather than a reconnect loop. */
+    {"redis-tls-ca", "GATEWAY_REDIS_TLS_CA", CONFIG_STRING, FIELD(redis_tls_ca), NULL, NONE,
+     "PEM file of the CAs that sign Redis's certificate (rediss:// only; default: the system's "
+     "CA store)"},
+    {"redis-tls-cert", "GATEWAY_REDIS_TLS_CERT", CONFIG_STRING, FIELD(redis_tls_cert), NULL, NONE,
+     "PEM client certificate for Redis's mutual TLS (with --redis-tls-key)"},
+    {"redis-tls-key", "GATEWAY_REDIS_TLS_KEY", CONFIG_STRING, FIELD(redis_tls_key), NULL, NONE,
+     "PEM private key of --redis-tls-cert"},
+    {"redis-tls-server-name", "GATEWAY_REDIS_TLS_SERVER_NAME", CONFIG_STRING,
+     FIELD(redis_tls_server_name), NULL, NONE,
+     "name Redis's certificate must hold, also sent as SNI (default: the host of --redis)"},
+    /* Off by default and logged as a warning at start and on every connect:
+     * without the check anyone on the path can read and forge the traffic. */
+    {"redis-tls-insecure-skip-verify", "GATEWAY_REDIS_TLS_INSECURE_SKIP_VERIFY", CONFIG_BOOL,
+     FIELD(redis_tls_insecure), "off", NONE,
+     "on or off: do not verify Redis's certificate or name (testing only: anyone on the path "
+     "can read and change the traffic)"},
     {"redis-prefix", "GATEWAY_REDIS_PREFIX", CONFIG_STRING, FIELD(redis_prefix), "chat:", NONE,
      "prefix of Redis keys and channels"},
     {"id", "GATEWAY_ID", CONFIG_ID, FIELD(id), NULL, NONE,
@@ -170,6 +188,7 @@ static void forget_redis_login(struct config *c)
     c->redis_user[0] = '\0';
     c->redis_password_from = CONFIG_SECRET_NONE;
     c->redis_db = 0;
+    c->redis_tls = false;
 }
 
 /* USER or PASSWORD of a Redis URL. */
@@ -278,13 +297,17 @@ static bool parse_hostpart(const char *s, struct config *c, const char **why)
 
 bool config_parse_redis_url(const char *s, struct config *c, const char **why)
 {
-    static const char scheme[] = "redis://";
+    static const char plain[] = "redis://", tls[] = "rediss://";
     forget_redis_login(c);
-    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0) {
-        *why = "not redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]";
+    if (strncmp(s, plain, sizeof(plain) - 1) == 0)
+        s += sizeof(plain) - 1;
+    else if (strncmp(s, tls, sizeof(tls) - 1) == 0) {
+        s += sizeof(tls) - 1;
+        c->redis_tls = true;
+    } else {
+        *why = "not redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB]";
         return false;
     }
-    s += sizeof(scheme) - 1;
     /* The credentials end at the last '@', as Python's urllib reads them: a
      * password with an '@' or a '/' that was not encoded still works (a
      * database number holds neither). */
@@ -522,6 +545,42 @@ static void value_error(char *err, size_t errlen, const char *name, const struct
 
 /* Rules between settings, checked once every source was read. Returns
  * false with err set when one is broken. */
+/* The --redis-tls-* flags: only with rediss://, certificate and key
+ * together, every file readable. */
+static bool check_redis_tls(const struct config *c, char *err, size_t errlen)
+{
+    const struct {
+        const char *flag;
+        const char *value;
+    } files[] = {{"redis-tls-ca", c->redis_tls_ca},
+                 {"redis-tls-cert", c->redis_tls_cert},
+                 {"redis-tls-key", c->redis_tls_key},
+                 {"redis-tls-server-name", c->redis_tls_server_name},
+                 {"redis-tls-insecure-skip-verify", c->redis_tls_insecure ? "on" : ""}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        /* A TLS setting on a plain connection would be silently ignored:
+         * the operator believes the traffic is protected when it is not. */
+        if (files[i].value[0] && !(c->redis_enabled && c->redis_tls)) {
+            snprintf(err, errlen, "invalid value for --%s: TLS settings need --redis rediss://...",
+                     files[i].flag);
+            return false;
+        }
+        /* The server name is not a file. */
+        if (i < 3 && files[i].value[0] && access(files[i].value, R_OK) != 0) {
+            snprintf(err, errlen, "invalid value for --%s: cannot read %s: %s", files[i].flag,
+                     files[i].value, strerror(errno));
+            return false;
+        }
+    }
+    if (!c->redis_tls_cert[0] != !c->redis_tls_key[0]) {
+        snprintf(err, errlen,
+                 "invalid value for --%s: --redis-tls-cert and --redis-tls-key go together",
+                 c->redis_tls_cert[0] ? "redis-tls-key" : "redis-tls-cert");
+        return false;
+    }
+    return true;
+}
+
 static bool check_together(const struct config *c, char *err, size_t errlen)
 {
     char v[32], other[32];
@@ -565,7 +624,7 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
                  strcmp(unreadable, "tls-cert") == 0 ? c->tls_cert : c->tls_key);
         return false;
     }
-    return true;
+    return check_redis_tls(c, err, errlen);
 }
 
 /* The contents of --redis-password-file into c->redis_password. */

@@ -32,6 +32,8 @@
 #error "hiredis 0.x headers found first: use deploy/build-hiredis.sh's prefix"
 #endif
 
+#include <openssl/ssl.h>
+
 #include "bus.h"
 #include "presence.h"
 #include "strmap.h"
@@ -51,6 +53,14 @@ enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 struct rbus {
     struct bus base;
     redisAsyncContext *cmd, *sub;
+    /* rediss://: the context every connection's SSL comes from, and each
+     * connection's SSL (owned by its hiredis context) to say why a
+     * handshake failed. NULL without TLS. */
+    SSL_CTX *tls;
+    SSL *cmd_ssl, *sub_ssl;
+    /* The context whose callback is tearing the link down (hiredis frees
+     * it after the callback), for its error; NULL otherwise. */
+    const redisAsyncContext *dying;
     enum link_state state;
     bool cmd_up, broadcast_live;
     unsigned scripts_pending;
@@ -74,6 +84,20 @@ struct rbus {
     char broadcast[KEY_MAX];
     size_t broadcast_len;
 };
+
+/* ---- TLS (bus_redis_tls.c) ---- */
+
+/* The context for cfg's rediss:// settings (logs the mode once); NULL after
+ * logging why it cannot be made. */
+SSL_CTX *redis_tls_ctx_new(const struct config *cfg);
+/* Starts TLS on c, just connecting, with the server name checked unless
+ * --redis-tls-insecure-skip-verify: the SSL hiredis now owns, or NULL. */
+SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisContext *c);
+/* Into buf, why a connection failed according to OpenSSL: its error, and
+ * the certificate check's result of a or b (either may be NULL); false
+ * when OpenSSL has no error to tell. Clears the thread's OpenSSL errors. */
+bool redis_tls_why(SSL *a, SSL *b, char *buf, size_t len);
+void redis_tls_ctx_free(SSL_CTX *ctx);
 
 struct request;
 /* A script's answer: reply is NULL when the call failed (error logged). */

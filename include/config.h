@@ -39,6 +39,14 @@ struct config {
     enum config_secret_from redis_password_from;
     char redis_password_file[1024];
     unsigned redis_db; /* SELECTed on the command connection when not 0 */
+    /* rediss://: TLS to Redis. The server name is checked against the
+     * certificate unless redis_tls_insecure; "" takes the URL's host. */
+    bool redis_tls;
+    char redis_tls_ca[1024]; /* "": the system's CA store */
+    char redis_tls_cert[1024];
+    char redis_tls_key[1024];
+    char redis_tls_server_name[256];
+    bool redis_tls_insecure;
     char redis_prefix[64];
     char id[GATEWAY_ID_MAX + 1];
     char client_dir[1024];
@@ -121,10 +129,10 @@ void config_free(struct config *c);
 
 /* Value parsers, shared with the tests. Each returns false on a bad value. */
 bool config_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
-/* redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], with USER and PASSWORD
- * percent-decoded, into c's redis_host, redis_port, redis_user,
- * redis_password (redis_password_from set to CONFIG_SECRET_URL when the URL
- * has one) and redis_db. On false, *why says what is wrong, without the
+/* redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], with USER and PASSWORD
+ * percent-decoded, into c's redis_tls (rediss://), redis_host, redis_port,
+ * redis_user, redis_password (redis_password_from set to CONFIG_SECRET_URL
+ * when the URL has one) and redis_db. On false, *why says what is wrong, without the
  * password. */
 bool config_parse_redis_url(const char *s, struct config *c, const char **why);
 /* The Redis URL s as errors may show it: any USER:PASSWORD@ part replaced

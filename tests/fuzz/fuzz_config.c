@@ -153,8 +153,11 @@ static void check_redis_url(const char *s)
     if (ok && (c->redis_password[0] != '\0') != (c->redis_password_from == CONFIG_SECRET_URL))
         fail("a Redis URL's password and its source disagree", s);
     /* The credentials, before the last '@', hold only complete escapes. */
+    if (ok && c->redis_tls != (strncmp(s, "rediss://", 9) == 0))
+        fail("a Redis URL whose TLS setting disagrees with its scheme", s);
+    size_t scheme = c->redis_tls ? 9 : 8;
     const char *at = strrchr(s, '@');
-    if (ok && at && !ref_escapes_ok(s + 8, (size_t)(at - s - 8)))
+    if (ok && at && !ref_escapes_ok(s + scheme, (size_t)(at - s) - scheme))
         fail("a Redis URL accepted with a bad escape in its credentials", s);
     free(c);
 }
@@ -180,7 +183,9 @@ static const char *config_violation(const struct config *c)
     if (!TERMINATED(c, listen_host) || !TERMINATED(c, redis_host) || !TERMINATED(c, redis_prefix) ||
         !TERMINATED(c, redis_user) || !TERMINATED(c, redis_password) ||
         !TERMINATED(c, redis_password_file) || !TERMINATED(c, id) || !TERMINATED(c, client_dir) ||
-        !TERMINATED(c, jwt_secret) || !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key))
+        !TERMINATED(c, jwt_secret) || !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key) ||
+        !TERMINATED(c, redis_tls_ca) || !TERMINATED(c, redis_tls_cert) ||
+        !TERMINATED(c, redis_tls_key) || !TERMINATED(c, redis_tls_server_name))
         return "a string setting without its NUL";
     if (!proto_valid_name(c->id, strlen(c->id), GATEWAY_ID_MAX))
         return "a gateway id that is not 1 to 64 bytes without control characters";

@@ -689,10 +689,15 @@ static void test_redis_url(void)
     CHECK(bad_redis_url("redis://cache:99999", "port"));
     CHECK(bad_redis_url("redis://cache:", "port"));
     CHECK(bad_redis_url("redis://cache:x", "port"));
-    CHECK(bad_redis_url("rediss://cache:6379", "not redis://"));
-    CHECK(bad_redis_url("http://cache:6379", "not redis://"));
-    CHECK(bad_redis_url("cache:6379", "not redis://"));
-    CHECK(bad_redis_url("", "not redis://"));
+    CHECK(!url_cfg.redis_tls);
+    CHECK(redis_url("rediss://cache:6380", "cache", 6380) && url_cfg.redis_tls);
+    CHECK(redis_url("rediss://u:p%40w@cache/3", "cache", 6379) && url_cfg.redis_tls &&
+          url_cfg.redis_db == 3 && strcmp(url_cfg.redis_password, "p@w") == 0);
+    static const char *const bad_schemes[] = {"redisss://cache:6379", "REDISS://cache:6379",
+                                              "rediss:/cache",        "http://cache:6379",
+                                              "cache:6379",           ""};
+    for (size_t i = 0; i < sizeof(bad_schemes) / sizeof(bad_schemes[0]); i++)
+        CHECK(bad_redis_url(bad_schemes[i], "not redis[s]://"));
     CHECK(bad_redis_url("redis://bad host:1", "host"));
     /* Host names of 295 to 299 bytes without a port are too long for the
      * host buffer and must be refused without writing out of bounds (the
@@ -801,6 +806,71 @@ static void write_file(const char *path, const char *text, size_t len)
 /* The password from one of the URL, GATEWAY_REDIS_PASSWORD and
  * --redis-password-file; two are an error naming the flag, and no error
  * shows the password. */
+/* rediss:// and the --redis-tls-* flags: only together, files readable,
+ * certificate and key both or neither; exit 2 names the flag. */
+static void test_redis_tls_flags(void)
+{
+    clear_env();
+    unsetenv(CONFIG_REDIS_PASSWORD_ENV);
+    struct config c;
+    char pem[64];
+    snprintf(pem, sizeof(pem), "/tmp/test_config_pem.%d", (int)getpid());
+    write_file(pem, "x\n", 2);
+
+    CHECK_INT(parse(&c, "--redis", "rediss://h:7000", NULL), ==, CONFIG_OK);
+    CHECK(c.redis_tls && !c.redis_tls_ca[0] && !c.redis_tls_insecure);
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-ca", pem, "--redis-tls-cert", pem,
+                    "--redis-tls-key", pem, "--redis-tls-server-name", "redis.example",
+                    "--redis-tls-insecure-skip-verify", "on", NULL),
+              ==, CONFIG_OK);
+    CHECK(c.redis_tls && c.redis_tls_insecure);
+    CHECK_STR(c.redis_tls_ca, pem);
+    CHECK_STR(c.redis_tls_server_name, "redis.example");
+    config_free(&c);
+    /* The twin works as the flag. */
+    setenv("GATEWAY_REDIS_TLS_CA", pem, 1);
+    CHECK_INT(parse(&c, "--redis", "rediss://h", NULL), ==, CONFIG_OK);
+    CHECK_STR(c.redis_tls_ca, pem);
+    config_free(&c);
+    unsetenv("GATEWAY_REDIS_TLS_CA");
+
+    /* Each TLS flag on a plain URL, or with no Redis at all, is an error. */
+    const char *flags[][2] = {{"--redis-tls-ca", pem},
+                              {"--redis-tls-cert", pem},
+                              {"--redis-tls-key", pem},
+                              {"--redis-tls-server-name", "x"},
+                              {"--redis-tls-insecure-skip-verify", "on"}};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        CHECK_INT(parse(&c, "--redis", "redis://h", flags[i][0], flags[i][1], NULL), ==,
+                  CONFIG_ERROR);
+        CHECK(strstr(err, flags[i][0]) && strstr(err, "rediss://"));
+        config_free(&c);
+        CHECK_INT(parse(&c, flags[i][0], flags[i][1], NULL), ==, CONFIG_ERROR);
+        config_free(&c);
+    }
+    CHECK_INT(parse(&c, "--redis", "redis://h", "--redis-tls-insecure-skip-verify", "off", NULL),
+              ==, CONFIG_OK);
+    config_free(&c);
+
+    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-ca", "/nonexistent/ca.pem", NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-tls-ca") && strstr(err, "/nonexistent/ca.pem"));
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-cert", pem, NULL), ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-tls-cert") && strstr(err, "go together"));
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-key", pem, NULL), ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-tls-key"));
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-tls-cert", pem, "--redis-tls-key",
+                    "/nonexistent/key.pem", NULL),
+              ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-tls-key") && strstr(err, "cannot read"));
+    config_free(&c);
+    unlink(pem);
+}
+
 static void test_redis_password_sources(void)
 {
     clear_env();
@@ -925,5 +995,6 @@ int main(int argc, char **argv)
     RUN(test_redis_url_credentials);
     RUN(test_redact_url);
     RUN(test_redis_password_sources);
+    RUN(test_redis_tls_flags);
     return CHECK_DONE("test_config");
 }
