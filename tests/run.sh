@@ -114,6 +114,12 @@ run_pass() {
     suite "autobahn" "^[0-9]+ passed, [0-9]+ failed$" \
       env GATEWAY_BIN="$root/$dir/gateway" AUTOBAHN_REPORT_DIR="$root/$dir/autobahn-report" \
       timeout --kill-after=30 1500 tests/conformance/autobahn.sh
+    # The same against the gateway's default flags (limits as users run
+    # them; category 9, which the defaults refuse by design, left out).
+    suite "autobahn (default flags)" "^[0-9]+ passed, [0-9]+ failed$" \
+      env GATEWAY_BIN="$root/$dir/gateway" AUTOBAHN_DEFAULT_FLAGS=1 \
+      AUTOBAHN_REPORT_DIR="$root/$dir/autobahn-report-defaults" \
+      timeout --kill-after=30 600 tests/conformance/autobahn.sh
   fi
 }
 
