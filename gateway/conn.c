@@ -202,6 +202,16 @@ static void stage_queued(struct conn_out *o, struct conn *c)
     frame_unref(batch);
 }
 
+/* Queues f behind what waits; out of memory, the connection fails. */
+static int queue_frame(struct conn_out *o, struct conn *c, struct frame *f, bool binary)
+{
+    if (sendq_push(&c->q, f, binary) == 0)
+        return 0;
+    log_error("connection fd %d: out of memory queuing a frame", lws_get_socket_fd(c->wsi));
+    o->failed(c, "out of memory");
+    return -1;
+}
+
 /* Writes a pending connection's frames (w->first alone, or its queue), or
  * leaves them to the writable callback where lws holds bytes back or a
  * ping or pong must go first. */
@@ -233,8 +243,7 @@ static void flush_conn(struct conn_out *o, const struct pending_write *w)
             sendq_shrink(&c->q);
             return;
         }
-    } else if (w->first && sendq_push(&c->q, w->first, w->binary) < 0) {
-        o->failed(c, "out of memory");
+    } else if (w->first && queue_frame(o, c, w->first, w->binary) < 0) {
         return;
     }
     conn_release_handshake(c);
@@ -311,15 +320,6 @@ void conn_open(struct conn_out *o, struct conn *c, struct lws *wsi)
     c->corked = true;
     if (o->tx)
         txring_attach(o->tx, lws_get_socket_fd(wsi));
-}
-
-static int queue_frame(struct conn_out *o, struct conn *c, struct frame *f, bool binary)
-{
-    if (sendq_push(&c->q, f, binary) == 0)
-        return 0;
-    log_error("connection fd %d: out of memory queuing a frame", lws_get_socket_fd(c->wsi));
-    o->failed(c, "out of memory");
-    return -1;
 }
 
 void conn_send(struct conn_out *o, struct conn *c, struct frame *f, bool binary)
