@@ -3,8 +3,8 @@
 # from Debian trixie's source package, into a cache outside the source tree.
 # Bookworm's hiredis is 0.14.1 (2018): no TLS, no RESP3 push, and its async
 # pub/sub aborts on sharded messages. A second run with the cache present
-# does nothing. The patches in deploy/hiredis-patches/ (none yet) are
-# applied; the cache is keyed by their checksum and this script's, so
+# does nothing. The patches in deploy/hiredis-patches/ (sharded pub/sub in
+# the async API) are applied; the cache is keyed by their checksum and this script's, so
 # changing a patch or a flag rebuilds.
 # Usage: deploy/build-hiredis.sh [PREFIX]   (default /var/cache/hiredis-1.2.0-<sum>)
 # Prints the install prefix on stdout.
