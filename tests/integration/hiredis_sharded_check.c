@@ -8,7 +8,14 @@
  * aborts on the first smessage.
  *
  * Usage: hiredis_sharded_check PORT [3]   (3: RESP3, messages as pushes)
- * Prints "ok" and exits 0, or says what went wrong and exits 1. */
+ * Prints "ok" and exits 0, or says what went wrong and exits 1.
+ *
+ *        hiredis_sharded_check PORT hold CHANNEL
+ * subscribes the shard channel CHANNEL alone, prints "subscribed" and waits
+ * (up to a minute) for Redis to end the subscription by itself, as a
+ * cluster node does when the channel's slot leaves it: prints "ok" after
+ * that sunsubscribe, and a smessage that came before it is printed as
+ * "smessage PAYLOAD". */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +27,7 @@
 #include <hiredis/hiredis.h>
 
 #define TIMEOUT_S 5
+#define HOLD_TIMEOUT_S 60
 
 /* What the subscriber has seen so far; the steps below advance on it. */
 static struct {
@@ -107,6 +115,26 @@ static void on_sharded(redisAsyncContext *c, void *reply, void *privdata)
     }
 }
 
+/* hold: the server's sunsubscribe ends the run. */
+static void on_held(redisAsyncContext *c, void *reply, void *privdata)
+{
+    (void)c, (void)privdata;
+    const redisReply *r = reply;
+    if (!pubsub_reply(r))
+        return;
+    if (is(r, 0, "ssubscribe")) {
+        printf("subscribed\n");
+    } else if (is(r, 0, "smessage") && r->element[2]->type == REDIS_REPLY_STRING) {
+        printf("smessage %s\n", r->element[2]->str);
+    } else if (is(r, 0, "sunsubscribe")) {
+        t.shard_gone = true;
+        event_base_loopbreak(t.base);
+    } else {
+        fail("unexpected reply on the held shard channel");
+    }
+    fflush(stdout);
+}
+
 static void on_hello(redisAsyncContext *c, void *reply, void *privdata)
 {
     (void)privdata;
@@ -157,20 +185,23 @@ int main(int argc, char **argv)
     }
     int port = atoi(argv[1]);
     bool resp3 = argc > 2 && strcmp(argv[2], "3") == 0;
+    bool hold = argc > 3 && strcmp(argv[2], "hold") == 0;
     t.base = event_base_new();
     t.sub = open_one(port);
     t.pub = open_one(port);
-    if (resp3) {
+    if (hold) {
+        redisAsyncCommand(t.sub, on_held, NULL, "SSUBSCRIBE %s", argv[3]);
+    } else if (resp3) {
         redisAsyncCommand(t.sub, on_hello, NULL, "HELLO 3");
     } else {
         redisAsyncCommand(t.sub, on_plain, NULL, "SUBSCRIBE x");
         redisAsyncCommand(t.sub, on_sharded, NULL, "SSUBSCRIBE x");
     }
     struct event *timer = evtimer_new(t.base, timeout, NULL);
-    struct timeval tv = {TIMEOUT_S, 0};
+    struct timeval tv = {hold ? HOLD_TIMEOUT_S : TIMEOUT_S, 0};
     evtimer_add(timer, &tv);
     event_base_dispatch(t.base);
-    if (!t.failure && !(t.plain == 1 && t.sharded == 1 && t.shard_gone))
+    if (!t.failure && (!t.shard_gone || (!hold && !(t.plain == 1 && t.sharded == 1))))
         t.failure = "the loop ended early";
     /* Freeing runs the callbacks with NULL replies: they ignore them. */
     t.finished = true;

@@ -1,0 +1,100 @@
+"""A private Redis Cluster for tests: 3 primaries and 3 replicas of the
+machine's redis-server on free loopback ports, each in its own directory,
+joined with `redis-cli --cluster create ... --cluster-replicas 1`."""
+
+import shutil
+import subprocess
+
+from netutil import free_port, wait_until
+from redis_proc import RedisServer
+
+CLUSTER_FLAGS = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
+                 # A replica takes over whatever its data's age: the tests
+                 # kill primaries under traffic on purpose.
+                 "--cluster-replica-validity-factor", "0"]
+
+
+class RedisCluster:
+    def __init__(self, workdir, primaries=3, replicas=1):
+        self.workdir = workdir
+        self.count = primaries * (1 + replicas)
+        self.replicas = replicas
+        self.nodes = []
+        self.cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+    def start(self, timeout=30.0):
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout):
+        for i in range(self.count):
+            # The nodes file is per directory: each node has its own. The
+            # bus port is chosen too: the default (port + 10000) may be
+            # past 65535 or taken.
+            node = RedisServer(self.workdir / f"node{i}",
+                               extra=[*CLUSTER_FLAGS, "--cluster-port", free_port()])
+            self.nodes.append(node.start())
+        addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        run = subprocess.run([self.cli, "--cluster", "create", *addrs,
+                              "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                             capture_output=True, text=True, timeout=timeout)
+        if run.returncode != 0:
+            raise AssertionError(f"redis-cli --cluster create failed:\n{run.stdout}{run.stderr}")
+        wait_until(self._settled, timeout, interval=0.2, what="cluster state ok on every node")
+        return self
+
+    def _settled(self):
+        """Every node says ok and knows every other node."""
+        for n in self.nodes:
+            info = n.command("CLUSTER", "INFO")
+            if "cluster_state:ok" not in info or \
+                    f"cluster_known_nodes:{self.count}" not in info:
+                return False
+        return True
+
+    def primaries(self):
+        """The running nodes that are primaries now, as RedisServer."""
+        return [n for n in self.nodes if n.running() and
+                n.command("ROLE")[0] == "master"]
+
+    @property
+    def seeds(self):
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def owner_of(self, key):
+        """The primary that serves key's slot now, as RedisServer."""
+        return self.owner_of_slot(self.nodes[0].command("CLUSTER", "KEYSLOT", key))
+
+    def owner_of_slot(self, slot, asked=None):
+        """The primary that serves slot according to asked (default: a primary)."""
+        asked = asked or self.primaries()[0]
+        for first, last, primary, *_ in asked.command("CLUSTER", "SLOTS"):
+            if first <= slot <= last:
+                return next(n for n in self.nodes if n.port == primary[1])
+        raise AssertionError(f"no primary serves slot {slot}")
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop(timeout=5)
+
+    def log_tails(self):
+        return "\n".join(f"----- redis-server (cluster node, port {n.port}) log tail:\n"
+                         f"{n.log_tail(30)}" for n in self.nodes)
+
+
+def move_slot(cluster, slot, src, dst):
+    """Moves an empty slot from primary src to primary dst the way
+    `redis-cli --cluster reshard` does, step by step."""
+    src_id, dst_id = src.command("CLUSTER", "MYID"), dst.command("CLUSTER", "MYID")
+    dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+    if keys:
+        src.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+    dst.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    src.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    wait_until(lambda: all(cluster.owner_of_slot(slot, n) is dst for n in cluster.primaries()),
+               10, interval=0.1, what=f"every primary to see slot {slot} on {dst.port}")
