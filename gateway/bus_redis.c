@@ -76,14 +76,16 @@ static void describe_login(const struct config *cfg, char *buf, size_t len)
 
 static void check_ready(struct rbus *rb)
 {
-    if (rb->state != LINK_CONNECTING || !rb->cmd_up || !rb->broadcast_live || rb->scripts_pending)
+    if (rb->state != LINK_CONNECTING || !rb->cmd_up || !rb->broadcast_live || rb->scripts_pending ||
+        (rb->cluster && !cluster_ready(rb)))
         return;
     rb->state = LINK_READY;
     rb->attempt = 0;
     char login[320];
     describe_login(rb->base.cfg, login, sizeof(login));
-    log_info("redis: connected to %s:%d%s%s, resubscribing %zu rooms", rb->base.cfg->redis_host,
-             rb->base.cfg->redis_port, rb->tls ? " over TLS" : "", login, rb->channels.count);
+    log_info("redis: connected to %s%s:%d%s%s, resubscribing %zu rooms",
+             rb->cluster ? "Redis Cluster through " : "", rb->cmd->c.tcp.host, rb->cmd->c.tcp.port,
+             rb->tls ? " over TLS" : "", login, rb->channels.count);
     if (rb->tls && rb->base.cfg->redis_tls_insecure)
         log_warn("redis: connected WITHOUT verifying the server's certificate "
                  "(--redis-tls-insecure-skip-verify)");
@@ -135,13 +137,17 @@ static const char *hint(const char *why)
 }
 
 /* The connection's own work, once the handshake is done. */
-static void link_open(struct rbus *rb, const redisAsyncContext *c)
+static void link_open(struct rbus *rb, redisAsyncContext *c)
 {
     if (c == rb->cmd) {
         rb->cmd_up = true;
-        scripts_load(rb);
-    } else {
+        scripts_load(rb, c);
+        if (rb->cluster)
+            cluster_link_open(rb);
+    } else if (c == rb->sub) {
         channels_connected(rb);
+    } else {
+        cluster_node_open(rb, c);
     }
 }
 
@@ -221,18 +227,22 @@ static void on_connect(const redisAsyncContext *c, int status)
     struct rbus *rb = c->data;
     if (!rb)
         return;
+    char what[300] = "";
     if (status != REDIS_OK) {
         /* hiredis frees this context after the callback. */
         if (c == rb->cmd)
             rb->cmd = NULL;
-        else
+        else if (c == rb->sub)
             rb->sub = NULL;
+        else if (cluster_forget(rb, c, what, sizeof(what)))
+            strncat(what, ": ", sizeof(what) - strlen(what) - 1);
+        strncat(what, c->errstr, sizeof(what) - strlen(what) - 1);
         rb->dying = c;
-        teardown(rb, c->errstr);
+        teardown(rb, what);
         return;
     }
     /* The callbacks take a mutable context; this one is ours. */
-    authenticate(rb, c == rb->cmd ? rb->cmd : rb->sub);
+    authenticate(rb, c == rb->cmd ? rb->cmd : c == rb->sub ? rb->sub : cluster_ctx(rb, c));
 }
 
 static void on_disconnect(const redisAsyncContext *c, int status)
@@ -242,14 +252,17 @@ static void on_disconnect(const redisAsyncContext *c, int status)
         return; /* we freed it ourselves */
     /* hiredis frees this context after the callback. */
     bool was_sub = c == rb->sub;
+    char what[200] = "command";
     /* Its SSL stays known until teardown, which asks it why. */
     if (was_sub)
-        rb->sub = NULL;
-    else
+        snprintf(what, sizeof(what), "subscriber"), rb->sub = NULL;
+    else if (c == rb->cmd)
         rb->cmd = NULL;
-    char why[200];
-    snprintf(why, sizeof(why), "%s connection closed%s%s", was_sub ? "subscriber" : "command",
-             status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : c->errstr);
+    else
+        cluster_forget(rb, c, what, sizeof(what));
+    char why[400];
+    snprintf(why, sizeof(why), "%s connection closed%s%s", what, status == REDIS_OK ? "" : ": ",
+             status == REDIS_OK ? "" : c->errstr);
     rb->dying = c;
     /* Redis also closes a subscriber that passes its pub/sub output buffer
      * limit; it logs 'client-output-buffer-limit' when it does. */
@@ -272,7 +285,7 @@ static void schedule_reconnect(struct rbus *rb)
     evtimer_add(rb->reconnect_timer, &tv);
 }
 
-static void free_ctx(redisAsyncContext **pc, SSL **pssl)
+void redis_free_ctx(redisAsyncContext **pc, SSL **pssl)
 {
     redisAsyncContext *c = *pc;
     *pc = NULL;
@@ -330,9 +343,11 @@ static void teardown(struct rbus *rb, const char *why)
                  rb->base.cfg->redis_port, why, hint(why));
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->broadcast_live = false;
-    rb->heartbeats_unanswered = rb->replies_since_beat = 0;
-    free_ctx(&rb->cmd, &rb->cmd_ssl);
-    free_ctx(&rb->sub, &rb->sub_ssl);
+    rb->heartbeats_unanswered = rb->replies_since_beat = rb->scripts_pending = 0;
+    redis_free_ctx(&rb->cmd, &rb->cmd_ssl);
+    redis_free_ctx(&rb->sub, &rb->sub_ssl);
+    if (rb->cluster)
+        cluster_link_down(rb);
     /* The subscriptions died with the connection. */
     channels_link_down(rb);
     if (rb->closing) {
@@ -345,10 +360,10 @@ static void teardown(struct rbus *rb, const char *why)
         schedule_reconnect(rb);
 }
 
-/* A new connection, or NULL with why (whylen bytes) saying why not. */
-static redisAsyncContext *connect_one(struct rbus *rb, SSL **ssl, char *why, size_t whylen)
+redisAsyncContext *redis_connect(struct rbus *rb, const char *host, int port, SSL **ssl, char *why,
+                                 size_t whylen)
 {
-    redisAsyncContext *c = redisAsyncConnect(rb->base.cfg->redis_host, rb->base.cfg->redis_port);
+    redisAsyncContext *c = redisAsyncConnect(host, port);
     if (!c) {
         snprintf(why, whylen, "could not create a connection: out of memory");
         return NULL;
@@ -374,10 +389,14 @@ static redisAsyncContext *connect_one(struct rbus *rb, SSL **ssl, char *why, siz
 static void start_connect(struct rbus *rb)
 {
     char why[300] = "";
+    const char *host = rb->base.cfg->redis_host;
+    int port = rb->base.cfg->redis_port;
+    if (rb->cluster)
+        cluster_next_seed(rb, &host, &port);
     rb->state = LINK_CONNECTING;
-    rb->cmd = connect_one(rb, &rb->cmd_ssl, why, sizeof(why));
+    rb->cmd = redis_connect(rb, host, port, &rb->cmd_ssl, why, sizeof(why));
     if (rb->cmd)
-        rb->sub = connect_one(rb, &rb->sub_ssl, why, sizeof(why));
+        rb->sub = redis_connect(rb, host, port, &rb->sub_ssl, why, sizeof(why));
     if (!rb->cmd || !rb->sub) {
         teardown(rb, why); /* one line for the attempt */
         return;
@@ -412,7 +431,7 @@ static void on_withdrawn(redisAsyncContext *c, void *r, void *privdata)
 {
     (void)r, (void)privdata;
     struct rbus *rb = c->data;
-    if (rb)
+    if (rb && --rb->close_pending == 0)
         teardown(rb, "closing");
 }
 
@@ -430,12 +449,23 @@ static void redis_close(struct bus *b, bus_done_fn done, void *arg)
         teardown(rb, "closing");
         return;
     }
-    /* Withdraw presence and count, then wait for Redis to have done it. */
+    /* Withdraw presence and count, then wait for Redis to have done it:
+     * a PING behind the withdrawal on every connection that got some. */
+    if (rb->cluster)
+        cluster_withdraw(rb); /* from each room's own node */
     presence_free(&rb->presence);
     presence_init(&rb->presence);
-    reregister(rb);
+    if (!rb->cluster)
+        reregister(rb);
     send_count(rb, 0, "withdraw", false);
-    redisAsyncCommand(rb->cmd, on_withdrawn, NULL, "PING");
+    if (rb->cluster)
+        rb->close_pending = cluster_ping_all(rb, on_withdrawn);
+    else
+        rb->close_pending = redisAsyncCommand(rb->cmd, on_withdrawn, NULL, "PING") == REDIS_OK;
+    if (!rb->close_pending) {
+        teardown(rb, "closing");
+        return;
+    }
     struct timeval tv = {0, CLOSE_TIMEOUT_MS * 1000};
     evtimer_add(rb->close_timer, &tv);
 }
@@ -445,8 +475,10 @@ static void redis_free(struct bus *b)
     struct rbus *rb = (struct rbus *)b;
     rb->closing = true;
     rb->close_done = NULL;
-    free_ctx(&rb->cmd, &rb->cmd_ssl);
-    free_ctx(&rb->sub, &rb->sub_ssl);
+    redis_free_ctx(&rb->cmd, &rb->cmd_ssl);
+    redis_free_ctx(&rb->sub, &rb->sub_ssl);
+    if (rb->cluster)
+        cluster_free(rb);
     event_free(rb->reconnect_timer);
     event_free(rb->heartbeat_timer);
     event_free(rb->close_timer);
@@ -495,7 +527,8 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     rb->close_timer = evtimer_new(base, close_timeout, rb);
     rb->count_retry = evtimer_new(base, redis_count_retry, rb);
     if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry ||
-        (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg)))) {
+        (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg))) ||
+        (rb->base.cfg->redis_cluster && !(rb->cluster = cluster_new(rb)))) {
         redis_free(&rb->base);
         return NULL;
     }

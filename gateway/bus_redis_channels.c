@@ -14,6 +14,7 @@
 
 #include "bus_redis_internal.h"
 #include "clock.h"
+#include "cluster_slots.h"
 #include "dedupe.h"
 #include "log.h"
 #include "sendq.h"
@@ -38,17 +39,40 @@ struct channel {
 
 static size_t room_channel(char *buf, const struct rbus *rb, const char *room, size_t len)
 {
-    return make_key(buf, rb, "room:", room, len);
+    return room_key(buf, rb, "room:", room, len);
 }
 
 static void on_sub_message(redisAsyncContext *c, void *r, void *privdata);
 
-static void sub_command(struct rbus *rb, const char *verb, const char *chan, size_t len)
+/* verb (SUBSCRIBE or UNSUBSCRIBE) of chan: on the subscriber connection, or
+ * for a room under Redis Cluster its sharded form on the node of the
+ * channel's slot. False when no connection serves it now. */
+static bool sub_command(struct rbus *rb, const char *verb, const char *chan, size_t len, bool room)
 {
+    char sharded[16];
+    redisAsyncContext *c = rb->sub;
+    if (rb->cluster && room) {
+        snprintf(sharded, sizeof(sharded), "S%s", verb);
+        verb = sharded;
+        c = sub_for(rb, chan, len);
+    }
     const char *argv[2] = {verb, chan};
     size_t lens[2] = {strlen(verb), len};
-    if (rb->sub)
-        redisAsyncCommandArgv(rb->sub, on_sub_message, rb, 2, argv, lens);
+    return c && redisAsyncCommandArgv(c, on_sub_message, rb, 2, argv, lens) == REDIS_OK;
+}
+
+/* Subscribes a wanted channel; when its node is unknown the slot map is
+ * asked for again, which renews it. */
+static void channel_subscribe(struct rbus *rb, struct channel *ch)
+{
+    char chan[KEY_MAX];
+    size_t len = room_channel(chan, rb, ch->room, ch->room_len);
+    ch->state = SUB_PENDING;
+    if (!sub_command(rb, "SUBSCRIBE", chan, len, true)) {
+        ch->state = SUB_NONE;
+        if (rb->cluster)
+            cluster_refresh(rb);
+    }
 }
 
 static void channel_free(struct channel *ch)
@@ -74,11 +98,11 @@ static void channel_step(struct rbus *rb, struct channel *ch)
     }
     size_t len = room_channel(chan, rb, ch->room, ch->room_len);
     if (ch->wanted && ch->state == SUB_NONE) {
-        ch->state = SUB_PENDING;
-        sub_command(rb, "SUBSCRIBE", chan, len);
+        channel_subscribe(rb, ch);
     } else if (!ch->wanted && ch->state == SUB_LIVE) {
         ch->state = UNSUB_PENDING;
-        sub_command(rb, "UNSUBSCRIBE", chan, len);
+        if (!sub_command(rb, "UNSUBSCRIBE", chan, len, true))
+            ch->state = SUB_LIVE; /* its connection is gone: so is the subscription soon */
     } else if (!ch->wanted && ch->state == SUB_NONE) {
         channel_drop(rb, ch);
     }
@@ -124,6 +148,11 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
     bool is_broadcast =
         name->len == rb->broadcast_len && memcmp(name->str, rb->broadcast, rb->broadcast_len) == 0;
     size_t pre = strlen(rb->base.cfg->redis_prefix) + 5; /* "room:" */
+    if (rb->cluster && !is_broadcast) {
+        /* smessage, ssubscribe, sunsubscribe; the channel holds the tag. */
+        kind += kind[0] == 's';
+        pre += CLUSTER_TAG_LEN;
+    }
     struct channel *ch = NULL;
     if (!is_broadcast && name->len > pre)
         ch = strmap_get(&rb->channels, name->str + pre, name->len - pre);
@@ -162,6 +191,17 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
             ch->filling = false;
             sendq_clear(&ch->held);
             channel_step(rb, ch); /* wanted again meanwhile, or gone */
+        } else if (ch && rb->cluster && ch->state != SUB_NONE) {
+            /* Not asked for: the channel's slot left the node (resharding
+             * or failover). Subscribed again on the new owner once the map
+             * says which it is, then the stream replays what was published
+             * meanwhile: a resubscribe as after an outage. */
+            log_info("redis: room %.*s's slot moved, subscribing on its new node",
+                     (int)ch->room_len, ch->room);
+            ch->state = SUB_NONE;
+            ch->filling = false;
+            sendq_clear(&ch->held);
+            cluster_refresh(rb);
         }
     }
 }
@@ -211,22 +251,27 @@ int room_request(struct rbus *rb, const char *mode, const char *room, size_t roo
     char stream[KEY_MAX], pres[KEY_MAX], gws[KEY_MAX], gwrooms[KEY_MAX], pnames[KEY_MAX],
         field[200], sincebuf[MSGID_STR_MAX], keep[16];
     const char *id = rb->base.cfg->id;
-    const char *argv[10];
-    size_t lens[10];
-    lens[0] = make_key(stream, rb, "history:", room, room_len);
-    lens[1] = make_key(pres, rb, "presence:", room, room_len);
+    const char *argv[11];
+    size_t lens[11];
+    lens[0] = room_key(stream, rb, "history:", room, room_len);
+    lens[1] = room_key(pres, rb, "presence:", room, room_len);
     lens[2] = make_key(gws, rb, "gateways", "", 0);
     lens[3] = make_key(gwrooms, rb, "gwrooms:", id, strlen(id));
-    lens[4] = make_key(pnames, rb, "pnames:", room, room_len);
+    lens[4] = room_key(pnames, rb, "pnames:", room, room_len);
     int flen = snprintf(field, sizeof(field), "%s\t%s", id, name ? name : "");
     size_t slen = since ? msgid_format(since, sincebuf) : 0;
     argv[0] = stream, argv[1] = pres, argv[2] = gws, argv[3] = gwrooms, argv[4] = pnames;
+    if (rb->cluster) { /* on another node: see room.lua */
+        argv[2] = argv[3] = stream;
+        lens[2] = lens[3] = lens[0];
+    }
     argv[5] = mode, lens[5] = strlen(mode);
     argv[6] = field, lens[6] = (size_t)flen;
     argv[7] = sincebuf, lens[7] = slen;
     argv[8] = room, lens[8] = room_len;
     argv[9] = keep, lens[9] = (size_t)snprintf(keep, sizeof(keep), "%u", rb->base.cfg->history);
-    struct request *q = request_new(rb, S_ROOM, 10, argv, lens, done);
+    argv[10] = rb->cluster ? "1" : "", lens[10] = rb->cluster ? 1 : 0;
+    struct request *q = request_new(rb, S_ROOM, 11, argv, lens, done);
     if (!q)
         return -1;
     memcpy(q->room, room, room_len);
@@ -377,6 +422,17 @@ void redis_join(struct bus *b, const char *room, size_t room_len, const char *na
     /* Registered whatever happens next: the caller's leave undoes it. */
     if (add && presence_add(&rb->presence, room, room_len, name) < 0)
         log_error("redis: out of memory tracking presence");
+    if (add && rb->cluster && ready(rb)) {
+        /* The room script cannot reach this gateway's room set there: the
+         * set learns the room first, so that a reaper finds it. */
+        char gwrooms[KEY_MAX];
+        const char *id = rb->base.cfg->id;
+        const char *sadd[3] = {"SADD", gwrooms, room};
+        size_t lens[3] = {4, make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
+        redisAsyncContext *c = cmd_for(rb, gwrooms, lens[1]);
+        if (c)
+            redisAsyncCommandArgv(c, NULL, NULL, 3, sadd, lens);
+    }
     if (!ready(rb) ||
         room_request(rb, add ? "join" : "rejoin", room, room_len, name, since, room_done, &q) < 0) {
         cb(arg, -1, NULL);
@@ -401,10 +457,10 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     }
     char stream[KEY_MAX], chan[KEY_MAX], maxlen[16], cidkey[KEY_MAX], window[16];
     char body[DEDUPE_KEY_MAX];
-    const char *argv[8];
-    size_t lens[8];
+    const char *argv[9];
+    size_t lens[9];
     if (m->room) {
-        lens[0] = make_key(stream, rb, "history:", m->room, m->room_len);
+        lens[0] = room_key(stream, rb, "history:", m->room, m->room_len);
         lens[2] = room_channel(chan, rb, m->room, m->room_len);
     } else {
         lens[0] = make_key(stream, rb, "history", "", 0);
@@ -413,7 +469,7 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     bool dedupe = m->cid && b->cfg->dedupe_window_ms;
     size_t blen =
         dedupe ? dedupe_key(body, m->room, m->room_len, m->sender, m->cid, m->cid_len) : 0;
-    lens[1] = make_key(cidkey, rb, "cid:", body, blen);
+    lens[1] = make_key_in(cidkey, rb, m->room, m->room_len, "cid:", body, blen);
     lens[3] = (size_t)snprintf(maxlen, sizeof(maxlen), "%u", b->cfg->history);
     lens[7] = dedupe ? (size_t)snprintf(window, sizeof(window), "%u", b->cfg->dedupe_window_ms) : 0;
     argv[0] = stream, argv[1] = cidkey, argv[2] = chan, argv[3] = maxlen;
@@ -421,7 +477,10 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     argv[5] = STREAM_TTL_MS, lens[5] = sizeof(STREAM_TTL_MS) - 1;
     argv[6] = PROTO_CHAT_PREFIX, lens[6] = strlen(PROTO_CHAT_PREFIX);
     argv[7] = window;
-    struct request *q = request_new(rb, S_CHAT, 8, argv, lens, chat_published);
+    /* A room's channel is a shard channel under Redis Cluster; the
+     * broadcast channel stays classic, which reaches every node. */
+    argv[8] = rb->cluster && m->room ? "SPUBLISH" : "PUBLISH", lens[8] = strlen(argv[8]);
+    struct request *q = request_new(rb, S_CHAT, 9, argv, lens, chat_published);
     if (!q) {
         done(arg, -1, NULL);
         return;
@@ -442,16 +501,18 @@ int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct
     char chan[KEY_MAX];
     size_t clen = room ? room_channel(chan, rb, room, room_len)
                        : (size_t)snprintf(chan, sizeof(chan), "%s", rb->broadcast);
-    const char *argv[3] = {"PUBLISH", chan, (const char *)frame_data(f)};
-    size_t lens[3] = {7, clen, f->len};
-    return redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0 : -1;
+    bool sharded = rb->cluster && room;
+    redisAsyncContext *c = sharded ? cmd_for(rb, chan, clen) : rb->cmd;
+    const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", chan, (const char *)frame_data(f)};
+    size_t lens[3] = {strlen(argv[0]), clen, f->len};
+    return c && redisAsyncCommandArgv(c, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
 /* ---- the link ---- */
 
 void channels_connected(struct rbus *rb)
 {
-    sub_command(rb, "SUBSCRIBE", rb->broadcast, rb->broadcast_len);
+    sub_command(rb, "SUBSCRIBE", rb->broadcast, rb->broadcast_len, false);
 }
 
 void channels_link_up(struct rbus *rb)
@@ -459,12 +520,8 @@ void channels_link_up(struct rbus *rb)
     const struct strmap_slot *s;
     for (size_t i = 0; strmap_next(&rb->channels, &i, &s);) {
         struct channel *ch = s->value;
-        if (ch->wanted && ch->state == SUB_NONE) {
-            char chan[KEY_MAX];
-            size_t len = room_channel(chan, rb, ch->room, ch->room_len);
-            ch->state = SUB_PENDING;
-            sub_command(rb, "SUBSCRIBE", chan, len);
-        }
+        if (ch->wanted && ch->state == SUB_NONE)
+            channel_subscribe(rb, ch);
     }
 }
 

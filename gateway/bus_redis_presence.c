@@ -71,8 +71,8 @@ static void send_leave(struct rbus *rb, const char *room, size_t room_len, const
     char pres[KEY_MAX], pnames[KEY_MAX], field[200];
     const char *argv[4] = {pres, pnames, field, name};
     size_t lens[4];
-    lens[0] = make_key(pres, rb, "presence:", room, room_len);
-    lens[1] = make_key(pnames, rb, "pnames:", room, room_len);
+    lens[0] = room_key(pres, rb, "presence:", room, room_len);
+    lens[1] = room_key(pnames, rb, "pnames:", room, room_len);
     lens[2] = (size_t)snprintf(field, sizeof(field), "%s\t%s", rb->base.cfg->id, name);
     lens[3] = strlen(name);
     fire_and_forget(rb, S_LEAVE, 4, argv, lens, NULL);
@@ -94,7 +94,9 @@ void redis_leave(struct bus *b, const char *room, size_t room_len, const char *n
         const char *id = rb->base.cfg->id;
         const char *srem[3] = {"SREM", gwrooms, room};
         size_t lens[3] = {4, make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
-        redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, srem, lens);
+        redisAsyncContext *c = cmd_for(rb, gwrooms, lens[1]);
+        if (c)
+            redisAsyncCommandArgv(c, NULL, NULL, 3, srem, lens);
     }
 }
 
@@ -148,7 +150,7 @@ void redis_publish_announcement(struct bus *b, const char *room, size_t room_len
     const struct announce_tally *tallies[2] = {&batch->arrived, &batch->departed};
     const char *argv[7];
     size_t lens[7];
-    lens[0] = room ? make_key(key, rb, "announce:", room, room_len)
+    lens[0] = room ? room_key(key, rb, "announce:", room, room_len)
                    : make_key(key, rb, "announce", "", 0);
     lens[1] = (size_t)snprintf(every, sizeof(every), "%d", ANNOUNCE_INTERVAL_MS);
     argv[0] = key, argv[1] = every;
@@ -266,6 +268,10 @@ static void reap_done(struct request *q, const redisReply *reply)
 
 void send_reap(struct rbus *rb)
 {
+    if (rb->cluster) {
+        cluster_reap(rb);
+        return;
+    }
     char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pres[KEY_MAX], pnames[KEY_MAX];
     const char *argv[6] = {gws, clients, gwrooms, pres, REAP_BUDGET, pnames};
     size_t lens[6];
@@ -280,6 +286,10 @@ void send_reap(struct rbus *rb)
 
 void reregister(struct rbus *rb)
 {
+    if (rb->cluster) {
+        cluster_reregister(rb);
+        return;
+    }
     char gwrooms[KEY_MAX], pres[KEY_MAX], pnames_prefix[KEY_MAX];
     const char *id = rb->base.cfg->id;
     const char *argv[4];
@@ -290,27 +300,42 @@ void reregister(struct rbus *rb)
     lens[3] = make_key(pnames_prefix, rb, "pnames:", "", 0);
     argv[0] = gwrooms, argv[1] = id, argv[2] = pres, argv[3] = pnames_prefix;
     fire_and_forget(rb, S_RESET, 4, argv, lens, NULL);
-
     /* Then what this gateway has now, behind the reset on the same
      * connection. */
+    register_rooms(rb);
+}
+
+/* A command with no answer to wait for, on the node of its key argv[1]. */
+static void send_keyed(struct rbus *rb, int argc, const char **argv, const size_t *lens)
+{
+    redisAsyncContext *c = cmd_for(rb, argv[1], lens[1]);
+    if (c)
+        redisAsyncCommandArgv(c, NULL, NULL, argc, argv, lens);
+}
+
+void register_rooms(struct rbus *rb)
+{
+    char gwrooms[KEY_MAX];
+    const char *id = rb->base.cfg->id;
+    size_t glen = make_key(gwrooms, rb, "gwrooms:", id, strlen(id));
     const struct strmap_slot *room;
     for (size_t i = 0; strmap_next(&rb->presence.rooms, &i, &room);) {
         char key[KEY_MAX], nkey[KEY_MAX], field[200], count[24];
-        size_t klen = make_key(key, rb, "presence:", room->key, room->len);
-        size_t nlen = make_key(nkey, rb, "pnames:", room->key, room->len);
+        size_t klen = room_key(key, rb, "presence:", room->key, room->len);
+        size_t nlen = room_key(nkey, rb, "pnames:", room->key, room->len);
         const struct strmap_slot *name;
         for (size_t j = 0; strmap_next(room->value, &j, &name);) {
             int flen = snprintf(field, sizeof(field), "%s\t%s", id, name->key);
             int clen = snprintf(count, sizeof(count), "%lu", (unsigned long)(uintptr_t)name->value);
             const char *hset[4] = {"HSET", key, field, count};
             size_t hl[4] = {4, klen, (size_t)flen, (size_t)clen};
-            redisAsyncCommandArgv(rb->cmd, NULL, NULL, 4, hset, hl);
+            send_keyed(rb, 4, hset, hl);
             const char *incr[4] = {"HINCRBY", nkey, name->key, count};
             size_t il[4] = {7, nlen, name->len, (size_t)clen};
-            redisAsyncCommandArgv(rb->cmd, NULL, NULL, 4, incr, il);
+            send_keyed(rb, 4, incr, il);
         }
         const char *sadd[3] = {"SADD", gwrooms, room->key};
-        size_t sl[3] = {4, lens[0], room->len};
-        redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, sadd, sl);
+        size_t sl[3] = {4, glen, room->len};
+        send_keyed(rb, 3, sadd, sl);
     }
 }

@@ -8,18 +8,41 @@
 #include <string.h>
 
 #include "bus_redis_internal.h"
+#include "cluster_slots.h"
 #include "log.h"
 
-static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,     lua_leave, lua_count,
-                                                    lua_reset, lua_announce, lua_reap};
+static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,        lua_leave,
+                                                    lua_count, lua_reset,       lua_announce,
+                                                    lua_reap,  lua_forget_room, lua_reap_pick};
 /* How many of a script's arguments are KEYS. */
-static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2};
+static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2, 2, 2};
+
+/* The hash tag of the keys that belong to no room under Redis Cluster:
+ * they live together on the node of its slot. */
+#define GLOBAL_TAG "{global}"
+
+size_t make_key_in(char *buf, const struct rbus *rb, const char *room, size_t room_len,
+                   const char *kind, const char *s, size_t len)
+{
+    char tag[sizeof(GLOBAL_TAG) > CLUSTER_TAG_LEN ? sizeof(GLOBAL_TAG) : CLUSTER_TAG_LEN + 1] = "";
+    if (rb->cluster && room)
+        cluster_room_tag(tag, room, room_len);
+    else if (rb->cluster)
+        memcpy(tag, GLOBAL_TAG, sizeof(GLOBAL_TAG));
+    /* Names hold no NUL (control characters are refused), so %.*s is exact. */
+    int n =
+        snprintf(buf, KEY_MAX, "%s%s%s%.*s", rb->base.cfg->redis_prefix, kind, tag, (int)len, s);
+    return n < KEY_MAX ? (size_t)n : KEY_MAX - 1;
+}
 
 size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *s, size_t len)
 {
-    /* Names hold no NUL (control characters are refused), so %.*s is exact. */
-    int n = snprintf(buf, KEY_MAX, "%s%s%.*s", rb->base.cfg->redis_prefix, kind, (int)len, s);
-    return n < KEY_MAX ? (size_t)n : KEY_MAX - 1;
+    return make_key_in(buf, rb, NULL, 0, kind, s, len);
+}
+
+size_t room_key(char *buf, const struct rbus *rb, const char *kind, const char *room, size_t len)
+{
+    return make_key_in(buf, rb, room, len, kind, room, len);
 }
 
 static void on_script_loaded(redisAsyncContext *c, void *r, void *privdata)
@@ -39,20 +62,22 @@ static void on_script_loaded(redisAsyncContext *c, void *r, void *privdata)
     rb->link_step(rb, NULL);
 }
 
-void scripts_load(struct rbus *rb)
+void scripts_load(struct rbus *rb, redisAsyncContext *c)
 {
-    rb->scripts_pending = S_COUNT_ALL;
+    /* The same text has the same SHA1 on every node: one array serves. */
+    rb->scripts_pending += S_COUNT_ALL;
     for (size_t s = 0; s < S_COUNT_ALL; s++) {
         const char *argv[3] = {"SCRIPT", "LOAD", script_src[s]};
         size_t lens[3] = {6, 4, strlen(script_src[s])};
-        redisAsyncCommandArgv(rb->cmd, on_script_loaded, (void *)(uintptr_t)s, 3, argv, lens);
+        redisAsyncCommandArgv(c, on_script_loaded, (void *)(uintptr_t)s, 3, argv, lens);
     }
 }
 
 static void on_script_reply(redisAsyncContext *c, void *r, void *privdata);
 
-/* EVALSHA, or EVAL (which also caches the script) when the sha is unknown. */
-static int send_call(struct rbus *rb, struct request *q, bool eval)
+/* EVALSHA, or EVAL (which also caches the script) when the sha is unknown,
+ * on c, or on the connection of the first key's node when c is NULL. */
+static int send_call(struct rbus *rb, struct request *q, bool eval, redisAsyncContext *c)
 {
     const char *argv[3 + MAX_ARGS];
     size_t lens[3 + MAX_ARGS];
@@ -67,15 +92,21 @@ static int send_call(struct rbus *rb, struct request *q, bool eval)
         argv[3 + i] = q->argv[i];
         lens[3 + i] = q->argvlen[i];
     }
-    if (!rb->cmd ||
-        redisAsyncCommandArgv(rb->cmd, on_script_reply, q, 3 + q->argc, argv, lens) != REDIS_OK)
+    if (!c)
+        c = cmd_for(rb, q->argv[0], q->argvlen[0]);
+    if (!c || redisAsyncCommandArgv(c, on_script_reply, q, 3 + q->argc, argv, lens) != REDIS_OK)
         return -1;
     return 0;
 }
 
 int send_script(struct rbus *rb, struct request *q)
 {
-    return send_call(rb, q, false);
+    return send_call(rb, q, false, NULL);
+}
+
+int send_script_to(struct rbus *rb, struct request *q, redisAsyncContext *c)
+{
+    return send_call(rb, q, false, c);
 }
 
 struct request *request_new(struct rbus *rb, enum script s, int argc, const char **argv,
@@ -115,16 +146,18 @@ static void complete(struct request *q, const redisReply *reply)
 
 static void on_script_reply(redisAsyncContext *c, void *r, void *privdata)
 {
-    (void)c;
     struct request *q = privdata;
     redisReply *reply = r;
     if (reply)
         q->rb->replies_since_beat++;
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
-        send_call(q->rb, q, true) == 0) {
+        send_call(q->rb, q, true, c) == 0) {
         log_warn("redis: script cache was flushed, loading it again");
         return;
     }
+    if (reply && reply->type == REDIS_REPLY_ERROR && q->rb->cluster &&
+        cluster_redirect(q->rb, q, reply->str, reply->len))
+        return;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         log_error("redis: script failed: %s", reply->str);
     complete(q, reply && reply->type != REDIS_REPLY_ERROR ? reply : NULL);

@@ -26,7 +26,8 @@ const struct config_option config_options[] = {
      "HOST:PORT to serve HTTP and WebSocket on"},
     {"redis", "GATEWAY_REDIS", CONFIG_REDIS, FIELD(redis_host), NULL, NONE,
      "redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], USER and PASSWORD percent-encoded, "
-     "rediss:// for TLS; absent: single node with an in-process bus"},
+     "rediss:// for TLS; redis[s]+cluster://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...] "
+     "for Redis Cluster; absent: single node with an in-process bus"},
     /* A file, or GATEWAY_REDIS_PASSWORD, keeps the secret out of the
      * process list, where a URL with a password shows. Two sources would
      * leave the reader guessing which one is used: that is an error. */
@@ -189,6 +190,8 @@ static void forget_redis_login(struct config *c)
     c->redis_password_from = CONFIG_SECRET_NONE;
     c->redis_db = 0;
     c->redis_tls = false;
+    c->redis_cluster = false;
+    c->redis_seeds[0] = '\0';
 }
 
 /* USER or PASSWORD of a Redis URL. */
@@ -295,25 +298,74 @@ static bool parse_hostpart(const char *s, struct config *c, const char **why)
     return true;
 }
 
+/* HOST[:PORT][,HOST[:PORT]...] of redis[s]+cluster://: the seeds, into
+ * redis_seeds, and the first into redis_host and redis_port. */
+static bool parse_seeds(const char *s, struct config *c, const char **why)
+{
+    if (strchr(s, '/')) {
+        *why = "a database: Redis Cluster has database 0 only";
+        return false;
+    }
+    size_t at = 0;
+    for (const char *p = s;; p++) {
+        char one[300];
+        size_t n = strcspn(p, ",");
+        if (n >= sizeof(one)) {
+            *why = "a host longer than 255 bytes";
+            return false;
+        }
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (!parse_hostpart(one, c, why))
+            return false;
+        bool v6 = strchr(c->redis_host, ':');
+        int w = snprintf(c->redis_seeds + at, sizeof(c->redis_seeds) - at, "%s%s%s%s:%d",
+                         at ? "," : "", v6 ? "[" : "", c->redis_host, v6 ? "]" : "", c->redis_port);
+        if (w < 0 || (size_t)w >= sizeof(c->redis_seeds) - at) {
+            *why = "more seeds than 1023 bytes hold";
+            return false;
+        }
+        at += (size_t)w;
+        p += n;
+        if (!*p)
+            break;
+    }
+    /* The first seed is the one named in logs and, with TLS, checked. */
+    char first[300];
+    size_t n = strcspn(s, ",");
+    memcpy(first, s, n);
+    first[n] = '\0';
+    return parse_hostpart(first, c, why);
+}
+
 bool config_parse_redis_url(const char *s, struct config *c, const char **why)
 {
     static const char plain[] = "redis://", tls[] = "rediss://";
+    static const char cluster[] = "redis+cluster://", tls_cluster[] = "rediss+cluster://";
     forget_redis_login(c);
     if (strncmp(s, plain, sizeof(plain) - 1) == 0)
         s += sizeof(plain) - 1;
     else if (strncmp(s, tls, sizeof(tls) - 1) == 0) {
         s += sizeof(tls) - 1;
         c->redis_tls = true;
+    } else if (strncmp(s, cluster, sizeof(cluster) - 1) == 0) {
+        s += sizeof(cluster) - 1;
+        c->redis_cluster = true;
+    } else if (strncmp(s, tls_cluster, sizeof(tls_cluster) - 1) == 0) {
+        s += sizeof(tls_cluster) - 1;
+        c->redis_cluster = c->redis_tls = true;
     } else {
-        *why = "not redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB]";
+        *why = "not redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB] or "
+               "redis[s]+cluster://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]";
         return false;
     }
     /* The credentials end at the last '@', as Python's urllib reads them: a
      * password with an '@' or a '/' that was not encoded still works (a
      * database number holds neither). */
     const char *at = strrchr(s, '@');
+    const char *hosts = at ? at + 1 : s;
     bool ok = (!at || parse_userinfo(s, (size_t)(at - s), c, why)) &&
-              parse_hostpart(at ? at + 1 : s, c, why);
+              (c->redis_cluster ? parse_seeds(hosts, c, why) : parse_hostpart(hosts, c, why));
     if (!ok) {
         explicit_bzero(c->redis_password, sizeof(c->redis_password));
         c->redis_password_from = CONFIG_SECRET_NONE;
@@ -622,6 +674,15 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
     if (unreadable) {
         snprintf(err, errlen, "invalid value for --%s: cannot read %s", unreadable,
                  strcmp(unreadable, "tls-cert") == 0 ? c->tls_cert : c->tls_key);
+        return false;
+    }
+    if (c->redis_enabled && c->redis_cluster && strpbrk(c->redis_prefix, "{}")) {
+        /* A brace in the prefix would be taken for the keys' hash tag, and
+         * a room's keys would no longer share one slot. */
+        snprintf(err, errlen,
+                 "invalid value for --redis-prefix: '%s' (no '{' or '}' with "
+                 "redis+cluster://)",
+                 c->redis_prefix);
         return false;
     }
     return check_redis_tls(c, err, errlen);

@@ -15,6 +15,11 @@
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), the reply
  *                         handling common to them
+ *   bus_redis_cluster.c   Redis Cluster (redis+cluster://): the slot map,
+ *                         a command and a sharded-subscriber connection per
+ *                         primary, routing by key slot, MOVED and ASK
+ *   bus_redis_cluster_presence.c  presence's cleanups under Redis Cluster,
+ *                         where each room's keys are on their own node
  * The lower pieces report the link's progress up through rb->link_step, a
  * function the connection piece sets, instead of calling into it. */
 #ifndef GATEWAY_BUS_REDIS_INTERNAL_H
@@ -44,9 +49,20 @@
 
 /* The scripts, generated from gateway/lua/<name>.lua. */
 extern const char lua_chat[], lua_room[], lua_leave[], lua_count[], lua_reset[], lua_announce[],
-    lua_reap[];
+    lua_reap[], lua_forget_room[], lua_reap_pick[];
 
-enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_REAP, S_COUNT_ALL };
+enum script {
+    S_CHAT,
+    S_ROOM,
+    S_LEAVE,
+    S_COUNT,
+    S_RESET,
+    S_ANNOUNCE,
+    S_REAP,
+    S_FORGET_ROOM, /* Redis Cluster's reset and reap, one room at a time */
+    S_REAP_PICK,
+    S_COUNT_ALL
+};
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 
@@ -77,9 +93,15 @@ struct rbus {
     unsigned heartbeats_unanswered; /* reset by the heartbeat's answer */
     unsigned replies_since_beat;    /* script answers since the last heartbeat */
     bool closing;
+    unsigned close_pending; /* PINGs behind the withdrawal, unanswered */
     bus_done_fn close_done;
     void *close_arg;
-    struct strmap channels;   /* room -> struct channel (channels piece) */
+    struct strmap channels; /* room -> struct channel (channels piece) */
+    /* redis+cluster://: the nodes and their slots (bus_redis_cluster.c);
+     * cmd and sub are then connections to a seed, for CLUSTER SLOTS and the
+     * broadcast channel (classic pub/sub reaches every node). NULL on one
+     * Redis. */
+    struct rcluster *cluster;
     struct presence presence; /* what this gateway registered, to redo it */
     char broadcast[KEY_MAX];
     size_t broadcast_len;
@@ -120,7 +142,8 @@ struct request {
         } names;
     } u;
     void *arg;
-    /* For a retry after NOSCRIPT: the arguments, copied. */
+    /* For a retry after NOSCRIPT, MOVED or ASK: the arguments, copied. */
+    unsigned redirects;
     int argc;
     const char *argv[MAX_ARGS];
     size_t argvlen[MAX_ARGS];
@@ -136,20 +159,78 @@ static inline bool ready(const struct rbus *rb)
 
 /* ---- scripts ---- */
 
-/* "<prefix><kind><s>" into buf (KEY_MAX bytes); returns its length. */
+/* "<prefix><kind><s>" into buf (KEY_MAX bytes); returns its length. Under
+ * Redis Cluster the hash tag of room goes between kind and s (the global
+ * tag when room is NULL), so that a room's keys and channel share a slot,
+ * and the gateways' shared keys another. */
+size_t make_key_in(char *buf, const struct rbus *rb, const char *room, size_t room_len,
+                   const char *kind, const char *s, size_t len);
+/* A key of no room: make_key_in with room NULL. */
 size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *s, size_t len);
+/* A room's own key, "<prefix><kind>[tag]<room>". */
+size_t room_key(char *buf, const struct rbus *rb, const char *kind, const char *room, size_t len);
 /* SCRIPT LOAD of every script on a new command connection; each answer is
  * a link_step. */
-void scripts_load(struct rbus *rb);
+void scripts_load(struct rbus *rb, redisAsyncContext *c);
 /* A request with copies of its arguments (keys first, then ARGV), or NULL. */
 struct request *request_new(struct rbus *rb, enum script s, int argc, const char **argv,
                             const size_t *lens, request_done_fn done);
-/* Sends a script call; on 0 the request is freed after its done ran, on -1
- * (not sent) it stays the caller's. */
+/* Sends a script call to the node of its first key; on 0 the request is
+ * freed after its done ran, on -1 (not sent) it stays the caller's. */
 int send_script(struct rbus *rb, struct request *q);
+/* The same to the connection c, after a redirection. */
+int send_script_to(struct rbus *rb, struct request *q, redisAsyncContext *c);
 /* Sends a script call whose failure needs nothing but its done. */
 void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv,
                      const size_t *lens, request_done_fn done);
+
+/* A new connection to host:port (TLS started when configured), or NULL
+ * with why (whylen bytes) saying why not (bus_redis.c). */
+redisAsyncContext *redis_connect(struct rbus *rb, const char *host, int port, SSL **ssl, char *why,
+                                 size_t whylen);
+/* Frees a connection of ours (what is in flight on it fails). */
+void redis_free_ctx(redisAsyncContext **pc, SSL **pssl);
+
+/* ---- Redis Cluster (bus_redis_cluster.c); one Redis: rb->cluster NULL ---- */
+
+/* The cluster's state for the configuration's seeds, or NULL (out of
+ * memory). */
+struct rcluster *cluster_new(struct rbus *rb);
+void cluster_free(struct rbus *rb);
+/* The seed to connect the next attempt's cmd and sub to (in turn). */
+void cluster_next_seed(struct rbus *rb, const char **host, int *port);
+/* The seed connection is up: asks for the slot map, then connects to its
+ * primaries; each step is a link_step. */
+void cluster_link_open(struct rbus *rb);
+/* A node's connection finished its handshake. */
+void cluster_node_open(struct rbus *rb, redisAsyncContext *c);
+/* c as the node connection it is (mutable), or NULL when it is no node's. */
+redisAsyncContext *cluster_ctx(struct rbus *rb, const redisAsyncContext *c);
+/* Whether every node connection is up. */
+bool cluster_ready(const struct rbus *rb);
+/* c, a node's connection, is going away: forgotten, and described into
+ * what (len bytes) for the log; false when c is no node's. */
+bool cluster_forget(struct rbus *rb, const redisAsyncContext *c, char *what, size_t len);
+/* Frees every node connection (the link is down). */
+void cluster_link_down(struct rbus *rb);
+/* The command connection for key: its slot's primary, or rb->cmd on one
+ * Redis; NULL when no connection serves it now. */
+redisAsyncContext *cmd_for(struct rbus *rb, const char *key, size_t len);
+/* The sharded-subscriber connection for a room channel; NULL as above. */
+redisAsyncContext *sub_for(struct rbus *rb, const char *chan, size_t len);
+/* A script's error reply err: true when it was a redirection that the
+ * request now follows (q is resent); false: q fails as it is. */
+bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_t len);
+/* Asks for the slot map again (a slot moved); the subscriptions the move
+ * ended are renewed on their new owners when it comes. */
+void cluster_refresh(struct rbus *rb);
+/* PING with fn on every node's command connection: how many were sent. */
+unsigned cluster_ping_all(struct rbus *rb, redisCallbackFn *fn);
+/* Presence under Redis Cluster (bus_redis_cluster_presence.c): reregister,
+ * send_reap, and the withdrawal of this gateway's presence on close. */
+void cluster_reregister(struct rbus *rb);
+void cluster_reap(struct rbus *rb);
+void cluster_withdraw(struct rbus *rb);
 
 /* ---- channels ---- */
 
@@ -180,6 +261,9 @@ void send_count(struct rbus *rb, long local, const char *mode, bool beat);
 void send_reap(struct rbus *rb);
 /* Withdraws what this gateway registered and registers what it has now. */
 void reregister(struct rbus *rb);
+/* Registers what this gateway has now (its presence entries and room set),
+ * each on its key's node: reregister's second half. */
+void register_rooms(struct rbus *rb);
 void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name);
 void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
 void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,

@@ -47,6 +47,11 @@ struct config {
     char redis_tls_key[1024];
     char redis_tls_server_name[256];
     bool redis_tls_insecure;
+    /* redis+cluster://: Redis Cluster, found through these seeds,
+     * "HOST:PORT,HOST:PORT,..." ([v6]:PORT); redis_host and redis_port are
+     * the first. */
+    bool redis_cluster;
+    char redis_seeds[1024];
     char redis_prefix[64];
     char id[GATEWAY_ID_MAX + 1];
     char client_dir[1024];

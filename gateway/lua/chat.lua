@@ -4,12 +4,13 @@
 -- message accepted within the window is not published again: the answer is
 -- {id, rest} of the original (the resend's own rest when the stream no
 -- longer holds it). KEYS[2] is the cid's key, named after the room, sender
--- and cid; under Redis Cluster it will need the room's hash slot too, for
--- the step to stay atomic.
+-- and cid; under Redis Cluster it carries the room's hash tag, as the
+-- stream and the channel do, so that the step stays on one node.
 --
 -- KEYS: stream, cid key. ARGV: channel, history kept, the message's rest
 -- (proto_chat_rest), stream TTL in ms, the frame's prefix up to the id,
--- dedupe window in ms or ''.
+-- dedupe window in ms or '', how to publish: PUBLISH, or SPUBLISH for a
+-- room's shard channel under Redis Cluster.
 if ARGV[6] ~= '' then
   local old = redis.call('GET', KEYS[2])
   if old then
@@ -23,6 +24,6 @@ end
 -- means messages are gone.
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', tonumber(ARGV[2]) + 1, '*', 'r', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[1], ARGV[5] .. id .. '",' .. ARGV[3])
+redis.call(ARGV[7], ARGV[1], ARGV[5] .. id .. '",' .. ARGV[3])
 if ARGV[6] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[6]) end
 return id

@@ -5,8 +5,14 @@
 -- KEYS: stream, presence hash, gateways (zset of heartbeat deadlines), this
 -- gateway's set of rooms, names hash (see drop_name.lua). ARGV: mode
 -- ('join', 'rejoin', 'presence' or 'fill'), "<gateway>\t<name>", since (''
--- for all kept), the room, history kept. Returns the sorted names for
--- 'presence', else {members, truncated, newest id, entries after since}.
+-- for all kept), the room, history kept, '1' under Redis Cluster. Returns
+-- the sorted names for 'presence', else {members, truncated, newest id,
+-- entries after since}.
+--
+-- Under Redis Cluster the gateways zset and the room sets are on another
+-- node than the room: KEYS[3] and KEYS[4] are then the stream's key again,
+-- not used; the gateway adds the room to its set itself, and presence
+-- counts the names of a dead gateway until the survivors reap it.
 --#include now.lua
 --#include drop_name.lua
 
@@ -20,6 +26,7 @@ local function names(hash, nkey, zset)
     local gw, name = string.match(f, '^(.*)\t([^\t]*)$')
     if gw then
       local ok = alive[gw]
+      if ok == nil and ARGV[6] == '1' then ok = true end
       if ok == nil then
         local s = redis.call('ZSCORE', zset, gw)
         ok = s ~= false and tonumber(s) > now
@@ -48,7 +55,7 @@ if mode == 'presence' then return names(KEYS[2], KEYS[5], KEYS[3]) end
 if mode == 'join' then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[5], string.match(ARGV[2], '\t(.*)$'), 1)
-  redis.call('SADD', KEYS[4], ARGV[4])
+  if ARGV[6] ~= '1' then redis.call('SADD', KEYS[4], ARGV[4]) end
 end
 -- Names of a gateway that died count until the survivors reap it (within
 -- about 20 s); presence requests leave them out.

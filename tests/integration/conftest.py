@@ -5,6 +5,7 @@ Helpers live in their own modules, importable from any test here:
   gateway_proc Gateway (start/stop/kill/paused the binary, rss_kb; $GATEWAY_BIN),
                run_gateway
   redis_proc   RedisServer (start/stop/restart on the same port/kill)
+  redis_cluster_proc RedisCluster (3 primaries + 3 replicas), move_slot
   wsclient     Client (async /ws client: connect, connect_url, recv_json, recv_until, ...)
   rawws        RawClient (blocking raw-socket client for misbehaving clients),
                expect_refused, one_line_reason, exchange (raw bytes in, answer out)
@@ -13,7 +14,8 @@ Helpers live in their own modules, importable from any test here:
 
 Fixtures: gateways (factory), gateway (fresh single node), module_gateways
 (factory, one per module), shared_gateway (one per module), redis_server,
-make_cluster (factory), cluster (3 gateways).
+make_cluster (factory), cluster (3 gateways), redis_cluster (a Redis Cluster
+per module).
 
 Tests may be `async def`: this file runs them with asyncio.run, bounded by
 `@pytest.mark.timeout(SECONDS)` (default DEFAULT_TEST_TIMEOUT), so no plugin
@@ -30,6 +32,7 @@ import re
 import pytest
 
 from gateway_proc import Gateway
+from redis_cluster_proc import RedisCluster
 from redis_proc import RedisServer
 from wsclient import close_leftovers
 
@@ -168,3 +171,12 @@ def make_cluster(redis_server, gateways):
 def cluster(make_cluster):
     """Three gateways (gw1, gw2, gw3) on one fresh Redis, all ready."""
     return make_cluster()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory):
+    """A real Redis Cluster, 3 primaries and 3 replicas, for a whole module."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+    print(cluster.log_tails())

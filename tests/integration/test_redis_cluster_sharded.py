@@ -10,16 +10,8 @@ import subprocess
 
 import pytest
 
-from redis_cluster_proc import RedisCluster, move_slot
+from redis_cluster_proc import move_slot
 from test_redis_sharded_pubsub import check_bin
-
-
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory):
-    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
-    yield cluster
-    cluster.stop()
-    print(cluster.log_tails())
 
 
 def shard_subscribers(cluster, channel):

@@ -698,6 +698,30 @@ static void test_redis_url(void)
                                               "cache:6379",           ""};
     for (size_t i = 0; i < sizeof(bad_schemes) / sizeof(bad_schemes[0]); i++)
         CHECK(bad_redis_url(bad_schemes[i], "not redis[s]://"));
+    CHECK(!url_cfg.redis_cluster);
+}
+
+static void test_redis_cluster_url(void)
+{
+    CHECK(redis_url("redis+cluster://a:7000,b,[::1]:7002", "a", 7000) && url_cfg.redis_cluster &&
+          !url_cfg.redis_tls && strcmp(url_cfg.redis_seeds, "a:7000,b:6379,[::1]:7002") == 0);
+    CHECK(redis_url("rediss+cluster://u:p%40w@a:7000", "a", 7000) && url_cfg.redis_cluster &&
+          url_cfg.redis_tls && strcmp(url_cfg.redis_user, "u") == 0 &&
+          strcmp(url_cfg.redis_password, "p@w") == 0 && strcmp(url_cfg.redis_seeds, "a:7000") == 0);
+    CHECK(bad_redis_url("redis+cluster://a:7000/1", "database 0 only"));
+    CHECK(bad_redis_url("redis+cluster://a:7000/", "database 0 only"));
+    CHECK(bad_redis_url("redis+cluster://a:7000,", "no host"));
+    CHECK(bad_redis_url("redis+cluster://,a:7000", "no host"));
+    CHECK(bad_redis_url("redis+cluster://a:7000,b:0", "port"));
+    CHECK(bad_redis_url("redis+cluster://u:p@", "no host"));
+    char many[1200] = "redis+cluster://";
+    while (strlen(many) < sizeof(many) - 20)
+        strcat(many, "host-name-a:7000,");
+    strcat(many, "h:1");
+    CHECK(bad_redis_url(many, "1023 bytes"));
+    /* A plain URL after a cluster one is plain again. */
+    CHECK(redis_url("redis://cache", "cache", 6379) && !url_cfg.redis_cluster &&
+          !url_cfg.redis_seeds[0]);
     CHECK(bad_redis_url("redis://bad host:1", "host"));
     /* Host names of 295 to 299 bytes without a port are too long for the
      * host buffer and must be refused without writing out of bounds (the
@@ -991,6 +1015,7 @@ int main(int argc, char **argv)
     RUN(test_sizes);
     RUN(test_hostport);
     RUN(test_redis_url);
+    RUN(test_redis_cluster_url);
     RUN(test_redis_url_database);
     RUN(test_redis_url_credentials);
     RUN(test_redact_url);

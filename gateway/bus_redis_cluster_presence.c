@@ -1,0 +1,111 @@
+/* Presence's cleanups under Redis Cluster. On one Redis a script withdraws
+ * a gateway from every room of its set at once (reset.lua, reap.lua); in a
+ * cluster each room's presence is on the node of the room's slot and the
+ * set with the gateways' keys on the global tag's node, so the set is read
+ * there and each room is cleaned on its own node (forget_room.lua), in
+ * order before what is registered there again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_redis_internal.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Rooms one reap step takes out of a dead gateway's set. */
+#define REAP_ROOMS "100"
+
+/* Withdraws gateway gw from room's presence, on the room's node. */
+static void forget_room(struct rbus *rb, const char *room, size_t room_len, const char *gw,
+                        size_t gw_len)
+{
+    char pres[KEY_MAX], pnames[KEY_MAX];
+    const char *argv[3] = {pres, pnames, gw};
+    size_t lens[3] = {room_key(pres, rb, "presence:", room, room_len),
+                      room_key(pnames, rb, "pnames:", room, room_len), gw_len};
+    fire_and_forget(rb, S_FORGET_ROOM, 3, argv, lens, NULL);
+}
+
+/* This gateway's room set: its key into buf, the connection of its node. */
+static redisAsyncContext *own_rooms(struct rbus *rb, char *buf, size_t *len)
+{
+    const char *id = rb->base.cfg->id;
+    *len = make_key(buf, rb, "gwrooms:", id, strlen(id));
+    return cmd_for(rb, buf, *len);
+}
+
+/* The rooms this gateway had registered (another life of the process, or
+ * before an outage): each is cleaned, then what it has now is registered
+ * anew, behind the cleanup on each node. */
+static void on_own_rooms(redisAsyncContext *c, void *r, void *privdata)
+{
+    (void)privdata;
+    struct rbus *rb = c->data;
+    const redisReply *reply = r;
+    if (!rb || !reply || !ready(rb))
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        log_error("redis: cannot list this gateway's rooms: %s",
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "not an array");
+        return;
+    }
+    const char *id = rb->base.cfg->id;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            forget_room(rb, reply->element[i]->str, reply->element[i]->len, id, strlen(id));
+    cluster_withdraw(rb);
+    register_rooms(rb);
+}
+
+void cluster_reregister(struct rbus *rb)
+{
+    char set[KEY_MAX];
+    size_t len;
+    redisAsyncContext *c = own_rooms(rb, set, &len);
+    if (!c || redisAsyncCommand(c, on_own_rooms, NULL, "SMEMBERS %b", set, len) != REDIS_OK)
+        log_error("redis: cannot list this gateway's rooms: no connection to their node");
+}
+
+void cluster_withdraw(struct rbus *rb)
+{
+    const char *id = rb->base.cfg->id;
+    const struct strmap_slot *room;
+    for (size_t i = 0; strmap_next(&rb->presence.rooms, &i, &room);)
+        forget_room(rb, room->key, room->len, id, strlen(id));
+    char set[KEY_MAX];
+    size_t len;
+    redisAsyncContext *c = own_rooms(rb, set, &len);
+    if (c)
+        redisAsyncCommand(c, NULL, NULL, "DEL %b", set, len);
+}
+
+/* reap_pick.lua's answer: {}, {gateway, 1} or {gateway, 0, room...}. */
+static void reap_picked(struct request *q, const redisReply *reply)
+{
+    struct rbus *rb = q->rb;
+    if (!reply || !ready(rb) || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0)
+        return;
+    const redisReply *gw = reply->element[0];
+    if (reply->elements < 2 || gw->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+        log_error("redis: unexpected answer to the reap script");
+        return;
+    }
+    if (reply->element[1]->integer) {
+        metrics.dead_gateways_reaped++;
+        log_info("redis: cleaned up after gateway %s: its heartbeat lapsed", gw->str);
+    }
+    for (size_t i = 2; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            forget_room(rb, reply->element[i]->str, reply->element[i]->len, gw->str, gw->len);
+    cluster_reap(rb); /* more to do: right away, in bounded steps */
+}
+
+void cluster_reap(struct rbus *rb)
+{
+    char gws[KEY_MAX], clients[KEY_MAX], sets[KEY_MAX];
+    const char *argv[4] = {gws, clients, sets, REAP_ROOMS};
+    size_t lens[4] = {make_key(gws, rb, "gateways", "", 0), make_key(clients, rb, "clients", "", 0),
+                      make_key(sets, rb, "gwrooms:", "", 0), sizeof(REAP_ROOMS) - 1};
+    fire_and_forget(rb, S_REAP_PICK, 4, argv, lens, reap_picked);
+}

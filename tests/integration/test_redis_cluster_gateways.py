@@ -1,0 +1,91 @@
+"""Gateways on a real Redis Cluster (3 primaries, 3 replicas of the
+machine's redis-server) through redis+cluster://: rooms spread over the
+primaries, each subscribed with SSUBSCRIBE on its owner only, once per
+gateway; chat, presence, history, since and ordering as on one Redis."""
+
+from msgid import assert_increasing
+from wsclient import Client, announces
+
+KEPT = 5
+# Room names that land on every primary of redis-cli's layout (checked
+# below), braces and all: the hash tag is the name's CRC16, not the name.
+ROOMS = [f"r{i}" for i in range(10)] + ["a{b}c", "}{", "{x}"]
+
+
+def cluster_url(redis_cluster):
+    return f"redis+cluster://{redis_cluster.seeds}"
+
+
+def start_gateways(gateways, redis_cluster, count=3, extra=()):
+    gws = [gateways.start(f"gw{i + 1}", extra=["--redis", cluster_url(redis_cluster), *extra])
+           for i in range(count)]
+    for gw in gws:
+        gw.wait_ready()
+    return gws
+
+
+def shard_channels(node):
+    """{channel: subscribers} of the room channels a node holds."""
+    chans = node.command("PUBSUB", "SHARDCHANNELS", "chat:room:*")
+    if not chans:
+        return {}
+    counts = node.command("PUBSUB", "SHARDNUMSUB", *chans)
+    return dict(zip(counts[::2], counts[1::2]))
+
+
+async def test_rooms_spread_over_the_primaries(gateways, redis_cluster):
+    gws = start_gateways(gateways, redis_cluster)
+    clients = [await Client.connect(gw.port, f"u{i}") for i, gw in enumerate(gws)]
+    # Two members on the first gateway: still one subscription there.
+    extra = await Client.connect(gws[0].port, "extra")
+    for room in ROOMS:
+        for c in clients + [extra]:
+            await c.join(room)
+    for room in ROOMS:
+        await clients[0].chat(f"hello {room}", room=room)
+        for c in clients[1:] + [extra]:
+            f = await c.recv_chat(f"hello {room}")
+            assert f["room"] == room
+    per_node = {n.port: shard_channels(n) for n in redis_cluster.primaries()}
+    # Every room on exactly one primary, every primary with rooms, one
+    # subscription per gateway.
+    assert all(per_node.values()), per_node
+    channels = [ch for chans in per_node.values() for ch in chans]
+    assert len(channels) == len(set(channels)) == len(ROOMS)
+    assert {n for chans in per_node.values() for n in chans.values()} == {3}
+    for node in redis_cluster.primaries():
+        # Classic pub/sub holds the broadcast channel only.
+        assert node.command("PUBSUB", "CHANNELS", "chat:room:*") == []
+        for ch in shard_channels(node):
+            assert redis_cluster.owner_of(ch) is node
+
+
+async def test_presence_history_since_and_order(gateways, redis_cluster):
+    gws = start_gateways(gateways, redis_cluster, extra=["--history", str(KEPT), "--rate-limit",
+                                                          "0"])
+    room = "h{1}"
+    a = await Client.connect(gws[0].port, "alice")
+    b = await Client.connect(gws[1].port, "bob")
+    await a.join(room)
+    assert (await b.join(room))["members"] == 2
+    assert await a.presence(room) == ["alice", "bob"]
+    await a.recv_until("system", where=announces("bob", "joined", room))
+    sent = []
+    for i in range(1, 9):
+        await a.chat(f"m{i}", room=room)
+        sent.append(await b.recv_chat(f"m{i}"))
+    assert_increasing([m["id"] for m in sent])
+    summary = lambda msgs: [(m["id"], m["content"]) for m in msgs]  # noqa: E731
+    c = await Client.connect(gws[2].port, "carol")
+    joined = await c.join(room, since=sent[5]["id"])
+    assert (summary(joined["history"]), joined["truncated"]) == (summary(sent[6:]), False)
+    d = await Client.connect(gws[2].port, "dave")
+    joined = await d.join(room, since=sent[1]["id"])
+    assert (summary(joined["history"]), joined["truncated"]) == (summary(sent[-KEPT:]), True)
+    assert await b.presence(room) == ["alice", "bob", "carol", "dave"]
+    await d.leave(room)
+    await b.close()
+    assert await c.presence(room) == ["alice", "carol"]
+    # Global chat and the count go over the broadcast channel.
+    await c.chat("to all")
+    assert (await a.recv_chat("to all"))["sender"] == "carol"
