@@ -86,6 +86,8 @@ static void check_ready(struct rbus *rb)
     log_info("redis: connected to %s%s:%d%s%s, resubscribing %zu rooms",
              rb->cluster ? "Redis Cluster through " : "", rb->cmd->c.tcp.host, rb->cmd->c.tcp.port,
              rb->tls ? " over TLS" : "", login, rb->channels.count);
+    if (rb->cluster)
+        cluster_log_nodes(rb);
     if (rb->tls && rb->base.cfg->redis_tls_insecure)
         log_warn("redis: connected WITHOUT verifying the server's certificate "
                  "(--redis-tls-insecure-skip-verify)");
@@ -131,6 +133,9 @@ static const char *hint(const char *why)
         return "; Redis may want a client certificate: give --redis-tls-cert and --redis-tls-key";
     if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
         return "; is this port TLS? rediss:// needs Redis's --tls-port";
+    if (strstr(why, "cluster support disabled"))
+        return "; redis+cluster:// needs the nodes of a Redis Cluster (cluster-enabled yes); "
+               "one Redis is redis://";
     if (strstr(why, "DB index"))
         return "; the database number of --redis is more than Redis's 'databases' setting allows";
     return "";
@@ -338,6 +343,8 @@ static void teardown(struct rbus *rb, const char *why)
         log_warn("redis: lost (%s%s); clients stay connected, messages are refused until it "
                  "is back",
                  why, hint(why));
+    else if (rb->state == LINK_CONNECTING && rb->cluster)
+        log_warn("redis: cannot connect to Redis Cluster (%s%s)", why, hint(why));
     else if (rb->state == LINK_CONNECTING)
         log_warn("redis: cannot connect to %s:%d (%s%s)", rb->base.cfg->redis_host,
                  rb->base.cfg->redis_port, why, hint(why));

@@ -144,7 +144,22 @@ static void connect_nodes(struct rbus *rb)
         }
         cl->opening += 2;
     }
-    log_info("redis: the cluster has %zu primaries", cl->map.n_nodes);
+}
+
+void cluster_log_nodes(const struct rbus *rb)
+{
+    const struct rcluster *cl = rb->cluster;
+    char list[1024];
+    size_t at = 0;
+    for (size_t i = 0; i < cl->map.n_nodes && at < sizeof(list); i++) {
+        unsigned slots = 0;
+        for (size_t s = 0; s < CLUSTER_SLOTS; s++)
+            slots += cl->map.owner[s] == i;
+        int n = snprintf(list + at, sizeof(list) - at, "%s%s:%d (%u slots)", i ? ", " : "",
+                         cl->map.nodes[i].host, cl->map.nodes[i].port, slots);
+        at += n > 0 ? (size_t)n : 0;
+    }
+    log_info("redis: cluster primaries: %s", list);
 }
 
 /* The map's answer, during a connection attempt or after a refresh. */

@@ -208,6 +208,8 @@ void cluster_node_open(struct rbus *rb, redisAsyncContext *c);
 redisAsyncContext *cluster_ctx(struct rbus *rb, const redisAsyncContext *c);
 /* Whether every node connection is up. */
 bool cluster_ready(const struct rbus *rb);
+/* Logs the primaries and how many slots each serves. */
+void cluster_log_nodes(const struct rbus *rb);
 /* c, a node's connection, is going away: forgotten, and described into
  * what (len bytes) for the log; false when c is no node's. */
 bool cluster_forget(struct rbus *rb, const redisAsyncContext *c, char *what, size_t len);

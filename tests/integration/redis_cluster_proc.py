@@ -66,7 +66,7 @@ class RedisCluster:
 
     def owner_of(self, key):
         """The primary that serves key's slot now, as RedisServer."""
-        return self.owner_of_slot(self.nodes[0].command("CLUSTER", "KEYSLOT", key))
+        return self.owner_of_slot(self.primaries()[0].command("CLUSTER", "KEYSLOT", key))
 
     def owner_of_slot(self, slot, asked=None):
         """The primary that serves slot according to asked (default: a primary)."""

@@ -3,7 +3,10 @@ machine's redis-server) through redis+cluster://: rooms spread over the
 primaries, each subscribed with SSUBSCRIBE on its owner only, once per
 gateway; chat, presence, history, since and ordering as on one Redis."""
 
+from aio import eventually
+from gateway_proc import run_gateway
 from msgid import assert_increasing
+from test_redis_auth import assert_exit_2_naming
 from wsclient import Client, announces
 
 KEPT = 5
@@ -89,3 +92,26 @@ async def test_presence_history_since_and_order(gateways, redis_cluster):
     # Global chat and the count go over the broadcast channel.
     await c.chat("to all")
     assert (await a.recv_chat("to all"))["sender"] == "carol"
+
+
+def test_bad_cluster_flags_exit_2():
+    for args, flag in (
+            (["--redis", "redis+cluster://127.0.0.1:7000", "--redis-prefix", "a{b}:"],
+             "--redis-prefix"),
+            (["--redis", "redis+cluster://127.0.0.1:7000/1"], "--redis"),
+            (["--redis", "redis+cluster://127.0.0.1:7000,"], "--redis")):
+        result = run_gateway(["--listen", "127.0.0.1:0", *args])
+        assert_exit_2_naming(result, flag)
+
+
+async def test_cluster_url_on_one_redis_says_so(gateways, redis_server):
+    gw = gateways.start("gw1", extra=["--redis", f"redis+cluster://127.0.0.1:{redis_server.port}"])
+    async def log():
+        return gw.log_text()
+
+    await eventually(log, lambda text: "redis+cluster:// needs the nodes of a Redis Cluster" in
+                     text and "cluster support disabled" in text, 10, "the refusal logged")
+    assert gw.readyz_status() == 503
+    alice = await Client.connect(gw.port, "alice")
+    await alice.chat("too early")
+    await alice.expect_error("unavailable")

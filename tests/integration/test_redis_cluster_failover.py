@@ -1,0 +1,87 @@
+"""Gateways on a real Redis Cluster whose topology changes under traffic:
+a room's slot moved to another primary (keys and all, as `redis-cli
+--cluster reshard` does), and the room's primary killed so that its replica
+takes over. Chat resumes by itself; members miss nothing unannounced and
+get nothing twice; a refused chat is refused to its sender (`unavailable`).
+The failover test prints how long chat was unavailable."""
+
+import asyncio
+import time
+
+import pytest
+
+from redis_cluster_proc import move_slot
+from test_cluster_resilience import (ROOM, assert_exactly_once_in_order, chats_until,
+                                     send_chat)
+from test_redis_cluster_gateways import shard_channels, start_gateways
+from wsclient import Client
+
+RECOVER_WITHIN = 30
+
+
+def room_channel(redis_cluster):
+    """The room's shard channel and the primary that holds it."""
+    for node in redis_cluster.primaries():
+        for ch in shard_channels(node):
+            if ch.endswith("}" + ROOM):
+                return ch, node
+    raise AssertionError(f"no primary holds a channel of {ROOM}")
+
+
+async def room_of_three(gateways, redis_cluster):
+    gws = start_gateways(gateways, redis_cluster, extra=["--rate-limit", "0"])
+    sender = await Client.connect(gws[0].port, "sender")
+    receivers = [await Client.connect(gw.port, f"r{i}") for i, gw in enumerate(gws)]
+    for c in [sender, *receivers]:
+        await c.join(ROOM)
+    return sender, receivers
+
+
+@pytest.mark.timeout(60)
+async def test_slot_moved_under_traffic(gateways, redis_cluster):
+    sender, receivers = await room_of_three(gateways, redis_cluster)
+    channel, owner = room_channel(redis_cluster)
+    slot = owner.command("CLUSTER", "KEYSLOT", channel)
+    dst = next(n for n in redis_cluster.primaries() if n is not owner)
+    expected, own = [], []
+    move = None
+    for i in range(60):
+        await send_chat(sender, f"m{i}", own, timeout=RECOVER_WITHIN)
+        expected.append(f"m{i}")
+        if i == 10:
+            move = asyncio.create_task(asyncio.to_thread(move_slot, redis_cluster, slot, owner,
+                                                         dst))
+        await asyncio.sleep(0.02)
+    await move
+    for r in receivers:
+        seen = await chats_until(r, expected[-1], [], timeout=RECOVER_WITHIN)
+        assert_exactly_once_in_order(r.username, seen, expected)
+    # The subscriptions followed the slot: on the new owner only.
+    assert shard_channels(dst).get(channel) == 3
+    assert channel not in shard_channels(owner)
+
+
+@pytest.mark.timeout(90)
+async def test_primary_killed_under_traffic(gateways, redis_cluster):
+    sender, receivers = await room_of_three(gateways, redis_cluster)
+    channel, owner = room_channel(redis_cluster)
+    expected, own = [], []
+    for i in range(10):
+        await send_chat(sender, f"before{i}", own)
+        expected.append(f"before{i}")
+    seen = {r.username: await chats_until(r, expected[-1], []) for r in receivers}
+    killed_at = time.monotonic()
+    owner.kill()
+    await send_chat(sender, "after0", own, timeout=RECOVER_WITHIN)
+    unavailable_s = time.monotonic() - killed_at
+    expected.append("after0")
+    for i in range(1, 10):
+        await send_chat(sender, f"after{i}", own)
+        expected.append(f"after{i}")
+    for r in receivers:
+        got = await chats_until(r, expected[-1], seen[r.username], timeout=RECOVER_WITHIN)
+        assert_exactly_once_in_order(r.username, got, expected)
+    new_owner = redis_cluster.owner_of(channel)
+    assert new_owner is not owner and shard_channels(new_owner).get(channel) == 3
+    print(f"FIGURE failover: chat unavailable for {unavailable_s:.1f} s after SIGKILL of the "
+          f"room's primary (cluster-node-timeout 2 s)")
