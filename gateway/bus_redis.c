@@ -146,9 +146,11 @@ static void link_open(struct rbus *rb, redisAsyncContext *c)
 {
     if (c == rb->cmd) {
         rb->cmd_up = true;
-        scripts_load(rb, c);
+        /* Under Redis Cluster the scripts run on the nodes, loaded there. */
         if (rb->cluster)
             cluster_link_open(rb);
+        else
+            scripts_load(rb, c);
     } else if (c == rb->sub) {
         channels_connected(rb);
     } else {

@@ -422,17 +422,10 @@ void redis_join(struct bus *b, const char *room, size_t room_len, const char *na
     /* Registered whatever happens next: the caller's leave undoes it. */
     if (add && presence_add(&rb->presence, room, room_len, name) < 0)
         log_error("redis: out of memory tracking presence");
-    if (add && rb->cluster && ready(rb)) {
-        /* The room script cannot reach this gateway's room set there: the
-         * set learns the room first, so that a reaper finds it. */
-        char gwrooms[KEY_MAX];
-        const char *id = rb->base.cfg->id;
-        const char *sadd[3] = {"SADD", gwrooms, room};
-        size_t lens[3] = {4, make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
-        redisAsyncContext *c = cmd_for(rb, gwrooms, lens[1]);
-        if (c)
-            redisAsyncCommandArgv(c, NULL, NULL, 3, sadd, lens);
-    }
+    /* The room script cannot reach this gateway's room set under Redis
+     * Cluster: the set learns the room first, so that a reaper finds it. */
+    if (add && rb->cluster && ready(rb))
+        room_set_command(rb, "SADD", room, room_len);
     if (!ready(rb) ||
         room_request(rb, add ? "join" : "rejoin", room, room_len, name, since, room_done, &q) < 0) {
         cb(arg, -1, NULL);

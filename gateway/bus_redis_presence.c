@@ -90,14 +90,19 @@ void redis_leave(struct bus *b, const char *room, size_t room_len, const char *n
          * would otherwise hold every room it ever had until it reconnects.
          * Behind the leave on the same connection, and before any later
          * join's SADD. */
-        char gwrooms[KEY_MAX];
-        const char *id = rb->base.cfg->id;
-        const char *srem[3] = {"SREM", gwrooms, room};
-        size_t lens[3] = {4, make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
-        redisAsyncContext *c = cmd_for(rb, gwrooms, lens[1]);
-        if (c)
-            redisAsyncCommandArgv(c, NULL, NULL, 3, srem, lens);
+        room_set_command(rb, "SREM", room, room_len);
     }
+}
+
+void room_set_command(struct rbus *rb, const char *verb, const char *room, size_t room_len)
+{
+    char gwrooms[KEY_MAX];
+    const char *id = rb->base.cfg->id;
+    const char *argv[3] = {verb, gwrooms, room};
+    size_t lens[3] = {strlen(verb), make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
+    redisAsyncContext *c = cmd_for(rb, gwrooms, lens[1]);
+    if (c)
+        redisAsyncCommandArgv(c, NULL, NULL, 3, argv, lens);
 }
 
 /* The room script's answer in presence mode: the sorted names. */

@@ -266,6 +266,8 @@ void reregister(struct rbus *rb);
 /* Registers what this gateway has now (its presence entries and room set),
  * each on its key's node: reregister's second half. */
 void register_rooms(struct rbus *rb);
+/* verb (SADD or SREM) room on this gateway's room set; no answer awaited. */
+void room_set_command(struct rbus *rb, const char *verb, const char *room, size_t room_len);
 void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name);
 void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
 void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
