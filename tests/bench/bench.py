@@ -79,6 +79,10 @@ def parse_args(argv):
                     "tool breaks, never on figures")
     ap.add_argument("--single-node", action="store_true",
                     help="one gateway, no Redis (overrides --gateways)")
+    ap.add_argument("--redis-cluster", type=int, default=0, metavar="N",
+                    help="a Redis Cluster of N primaries (no replicas) "
+                         "instead of one Redis, through redis+cluster:// "
+                         "(0: one Redis); fanout reports each one's CPU")
     ap.add_argument("--gateways", type=int, default=2,
                     help="gateways for fanout and max (2)")
     ap.add_argument("--gateway-args", default="",
@@ -219,15 +223,15 @@ def _run_on_cluster(name, p, cb, gateway_bin, log_dir, variant):
         extra += ["--ping-interval", p.ping_interval,
                   "--pong-timeout", pong_timeout(p.ping_interval)]
         cluster = procs.Cluster(gateway_bin, p.idle_gateways, log_dir, redis,
-                                extra)
+                                extra, p.redis_cluster)
     elif name == "storm":
         cluster = procs.Cluster(gateway_bin, p.storm_gateways, log_dir, redis,
-                                extra)
+                                extra, p.redis_cluster)
     elif name == "reconnect":
         return _reconnect(p, cb, gateway_bin, log_dir, extra)
     else:
         cluster = procs.Cluster(gateway_bin, p.gateways, log_dir, redis,
-                                extra)
+                                extra, p.redis_cluster)
     try:
         if name == "fanout":
             return scenarios.fanout(cluster, cb, p), table.fanout

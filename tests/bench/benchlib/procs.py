@@ -112,6 +112,16 @@ def _redis_pong(port):
         return False
 
 
+def _redis_info(port, *words):
+    """The raw answer to an inline command (e.g. CLUSTER INFO), b"" on error."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(" ".join(words).encode() + b"\r\n")
+            return s.recv(65536)
+    except OSError:
+        return b""
+
+
 def _http_ok(url):
     try:
         with urllib.request.urlopen(url, timeout=1) as r:
@@ -148,20 +158,21 @@ def _scrape(port):
 
 
 class Cluster:
-    """Redis (unless single node) and N gateways, stopped on close()."""
+    """Redis (unless single node) and N gateways, stopped on close().
+    redis_primaries > 0: a Redis Cluster of that many primaries (no
+    replicas) instead of one Redis, reached with redis+cluster://."""
 
     def __init__(self, gateway_bin, gateways, log_dir, redis=True,
-                 gateway_args=()):
+                 gateway_args=(), redis_primaries=0):
         self.procs = []
         self.redis = None
+        self.redis_nodes = []  # every redis-server (one, or the primaries)
         self.gateways = []  # (Proc, port)
         try:
-            if redis:
-                port = free_port()
-                self.redis = self._start("redis", [
-                    "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no"], log_dir)
-                _wait(lambda: _redis_pong(port), "redis-server", self.redis)
+            if redis and redis_primaries:
+                self._start_redis_cluster(redis_primaries, log_dir)
+            elif redis:
+                port = self._start_redis("redis", [], log_dir)
                 self.redis_url = "redis://127.0.0.1:%d" % port
             for i in range(gateways):
                 self._start_gateway(gateway_bin, i + 1, log_dir, gateway_args)
@@ -173,6 +184,37 @@ class Cluster:
         proc = Proc(name, argv, log_dir)
         self.procs.append(proc)
         return proc
+
+    def _start_redis(self, name, flags, log_dir):
+        port = free_port()
+        proc = self._start(name, [
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", *flags], log_dir)
+        _wait(lambda: _redis_pong(port), name, proc)
+        self.redis_nodes.append(proc)
+        self.redis = self.redis or proc
+        return port
+
+    def _start_redis_cluster(self, primaries, log_dir):
+        # The cluster bus port is chosen too: port + 10000 may be past 65535.
+        addrs = ["127.0.0.1:%d" % self._start_redis(
+            "redis%d" % i, ["--cluster-enabled", "yes",
+                            "--cluster-port", str(free_port()),
+                            "--cluster-config-file",
+                            os.path.join(str(log_dir), "nodes-redis%d.conf" % i)],
+            log_dir)
+            for i in range(primaries)]
+        subprocess.run(["redis-cli", "--cluster", "create", *addrs,
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        ports = [int(a.rsplit(":", 1)[1]) for a in addrs]
+        _wait(lambda: all(b"cluster_state:ok" in _redis_info(p, "CLUSTER", "INFO")
+                          for p in ports), "redis cluster state ok", self.redis)
+        self.redis_url = "redis+cluster://" + ",".join(addrs)
+
+    def redis_cpu_s(self):
+        """CPU-seconds used so far by each redis-server."""
+        return [proc.cpu_s() for proc in self.redis_nodes]
 
     def _start_gateway(self, gateway_bin, n, log_dir, extra):
         port = free_port()

@@ -13,10 +13,29 @@ def _fanout_args(p, rate, warmup, duration):
 
 
 def fanout(cluster, cb, p):
+    before = cluster.redis_cpu_s()
     result = chatbench.run(cb, "fanout", cluster.chatbench_args() +
                            _fanout_args(p, p.rate, p.warmup, p.duration))
     result["redis"] = cluster.redis is not None
+    _redis_per_node(result, cluster, before)
     return result
+
+
+def _redis_per_node(result, cluster, before):
+    """Redis's CPU per 100,000 deliveries of each redis-server (over the
+    whole run, warm-up included, where chatbench measures only the first
+    one's over the measured part); for a cluster the total is their sum."""
+    after = cluster.redis_cpu_s()
+    delivered = result.get("delivered") or 0
+    warm = result.get("deliveries_per_s") or 0
+    # Deliveries over the whole run, at the measured rate.
+    total = delivered + warm * float(result.get("warmup_s") or 0)
+    per = [round((a - b) / total * 1e5, 3) if total and a is not None and b is not None
+           else None for a, b in zip(after, before)]
+    result["redis_primaries"] = len(per) if len(per) > 1 else 0
+    result["redis_cpu_per_100k_by_node"] = per
+    if len(per) > 1 and None not in per:
+        result["redis_cpu_per_100k"] = round(sum(per), 3)
 
 
 def _step_verdict(r, p99_limit_us):
