@@ -27,6 +27,7 @@ fails; its log tail is printed then, which pytest shows for failed tests.
 
 import asyncio
 import inspect
+import os
 import re
 
 import pytest
@@ -155,12 +156,25 @@ class Cluster:
         return [gw.port for gw in self.gws]
 
 
+# GATEWAY_TEST_REDIS_CLUSTER=1: make_cluster's gateways use a Redis Cluster
+# (redis+cluster://, emptied first) instead of redis_server, so that the
+# multi-gateway tests run on Redis Cluster too. Tests that read Redis's keys
+# themselves (cluster.redis) know one Redis's layout only.
+ON_REDIS_CLUSTER = os.environ.get("GATEWAY_TEST_REDIS_CLUSTER") == "1"
+
+
 @pytest.fixture
-def make_cluster(redis_server, gateways):
+def make_cluster(redis_server, gateways, request):
     # Redis is set up first so it is torn down last, after the gateways.
     """Factory: make_cluster(count=3, extra=[flags]) -> Cluster, all gateways ready."""
     def make(count=3, extra=()):
-        gws = [gateways.start(f"gw{i + 1}", redis_server.port, extra) for i in range(count)]
+        port, extra = redis_server.port, list(extra)
+        if ON_REDIS_CLUSTER:
+            rc = request.getfixturevalue("redis_cluster")
+            for node in rc.primaries():
+                node.command("FLUSHALL")
+            port, extra = None, ["--redis", f"redis+cluster://{rc.seeds}", *extra]
+        gws = [gateways.start(f"gw{i + 1}", port, extra) for i in range(count)]
         for gw in gws:
             gw.wait_ready()
         return Cluster(redis_server, gws)

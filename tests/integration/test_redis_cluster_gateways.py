@@ -3,6 +3,8 @@ machine's redis-server) through redis+cluster://: rooms spread over the
 primaries, each subscribed with SSUBSCRIBE on its owner only, once per
 gateway; chat, presence, history, since and ordering as on one Redis."""
 
+import pytest
+
 from aio import eventually
 from gateway_proc import run_gateway
 from msgid import assert_increasing
@@ -115,3 +117,35 @@ async def test_cluster_url_on_one_redis_says_so(gateways, redis_server):
     alice = await Client.connect(gw.port, "alice")
     await alice.chat("too early")
     await alice.expect_error("unavailable")
+
+
+def room_keys(redis_cluster):
+    """The presence keys (entries and names) and room sets on all primaries."""
+    return sorted(k for n in redis_cluster.primaries() for k in n.command("KEYS", "chat:p*") +
+                  n.command("KEYS", "chat:gwrooms:*"))
+
+
+@pytest.mark.timeout(60)
+async def test_dead_gateway_is_cleaned_up_room_by_room(gateways, redis_cluster):
+    """A gateway in rooms on every primary is SIGKILLed: once its heartbeat
+    lapsed, the survivor takes its rooms out of its set on the {global}
+    node and withdraws it from each room on the room's own node."""
+    for node in redis_cluster.primaries():
+        node.command("FLUSHALL")
+    gw1, gw2 = start_gateways(gateways, redis_cluster, count=2)
+    survivor = await Client.connect(gw1.port, "survivor")
+    await survivor.join(ROOMS[0])
+    keys_before = room_keys(redis_cluster)
+    doomed = await Client.connect(gw2.port, "doomed")
+    for room in ROOMS:
+        await doomed.join(room)
+    assert await survivor.presence(ROOMS[0]) == ["doomed", "survivor"]
+    assert len(room_keys(redis_cluster)) == len(keys_before) + 2 * (len(ROOMS) - 1) + 1
+    gw2.kill()
+
+    async def keys():
+        return room_keys(redis_cluster)
+
+    await eventually(keys, lambda k: k == keys_before, 40, "gw2's presence and room set gone")
+    assert await survivor.presence(ROOMS[0]) == ["survivor"]
+    assert gw1.metrics()["gateway_dead_gateways_reaped_total"] == 1
