@@ -149,3 +149,29 @@ async def test_dead_gateway_is_cleaned_up_room_by_room(gateways, redis_cluster):
     await eventually(keys, lambda k: k == keys_before, 40, "gw2's presence and room set gone")
     assert await survivor.presence(ROOMS[0]) == ["survivor"]
     assert gw1.metrics()["gateway_dead_gateways_reaped_total"] == 1
+
+
+async def test_acl_user_on_every_node(gateways, redis_cluster):
+    """USER:PASSWORD of the URL logs in on every connection: the seed's and
+    each primary's two. ACL users are per node: each has it."""
+    for node in redis_cluster.nodes:
+        if node.running():
+            node.command("ACL", "SETUSER", "cgw", "on", ">s3cret", "~*", "&*", "+@all")
+    seeds = redis_cluster.seeds
+    good = gateways.start("gw1", extra=["--redis", f"redis+cluster://cgw:s3cret@{seeds}"])
+    gw2 = gateways.start("gw2", extra=["--redis", f"redis+cluster://cgw:s3cret@{seeds}"])
+    bad = gateways.start("gw3", extra=["--redis", f"redis+cluster://cgw:wrong@{seeds}"])
+    good.wait_ready()
+    gw2.wait_ready()
+    a, b = await Client.connect(good.port, "alice"), await Client.connect(gw2.port, "bob")
+    for c in (a, b):
+        await c.join(ROOMS[1])
+    await a.chat("logged in", room=ROOMS[1])
+    assert (await b.recv_chat("logged in"))["sender"] == "alice"
+
+    async def log():
+        return bad.log_text()
+
+    await eventually(log, lambda text: "AUTH as user 'cgw' (password from the --redis URL) "
+                     "refused" in text, 10, "the refusal logged")
+    assert bad.readyz_status() == 503
