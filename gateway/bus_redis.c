@@ -90,6 +90,7 @@ static void check_ready(struct rbus *rb)
     /* Presence is registered when the answer says so (count_done). */
     send_count(rb, rb->local_clients, "connect", false);
     channels_link_up(rb);
+    canary_link_up(rb);
 }
 
 static void link_step(struct rbus *rb, const char *failure)
@@ -334,6 +335,7 @@ static void teardown(struct rbus *rb, const char *why)
     free_ctx(&rb->cmd, &rb->cmd_ssl);
     free_ctx(&rb->sub, &rb->sub_ssl);
     /* The subscriptions died with the connection. */
+    canary_link_down(rb);
     channels_link_down(rb);
     if (rb->closing) {
         finish_close(rb);
@@ -452,6 +454,7 @@ static void redis_free(struct bus *b)
     event_free(rb->close_timer);
     if (rb->count_retry)
         event_free(rb->count_retry);
+    canary_free(rb);
     channels_free(rb);
     presence_free(&rb->presence);
     redis_tls_ctx_free(rb->tls);
@@ -495,6 +498,7 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     rb->close_timer = evtimer_new(base, close_timeout, rb);
     rb->count_retry = evtimer_new(base, redis_count_retry, rb);
     if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry ||
+        canary_init(rb) < 0 ||
         (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg)))) {
         redis_free(&rb->base);
         return NULL;

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "dedupe.h"
 #include "log.h"
+#include "metrics.h"
 #include "sendq.h"
 
 /* Streams of rooms idle this long expire. */
@@ -121,6 +122,8 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
         return;
     const char *kind = reply->element[0]->str;
     const redisReply *name = reply->element[1];
+    if (canary_message(rb, reply->element[0], name, reply->element[2]))
+        return;
     bool is_broadcast =
         name->len == rb->broadcast_len && memcmp(name->str, rb->broadcast, rb->broadcast_len) == 0;
     size_t pre = strlen(rb->base.cfg->redis_prefix) + 5; /* "room:" */
@@ -246,6 +249,7 @@ static bool parse_room_reply(const redisReply *r, struct bus_join_result *res)
         return false;
     res->members = (long)r->element[0]->integer;
     res->truncated = r->element[1]->integer != 0;
+    res->lost = r->element[1]->integer == 2; /* room.lua's answer */
     if (!msgid_parse(r->element[2]->str, r->element[2]->len, &res->newest))
         return false;
     const redisReply *entries = r->element[3];
@@ -278,7 +282,18 @@ static void free_result(struct bus_join_result *res)
 static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_join_result *res)
 {
     ch->filling = false;
-    if (res && res->truncated) {
+    bool lost = res && res->lost;
+    if (lost) {
+        /* The newest id delivered is not in the stream any more: what the
+         * stream answered follows what it shares with the members, and ids
+         * may continue lower than those they saw. */
+        log_warn("redis: room %.*s: its history lost messages delivered or due here (Redis "
+                 "restarted empty or a failover lost writes); members are told",
+                 (int)ch->room_len, ch->room);
+        metrics.redis_history_lost++;
+        rb->base.h.history_lost(rb->base.h.ctx, ch->room, ch->room_len);
+        ch->last = res->newest;
+    } else if (res && res->truncated) {
         struct frame *f = proto_system(ch->room, ch->room_len,
                                        "Some messages of this room could not be recovered "
                                        "after a connection loss",
@@ -291,7 +306,7 @@ static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_jo
     for (size_t i = 0; res && i < res->n; i++) {
         struct msgid id;
         if (proto_chat_id(frame_data(res->history[i]), res->history[i]->len, &id) &&
-            msgid_cmp(&id, &ch->last) > 0)
+            (lost || msgid_cmp(&id, &ch->last) > 0))
             deliver_room(rb, ch, &id, res->history[i]);
     }
     const struct sendq_entry *e;
@@ -303,9 +318,11 @@ static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_jo
         sendq_pop(&ch->held);
     }
     sendq_clear(&ch->held);
-    if (res)
+    if (res) {
+        metrics.redis_replays++;
         log_info("redis: room %.*s resubscribed, %zu missed messages replayed", (int)ch->room_len,
                  ch->room, res->n);
+    }
     rb->base.h.subscribed(rb->base.h.ctx, ch->room, ch->room_len, 0);
 }
 
@@ -451,6 +468,9 @@ int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct
 
 void channels_connected(struct rbus *rb)
 {
+    /* The canary's first: the broadcast's answer, which makes the link
+     * ready, then says both are live. */
+    sub_command(rb, "SUBSCRIBE", rb->canary.channel, rb->canary.channel_len);
     sub_command(rb, "SUBSCRIBE", rb->broadcast, rb->broadcast_len);
 }
 

@@ -309,9 +309,16 @@ static void on_subscribed(void *ctx, const char *room, size_t room_len, int stat
     rooms_on_subscribed(&rq->rooms, room, room_len, status);
 }
 
+static void on_history_lost(void *ctx, const char *room, size_t room_len)
+{
+    struct requests *rq = ctx;
+    rooms_on_history_lost(&rq->rooms, room, room_len);
+}
+
 struct bus_handlers requests_bus_handlers(struct requests *rq)
 {
-    return (struct bus_handlers){on_room_frame, on_broadcast_frame, on_subscribed, rq};
+    return (struct bus_handlers){on_room_frame, on_broadcast_frame, on_subscribed, on_history_lost,
+                                 rq};
 }
 
 void requests_init(struct requests *rq, const struct config *cfg, struct bus *bus,

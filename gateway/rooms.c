@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -125,6 +126,26 @@ static void remove_member(struct rooms *r, struct member *m, bool tell)
     }
 }
 
+/* Tells one member (owner, or every member through rooms_on_frame when
+ * owner is NULL) that the room's history lost messages. */
+static void tell_lost(struct rooms *r, const char *room, size_t room_len, void *owner)
+{
+    struct frame *f = proto_system(room, room_len,
+                                   "Messages of this room were lost by the cluster (its history "
+                                   "was reset): some you have not seen may never arrive",
+                                   clock_wall_ms());
+    if (!f) {
+        log_error("room %.*s: out of memory telling members that messages were lost", (int)room_len,
+                  room);
+        return;
+    }
+    if (owner)
+        r->ops->deliver(r->ctx, owner, f);
+    else
+        rooms_on_frame(r, room, room_len, NULL, f);
+    frame_unref(f);
+}
+
 static void join_done(void *arg, int status, const struct bus_join_result *res);
 static void flush_held(struct rooms *r, struct member *m);
 
@@ -195,8 +216,11 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
         r->ops->join_answered(r->ctx, owner);
         return;
     }
+    /* A since beyond the room's newest id (a history that lost its end, or
+     * a client's invention) is from a history that no longer exists. */
+    bool lost = res->lost || (m->has_seen && msgid_cmp(&m->seen, &res->newest) > 0);
     struct frame *joined = proto_joined(room->name, room->name_len, res->members, res->history,
-                                        res->n, res->truncated);
+                                        res->n, res->truncated || lost);
     if (!joined) {
         log_error("room %.*s: out of memory building joined", (int)room->name_len, room->name);
         join_failed(r, m, "the room could not be joined: out of memory");
@@ -206,10 +230,12 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
     r->ops->deliver(r->ctx, m->owner, joined);
     frame_unref(joined);
 
-    /* A since beyond the room's newest id (a client's invention, or ids
-     * restarted lower) would hide every message to come. */
-    if (m->has_seen && msgid_cmp(&m->seen, &res->newest) > 0)
+    /* The history answered goes up to the room's newest id; after a loss
+     * ids may continue lower than since, and since would hide them. */
+    if (lost) {
+        tell_lost(r, room->name, room->name_len, owner);
         m->seen = res->newest;
+    }
     /* The member has the history now: held frames in it are dropped. */
     struct msgid newest;
     struct frame *last = res->n ? res->history[res->n - 1] : NULL;
@@ -347,4 +373,17 @@ void rooms_on_subscribed(struct rooms *r, const char *room_name, size_t room_len
             r->ops->join_answered(r->ctx, owner);
         }
     }
+}
+
+void rooms_on_history_lost(struct rooms *r, const char *room_name, size_t room_len)
+{
+    struct room *room = strmap_get(&r->by_name, room_name, room_len);
+    if (!room)
+        return;
+    /* Ids may continue lower than those the members saw: what comes next
+     * is new to them whatever its id. */
+    for (struct member *m = room->head; m; m = m->rnext)
+        if (m->state == MEMBER_JOINED)
+            m->has_seen = false;
+    tell_lost(r, room_name, room_len, NULL);
 }

@@ -85,5 +85,8 @@ size_t rooms_count(const struct rooms *r);
 void rooms_on_frame(struct rooms *r, const char *room, size_t room_len, const struct msgid *id,
                     struct frame *f);
 void rooms_on_subscribed(struct rooms *r, const char *room, size_t room_len, int status);
+/* The room's history lost messages: its members are told, and take what
+ * comes next whatever its id. */
+void rooms_on_history_lost(struct rooms *r, const char *room, size_t room_len);
 
 #endif
