@@ -253,8 +253,10 @@ static void on_disconnect(const redisAsyncContext *c, int status)
              status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : c->errstr);
     rb->dying = c;
     /* Redis also closes a subscriber that passes its pub/sub output buffer
-     * limit; it logs 'client-output-buffer-limit' when it does. */
-    if (was_sub && rb->cmd_up)
+     * limit; it logs 'client-output-buffer-limit' when it does. (Not while
+     * connecting: a TLS server refusing the client's certificate closes
+     * both connections, the subscriber's maybe first.) */
+    if (was_sub && rb->state == LINK_READY)
         log_warn("redis: the server closed the subscriber connection while the command "
                  "connection was up: if Redis logged 'client-output-buffer-limit', this "
                  "gateway fell behind its pub/sub traffic");

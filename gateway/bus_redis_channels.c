@@ -33,6 +33,9 @@ struct channel {
     enum sub_state state;
     bool have_last;
     struct msgid last; /* newest id delivered to local members */
+    /* Newest id ever delivered here: last goes back with a history that
+     * lost messages, this does not (the chat script's floor). */
+    struct msgid highest;
     bool filling;      /* replaying the stream after a resubscribe */
     struct sendq held; /* messages that arrived while filling */
 };
@@ -91,6 +94,8 @@ static void deliver_room(struct rbus *rb, struct channel *ch, const struct msgid
     if (id) {
         if (!ch->have_last || msgid_cmp(id, &ch->last) > 0)
             ch->last = *id;
+        if (msgid_cmp(id, &ch->highest) > 0)
+            ch->highest = *id;
         ch->have_last = true;
     }
     bus_deliver_room(&rb->base, ch->room, ch->room_len, id, f);
@@ -343,6 +348,9 @@ static void room_done(struct request *q, const redisReply *reply)
             ch->last = res.newest;
             ch->have_last = true;
         }
+        /* The joiner got the history up to there. */
+        if (ok && ch && msgid_cmp(&res.newest, &ch->highest) > 0)
+            ch->highest = res.newest;
         q->u.join.cb(q->arg, ok ? 0 : -1, ok ? &res : NULL);
     }
     if (ok)
@@ -417,12 +425,17 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
         return;
     }
     char stream[KEY_MAX], chan[KEY_MAX], maxlen[16], cidkey[KEY_MAX], window[16];
-    char body[DEDUPE_KEY_MAX];
-    const char *argv[8];
-    size_t lens[8];
+    char body[DEDUPE_KEY_MAX], floor[MSGID_STR_MAX];
+    const char *argv[9];
+    size_t lens[9];
+    lens[8] = 0;
     if (m->room) {
         lens[0] = make_key(stream, rb, "history:", m->room, m->room_len);
         lens[2] = room_channel(chan, rb, m->room, m->room_len);
+        /* Ids never go below what this gateway's members saw (chat.lua). */
+        const struct channel *ch = strmap_get(&rb->channels, m->room, m->room_len);
+        if (ch && ch->have_last)
+            lens[8] = msgid_format(&ch->highest, floor);
     } else {
         lens[0] = make_key(stream, rb, "history", "", 0);
         lens[2] = (size_t)snprintf(chan, sizeof(chan), "%s", rb->broadcast);
@@ -438,7 +451,8 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     argv[5] = STREAM_TTL_MS, lens[5] = sizeof(STREAM_TTL_MS) - 1;
     argv[6] = PROTO_CHAT_PREFIX, lens[6] = strlen(PROTO_CHAT_PREFIX);
     argv[7] = window;
-    struct request *q = request_new(rb, S_CHAT, 8, argv, lens, chat_published);
+    argv[8] = floor;
+    struct request *q = request_new(rb, S_CHAT, 9, argv, lens, chat_published);
     if (!q) {
         done(arg, -1, NULL);
         return;

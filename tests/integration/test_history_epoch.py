@@ -44,6 +44,12 @@ def ids(msgs):
     return [m["id"] for m in msgs]
 
 
+def idkey(msg_id):
+    """Ids compare as numbers, part by part."""
+    ms, seq = msg_id.split("-")
+    return int(ms), int(seq)
+
+
 async def all_ready(gws):
     return all([await asyncio.to_thread(gw.readyz_status) == 200 for gw in gws])
 
@@ -134,7 +140,9 @@ async def test_failover_that_loses_writes(gateways, tmp_path):
     """A primary and its replica. The replica stops replicating (as a
     partitioned replica does), the primary takes two more messages, dies,
     and the replica becomes the primary behind the address the gateways
-    use (the proxy): its history ends two messages earlier."""
+    use (the proxy): its history ends two messages earlier. The primary's
+    ids for those two are an hour ahead (as with a clock an hour fast):
+    the replica's clock would give the next message a lower id."""
     primary = RedisServer(tmp_path / "primary").start()
     replica = RedisServer(tmp_path / "replica",
                           ["--replicaof", "127.0.0.1", str(primary.port)]).start()
@@ -149,7 +157,10 @@ async def test_failover_that_loses_writes(gateways, tmp_path):
         await asyncio.to_thread(wait_until, lambda: replica_in_sync(replica, "chat:history:r", 3),
                                 10, what="the replica to have m1..m3")
         assert redis_command(replica.port, "REPLICAOF", "NO", "ONE") == "OK"
+        ahead = f"{int(sent[2]['id'].split('-')[0]) + 3_600_000}-0"
+        assert primary.command("XSETID", "chat:history:r", ahead) == "OK"
         sent += await post(a, "r", ["m4", "m5"])     # the primary alone has them
+        assert idkey(sent[3]["id"]) > idkey(ahead)
         for m in sent:
             await b.recv_chat(m["content"])
 
@@ -160,7 +171,10 @@ async def test_failover_that_loses_writes(gateways, tmp_path):
         await expect_lost_notice(a)
         await expect_lost_notice(b)
 
+        # Ids do not go back below what the members saw, whatever the new
+        # primary's clock says.
         [n1] = await post(a, "r", ["n1"])
+        assert idkey(n1["id"]) > idkey(sent[4]["id"])
         await b.recv_chat("n1")
         c = await Client.connect(gws[1].port, "carol")
         # m4 is gone; the history continues after m3, what carol shares with it.
