@@ -13,6 +13,7 @@ from aio import eventually
 from netutil import wait_until
 from redis_proc import RedisServer, redis_command
 from redis_proxy import RedisProxy
+from test_history import post
 from wsclient import Client
 
 BACK_WITHIN = 15
@@ -30,14 +31,6 @@ async def expect_lost_notice(client, room="r"):
 async def expect_no_lost_notice(client, room="r", seconds=0.5):
     await client.expect_silence("system", seconds,
                                 allowed=lambda f: not is_lost_notice(f, room))
-
-
-async def post(client, room, contents):
-    sent = []
-    for c in contents:
-        await client.chat(c, room=room)
-        sent.append(await client.recv_chat(c))
-    return sent
 
 
 def ids(msgs):
