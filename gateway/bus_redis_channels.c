@@ -125,6 +125,7 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING)
         return;
+    rb->canary.heard = true;
     const char *kind = reply->element[0]->str;
     const redisReply *name = reply->element[1];
     if (canary_message(rb, reply->element[0], name, reply->element[2]))

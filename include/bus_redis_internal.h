@@ -93,6 +93,7 @@ struct rbus {
         uint64_t seq; /* of the newest canary sent */
         bool out;     /* it is on its way */
         bool refused; /* Redis refused to publish it; said once per link */
+        bool heard;   /* the subscriber delivered since the deadline was set */
     } canary;
 };
 
