@@ -484,9 +484,8 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
                           const struct bus_handlers *h)
 {
     struct rbus *rb = calloc(1, sizeof(*rb));
-    if (!rb)
-        return NULL;
-    if (bus_base_init(&rb->base, &redis_ops, base, cfg, h) < 0) {
+    if (!rb || bus_base_init(&rb->base, &redis_ops, base, cfg, h) < 0) {
+        log_error("redis: out of memory setting up the bus");
         free(rb);
         return NULL;
     }
@@ -500,8 +499,13 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     rb->close_timer = evtimer_new(base, close_timeout, rb);
     rb->count_retry = evtimer_new(base, redis_count_retry, rb);
     if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry ||
-        canary_init(rb) < 0 ||
-        (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg)))) {
+        canary_init(rb) < 0) {
+        log_error("redis: out of memory setting up the bus");
+        redis_free(&rb->base);
+        return NULL;
+    }
+    /* Logs why when it fails. */
+    if (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg))) {
         redis_free(&rb->base);
         return NULL;
     }

@@ -32,8 +32,10 @@ static struct member_ext *ext(struct member *m)
 }
 
 void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops, void *ctx,
-                size_t held_limit)
+                rooms_deliver_fn deliver, void *deliver_ctx, size_t held_limit)
 {
+    r->deliver = deliver;
+    r->deliver_ctx = deliver_ctx;
     strmap_init(&r->by_name);
     r->bus = bus;
     r->ops = ops;
@@ -74,7 +76,7 @@ static void deliver_error(struct rooms *r, void *owner, enum proto_error e, cons
     struct frame *f = proto_error_frame(e, why);
     if (f) {
         metrics.errors[e]++;
-        r->ops->deliver(r->ctx, owner, f);
+        r->deliver(r->deliver_ctx, owner, f);
         frame_unref(f);
     }
 }
@@ -140,7 +142,7 @@ static void tell_lost(struct rooms *r, const char *room, size_t room_len, void *
         return;
     }
     if (owner)
-        r->ops->deliver(r->ctx, owner, f);
+        r->deliver(r->deliver_ctx, owner, f);
     else
         rooms_on_frame(r, room, room_len, NULL, f);
     frame_unref(f);
@@ -193,7 +195,7 @@ static void flush_held(struct rooms *r, struct member *m)
         struct msgid id;
         struct frame *f = e->frame;
         if (is_new(m, proto_chat_id(frame_data(f), f->len, &id) ? &id : NULL))
-            r->ops->deliver(r->ctx, m->owner, f);
+            r->deliver(r->deliver_ctx, m->owner, f);
         sendq_pop(&m->held);
     }
     sendq_shrink(&m->held);
@@ -227,7 +229,7 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
         r->ops->join_answered(r->ctx, owner);
         return;
     }
-    r->ops->deliver(r->ctx, m->owner, joined);
+    r->deliver(r->deliver_ctx, m->owner, joined);
     frame_unref(joined);
 
     /* The history answered goes up to the room's newest id; after a loss
@@ -336,7 +338,7 @@ void rooms_on_frame(struct rooms *r, const char *room_name, size_t room_len, con
     for (struct member *m = room->head; m; m = m->rnext) {
         if (m->state == MEMBER_JOINED) {
             if (is_new(m, id))
-                r->ops->deliver(r->ctx, m->owner, f);
+                r->deliver(r->deliver_ctx, m->owner, f);
         } else if (m->in_flight) {
             if (m->held.bytes + f->len > r->held_limit) {
                 r->ops->overflow(r->ctx, m->owner);

@@ -112,7 +112,8 @@ struct bus {
     struct announcer announcer;
 };
 
-/* The Redis bus when cfg->redis_enabled, else the in-process bus. */
+/* The Redis bus when cfg->redis_enabled, else the in-process bus; NULL
+ * after logging why it could not be made. */
 struct bus *bus_new(struct event_base *base, const struct config *cfg,
                     const struct bus_handlers *h);
 void bus_free(struct bus *b);

@@ -224,7 +224,6 @@ static void owner_join_answered(void *ctx, void *owner)
 }
 
 static const struct rooms_owner_ops owner_ops = {
-    .deliver = owner_deliver,
     .overflow = owner_overflow,
     .join_answered = owner_join_answered,
 };
@@ -243,7 +242,7 @@ static void setup(bool sync_subscribe, bool sync_join, size_t held_limit)
     fb.sync_subscribe = sync_subscribe;
     fb.sync_join = sync_join;
     fb.join_answer = (struct answer){0, 1, "", false, NULL, false};
-    rooms_init(&rooms, &fb.base, &owner_ops, NULL, held_limit);
+    rooms_init(&rooms, &fb.base, &owner_ops, NULL, owner_deliver, NULL, held_limit);
     alice = (struct owner){.name = "alice"};
     bob = (struct owner){.name = "bob"};
 }
