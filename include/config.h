@@ -53,6 +53,7 @@ struct config {
     bool redis_cluster;
     char redis_seeds[1024];
     char redis_prefix[64];
+    unsigned redis_canary_interval_ms; /* subscription canary period and timeout */
     char id[GATEWAY_ID_MAX + 1];
     char client_dir[1024];
     size_t max_message_bytes;

@@ -77,6 +77,12 @@ static void on_subscribed(void *ctx, const char *room, size_t room_len, int stat
     h->wired.subscribed(h->wired.ctx, room, room_len, status);
 }
 
+static void on_history_lost(void *ctx, const char *room, size_t room_len)
+{
+    struct harness *h = ctx;
+    h->wired.history_lost(h->wired.ctx, room, room_len);
+}
+
 static void setup(struct harness *h, uint8_t settings, bool deferred)
 {
     static const unsigned histories[] = {0, 1, 3, 100};
@@ -88,7 +94,7 @@ static void setup(struct harness *h, uint8_t settings, bool deferred)
     h->cfg.max_rooms = VIEW_ROOMS_MAX;
     snprintf(h->cfg.id, sizeof(h->cfg.id), "fuzz-gw");
     h->wired = requests_bus_handlers(&h->rq);
-    struct bus_handlers handlers = {on_room_frame, on_broadcast, on_subscribed, h};
+    struct bus_handlers handlers = {on_room_frame, on_broadcast, on_subscribed, on_history_lost, h};
     h->bus = bus_local_new(base, &h->cfg, &handlers);
     if (h->bus && deferred)
         h->bus = defer_bus_new(h->bus);
