@@ -81,6 +81,12 @@ struct rcluster *cluster_new(struct rbus *rb)
             cl->n_seeds++;
         p += len + (p[len] == ',');
     }
+    if (!cl->n_seeds) { /* not reached: config_parse_redis_url lets none through */
+        event_free(cl->refresh_timer);
+        free(cl->seeds);
+        free(cl);
+        return NULL;
+    }
     return cl;
 }
 
