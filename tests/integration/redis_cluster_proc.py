@@ -15,8 +15,13 @@ CLUSTER_FLAGS = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
 
 
 class RedisCluster:
-    def __init__(self, workdir, primaries=3, replicas=1):
+    def __init__(self, workdir, primaries=3, replicas=1, tls=None):
+        """tls: (cert, key, ca) to give every node a TLS port too (tls_ports),
+        with the cluster bus and replication over TLS; the plain ports stay
+        for the tests' own commands."""
         self.workdir = workdir
+        self.tls = tls
+        self.tls_ports = []
         self.count = primaries * (1 + replicas)
         self.replicas = replicas
         self.nodes = []
@@ -34,11 +39,21 @@ class RedisCluster:
             # The nodes file is per directory: each node has its own. The
             # bus port is chosen too: the default (port + 10000) may be
             # past 65535 or taken.
-            node = RedisServer(self.workdir / f"node{i}",
-                               extra=[*CLUSTER_FLAGS, "--cluster-port", free_port()])
+            extra = [*CLUSTER_FLAGS, "--cluster-port", free_port()]
+            if self.tls:
+                self.tls_ports.append(free_port())
+                cert, key, ca = self.tls
+                extra += ["--tls-port", self.tls_ports[-1], "--tls-cert-file", cert,
+                          "--tls-key-file", key, "--tls-ca-cert-file", ca,
+                          "--tls-auth-clients", "no", "--tls-cluster", "yes",
+                          "--tls-replication", "yes"]
+            node = RedisServer(self.workdir / f"node{i}", extra=extra)
             self.nodes.append(node.start())
         addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
-        run = subprocess.run([self.cli, "--cluster", "create", *addrs,
+        tls = ["--tls", "--cacert", self.tls[2]] if self.tls else []
+        if self.tls:
+            addrs = [f"127.0.0.1:{p}" for p in self.tls_ports]
+        run = subprocess.run([self.cli, *tls, "--cluster", "create", *addrs,
                               "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                              capture_output=True, text=True, timeout=timeout)
         if run.returncode != 0:

@@ -3,12 +3,16 @@ machine's redis-server) through redis+cluster://: rooms spread over the
 primaries, each subscribed with SSUBSCRIBE on its owner only, once per
 gateway; chat, presence, history, since and ordering as on one Redis."""
 
+import pathlib
+
 import pytest
 
 from aio import eventually
 from gateway_proc import run_gateway
 from msgid import assert_increasing
+from redis_cluster_proc import RedisCluster
 from test_redis_auth import assert_exit_2_naming
+from test_redis_tls import make_cert, pki  # noqa: F401 (pki: a fixture)
 from wsclient import Client, announces
 
 KEPT = 5
@@ -175,3 +179,33 @@ async def test_acl_user_on_every_node(gateways, redis_cluster):
     await eventually(log, lambda text: "AUTH as user 'cgw' (password from the --redis URL) "
                      "refused" in text, 10, "the refusal logged")
     assert bad.readyz_status() == 503
+
+
+@pytest.mark.timeout(60)
+async def test_rediss_cluster(gateways, tmp_path, pki):
+    """rediss+cluster://: TLS to the seed and to every primary, each node's
+    certificate checked against the seeds' host; the nodes answer CLUSTER
+    SLOTS with their TLS ports to a TLS client."""
+    # The nodes' certificate also serves as the client's of the cluster
+    # bus and of replication, over TLS too.
+    node = make_cert(pathlib.Path(pki["ca"]).parent, "ca", "node", "localhost",
+                     "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                     "extendedKeyUsage=serverAuth,clientAuth")
+    cluster = RedisCluster(tmp_path / "tls-cluster", tls=(*map(str, node), pki["ca"])).start()
+    try:
+        seeds = ",".join(f"127.0.0.1:{p}" for p in cluster.tls_ports)
+        flags = ["--redis", f"rediss+cluster://{seeds}", "--redis-tls-ca", pki["ca"]]
+        gw1, gw2 = gateways.start("gw1", extra=flags), gateways.start("gw2", extra=flags)
+        gw1.wait_ready()
+        gw2.wait_ready()
+        a, b = await Client.connect(gw1.port, "alice"), await Client.connect(gw2.port, "bob")
+        for room in ROOMS:
+            await a.join(room)
+            await b.join(room)
+        for room in ROOMS:
+            await a.chat(f"over TLS {room}", room=room)
+            assert (await b.recv_chat(f"over TLS {room}"))["room"] == room
+        assert all(shard_channels(n) for n in cluster.primaries())
+        assert " over TLS" in gw1.log_text()
+    finally:
+        cluster.stop()
