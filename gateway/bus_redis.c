@@ -61,6 +61,11 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
         teardown(rb, "no answer to the heartbeat");
         return;
     }
+    char silent[300];
+    if (rb->cluster && !cluster_beat(rb, HEARTBEATS_MISSED_MAX, silent, sizeof(silent))) {
+        teardown(rb, silent);
+        return;
+    }
     send_count(rb, rb->local_clients, "beat", true);
     send_reap(rb);
 }

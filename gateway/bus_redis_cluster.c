@@ -34,7 +34,8 @@
 
 struct cnode {
     redisAsyncContext *cmd, *sub;
-    SSL *cmd_ssl, *sub_ssl; /* owned by their contexts */
+    SSL *cmd_ssl, *sub_ssl;    /* owned by their contexts */
+    unsigned beats_unanswered; /* since its last answer */
 };
 
 struct rcluster {
@@ -306,6 +307,37 @@ void cluster_link_down(struct rbus *rb)
     cl->refreshing = false;
     evtimer_del(cl->refresh_timer);
     cluster_map_free(&cl->map);
+}
+
+void cluster_heard(struct rbus *rb, const redisAsyncContext *c)
+{
+    struct cnode *n = node_of(rb->cluster, c);
+    if (n)
+        n->beats_unanswered = 0;
+}
+
+static void on_beat(redisAsyncContext *c, void *r, void *privdata)
+{
+    (void)privdata;
+    struct rbus *rb = c->data;
+    if (rb && r)
+        cluster_heard(rb, c);
+}
+
+bool cluster_beat(struct rbus *rb, unsigned missed_max, char *silent, size_t len)
+{
+    struct rcluster *cl = rb->cluster;
+    for (size_t i = 0; cl->nodes && i < cl->map.n_nodes; i++) {
+        struct cnode *n = &cl->nodes[i];
+        if (n->beats_unanswered >= missed_max) {
+            snprintf(silent, len, "node %s:%d answered nothing for %u heartbeats",
+                     cl->map.nodes[i].host, cl->map.nodes[i].port, missed_max);
+            return false;
+        }
+        if (n->cmd && redisAsyncCommand(n->cmd, on_beat, NULL, "PING") == REDIS_OK)
+            n->beats_unanswered++;
+    }
+    return true;
 }
 
 unsigned cluster_ping_all(struct rbus *rb, redisCallbackFn *fn)

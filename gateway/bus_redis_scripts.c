@@ -150,6 +150,8 @@ static void on_script_reply(redisAsyncContext *c, void *r, void *privdata)
     redisReply *reply = r;
     if (reply)
         q->rb->replies_since_beat++;
+    if (reply && q->rb->cluster)
+        cluster_heard(q->rb, c);
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
         send_call(q->rb, q, true, c) == 0) {
         log_warn("redis: script cache was flushed, loading it again");

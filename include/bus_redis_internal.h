@@ -238,6 +238,14 @@ bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_
 /* Asks for the slot map again (a slot moved); the subscriptions the move
  * ended are renewed on their new owners when it comes. */
 void cluster_refresh(struct rbus *rb);
+/* The heartbeat of every primary: false (why said in silent, len bytes)
+ * when one answered nothing for missed_max beats, so that a node that
+ * hangs without closing (its replica took over meanwhile) is left instead
+ * of holding its rooms' requests and subscriptions; else PINGs each. */
+bool cluster_beat(struct rbus *rb, unsigned missed_max, char *silent, size_t len);
+/* c, a node's command connection, answered: the node is alive, if behind
+ * (its heartbeat may wait behind thousands of queued joins). */
+void cluster_heard(struct rbus *rb, const redisAsyncContext *c);
 /* PING with fn on every node's command connection: how many were sent. */
 unsigned cluster_ping_all(struct rbus *rb, redisCallbackFn *fn);
 /* Presence under Redis Cluster (bus_redis_cluster_presence.c): reregister,

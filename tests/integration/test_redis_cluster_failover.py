@@ -6,6 +6,8 @@ get nothing twice; a refused chat is refused to its sender (`unavailable`).
 The failover test prints how long chat was unavailable."""
 
 import asyncio
+import os
+import signal
 import time
 
 import pytest
@@ -85,3 +87,45 @@ async def test_primary_killed_under_traffic(gateways, redis_cluster):
     assert new_owner is not owner and shard_channels(new_owner).get(channel) == 3
     print(f"FIGURE failover: chat unavailable for {unavailable_s:.1f} s after SIGKILL of the "
           f"room's primary (cluster-node-timeout 2 s)")
+
+
+def has_replica(node):
+    role = node.command("ROLE")
+    return role[0] == "master" and len(role[2]) > 0
+
+
+@pytest.mark.timeout(120)
+async def test_primary_hung_under_traffic(gateways, redis_cluster):
+    """The room's primary stops (SIGSTOP) without closing anything: its
+    replica takes over, and the gateways, whose connections to it stay
+    open and silent, leave it when it misses two heartbeats of its own (it
+    is not the node of the gateways' shared keys, whose silence the count's
+    heartbeat sees)."""
+    sender, receivers = await room_of_three(gateways, redis_cluster)
+    channel, owner = room_channel(redis_cluster)
+    home = redis_cluster.owner_of("chat:gateways{global}")
+    target = next(n for n in redis_cluster.primaries() if has_replica(n) and n is not home)
+    if owner is not target:
+        move_slot(redis_cluster, owner.command("CLUSTER", "KEYSLOT", channel), owner, target)
+        owner = target
+    expected, own = [], []
+    for i in range(5):
+        await send_chat(sender, f"before{i}", own, timeout=RECOVER_WITHIN)
+        expected.append(f"before{i}")
+    seen = {r.username: await chats_until(r, expected[-1], [], timeout=RECOVER_WITHIN)
+            for r in receivers}
+    stopped_at = time.monotonic()
+    os.kill(owner.process.pid, signal.SIGSTOP)
+    try:
+        await send_chat(sender, "after0", own, timeout=60)
+        unavailable_s = time.monotonic() - stopped_at
+        expected.append("after0")
+        for i in range(1, 5):
+            await send_chat(sender, f"after{i}", own)
+            expected.append(f"after{i}")
+        for r in receivers:
+            got = await chats_until(r, expected[-1], seen[r.username], timeout=RECOVER_WITHIN)
+            assert_exactly_once_in_order(r.username, got, expected)
+    finally:
+        os.kill(owner.process.pid, signal.SIGCONT)
+    print(f"FIGURE hung primary: chat unavailable for {unavailable_s:.1f} s after SIGSTOP")
