@@ -39,6 +39,30 @@ async def room_of_three(gateways, redis_cluster):
     return sender, receivers
 
 
+async def through_an_outage(sender, receivers, fail, count):
+    """count chats, fail(), count more (the first retried until the gateway
+    takes it): every receiver gets all of them once, in order. Returns how
+    long chat was refused after fail()."""
+    expected, own = [], []
+    for i in range(count):
+        await send_chat(sender, f"before{i}", own, timeout=RECOVER_WITHIN)
+        expected.append(f"before{i}")
+    seen = {r.username: await chats_until(r, expected[-1], [], timeout=RECOVER_WITHIN)
+            for r in receivers}
+    failed_at = time.monotonic()
+    fail()
+    await send_chat(sender, "after0", own, timeout=60)
+    unavailable_s = time.monotonic() - failed_at
+    expected.append("after0")
+    for i in range(1, count):
+        await send_chat(sender, f"after{i}", own)
+        expected.append(f"after{i}")
+    for r in receivers:
+        got = await chats_until(r, expected[-1], seen[r.username], timeout=RECOVER_WITHIN)
+        assert_exactly_once_in_order(r.username, got, expected)
+    return unavailable_s
+
+
 @pytest.mark.timeout(60)
 async def test_slot_moved_under_traffic(gateways, redis_cluster):
     sender, receivers = await room_of_three(gateways, redis_cluster)
@@ -67,22 +91,7 @@ async def test_slot_moved_under_traffic(gateways, redis_cluster):
 async def test_primary_killed_under_traffic(gateways, redis_cluster):
     sender, receivers = await room_of_three(gateways, redis_cluster)
     channel, owner = room_channel(redis_cluster)
-    expected, own = [], []
-    for i in range(10):
-        await send_chat(sender, f"before{i}", own)
-        expected.append(f"before{i}")
-    seen = {r.username: await chats_until(r, expected[-1], []) for r in receivers}
-    killed_at = time.monotonic()
-    owner.kill()
-    await send_chat(sender, "after0", own, timeout=RECOVER_WITHIN)
-    unavailable_s = time.monotonic() - killed_at
-    expected.append("after0")
-    for i in range(1, 10):
-        await send_chat(sender, f"after{i}", own)
-        expected.append(f"after{i}")
-    for r in receivers:
-        got = await chats_until(r, expected[-1], seen[r.username], timeout=RECOVER_WITHIN)
-        assert_exactly_once_in_order(r.username, got, expected)
+    unavailable_s = await through_an_outage(sender, receivers, owner.kill, 10)
     new_owner = redis_cluster.owner_of(channel)
     assert new_owner is not owner and shard_channels(new_owner).get(channel) == 3
     print(f"FIGURE failover: chat unavailable for {unavailable_s:.1f} s after SIGKILL of the "
@@ -108,24 +117,9 @@ async def test_primary_hung_under_traffic(gateways, redis_cluster):
     if owner is not target:
         move_slot(redis_cluster, owner.command("CLUSTER", "KEYSLOT", channel), owner, target)
         owner = target
-    expected, own = [], []
-    for i in range(5):
-        await send_chat(sender, f"before{i}", own, timeout=RECOVER_WITHIN)
-        expected.append(f"before{i}")
-    seen = {r.username: await chats_until(r, expected[-1], [], timeout=RECOVER_WITHIN)
-            for r in receivers}
-    stopped_at = time.monotonic()
-    os.kill(owner.process.pid, signal.SIGSTOP)
     try:
-        await send_chat(sender, "after0", own, timeout=60)
-        unavailable_s = time.monotonic() - stopped_at
-        expected.append("after0")
-        for i in range(1, 5):
-            await send_chat(sender, f"after{i}", own)
-            expected.append(f"after{i}")
-        for r in receivers:
-            got = await chats_until(r, expected[-1], seen[r.username], timeout=RECOVER_WITHIN)
-            assert_exactly_once_in_order(r.username, got, expected)
+        unavailable_s = await through_an_outage(
+            sender, receivers, lambda: os.kill(owner.process.pid, signal.SIGSTOP), 5)
     finally:
         os.kill(owner.process.pid, signal.SIGCONT)
     print(f"FIGURE hung primary: chat unavailable for {unavailable_s:.1f} s after SIGSTOP")
