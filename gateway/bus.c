@@ -44,7 +44,11 @@ void bus_deliver_room(struct bus *b, const char *room, size_t room_len, const st
 void bus_deliver_broadcast(struct bus *b, struct frame *f)
 {
     metrics.bus_received++;
-    b->h.broadcast_frame(b->h.ctx, f);
+    /* Checked here, the one door of broadcast frames: no client sees one. */
+    if (proto_is_control(f))
+        b->h.control(b->h.ctx, f);
+    else
+        b->h.broadcast_frame(b->h.ctx, f);
 }
 
 void bus_base_free(struct bus *b)

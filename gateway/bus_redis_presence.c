@@ -314,3 +314,93 @@ void reregister(struct rbus *rb)
         redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, sadd, sl);
     }
 }
+
+/* ---- the server API's views (api.lua) ---- */
+
+/* An api.lua row: an array of a string and integers after it. */
+static bool is_row(const redisReply *r, size_t n)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return false;
+    return true;
+}
+
+static void rooms_done(struct request *q, const redisReply *reply)
+{
+    size_t n = 0;
+    struct bus_room_count *out = NULL;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
+    if (ok && reply->elements && !(out = malloc(sizeof(*out) * reply->elements)))
+        ok = false;
+    for (size_t i = 0; ok && i < reply->elements; i++) {
+        const redisReply *r = reply->element[i];
+        if (is_row(r, 2))
+            out[n++] = (struct bus_room_count){r->element[0]->str, r->element[0]->len,
+                                               (long)r->element[1]->integer};
+    }
+    q->u.rooms(q->arg, ok ? 0 : -1, out, n);
+    free(out);
+}
+
+static void gateways_done(struct request *q, const redisReply *reply)
+{
+    size_t n = 0;
+    struct bus_gateway *out = NULL;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
+    if (ok && reply->elements && !(out = malloc(sizeof(*out) * reply->elements)))
+        ok = false;
+    for (size_t i = 0; ok && i < reply->elements; i++) {
+        const redisReply *r = reply->element[i];
+        if (is_row(r, 3))
+            out[n++] = (struct bus_gateway){r->element[0]->str, r->element[1]->integer != 0,
+                                            (long)r->element[2]->integer};
+    }
+    q->u.gateways(q->arg, ok ? 0 : -1, out, n);
+    free(out);
+}
+
+/* api.lua in a mode; NULL (nothing sent) when Redis is not there. */
+static struct request *call_api(struct rbus *rb, const char *mode, request_done_fn done)
+{
+    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pnames[KEY_MAX], most[16];
+    const char *argv[6] = {gws, clients, mode, gwrooms, pnames, most};
+    size_t lens[6];
+    lens[0] = make_key(gws, rb, "gateways", "", 0);
+    lens[1] = make_key(clients, rb, "clients", "", 0);
+    lens[2] = strlen(mode);
+    lens[3] = make_key(gwrooms, rb, "gwrooms:", "", 0);
+    lens[4] = make_key(pnames, rb, "pnames:", "", 0);
+    lens[5] = (size_t)snprintf(most, sizeof(most), "%d", BUS_ROOMS_MAX);
+    struct request *q = ready(rb) ? request_new(rb, S_API, 6, argv, lens, done) : NULL;
+    if (q && send_script(rb, q) < 0) {
+        free(q);
+        q = NULL;
+    }
+    return q;
+}
+
+void redis_rooms(struct bus *b, bus_rooms_fn cb, void *arg)
+{
+    struct request *q = call_api((struct rbus *)b, "rooms", rooms_done);
+    if (!q) {
+        cb(arg, -1, NULL, 0);
+        return;
+    }
+    q->u.rooms = cb;
+    q->arg = arg;
+}
+
+void redis_gateways(struct bus *b, bus_gateways_fn cb, void *arg)
+{
+    struct request *q = call_api((struct rbus *)b, "gateways", gateways_done);
+    if (!q) {
+        cb(arg, -1, NULL, 0);
+        return;
+    }
+    q->u.gateways = cb;
+    q->arg = arg;
+}

@@ -11,9 +11,9 @@
 #include "log.h"
 
 static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,     lua_leave, lua_count,
-                                                    lua_reset, lua_announce, lua_reap};
+                                                    lua_reset, lua_announce, lua_reap,  lua_api};
 /* How many of a script's arguments are KEYS. */
-static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2};
+static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2, 2};
 
 size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *s, size_t len)
 {

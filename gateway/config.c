@@ -18,6 +18,8 @@
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NONE 0, 0 /* no range: not a numeric kind */
+/* The longest secret a file may hold: the Redis password's 511 bytes. */
+#define CONFIG_SECRET_FILE_MAX 512
 
 /* The reasons for the ranges are next to each row. The help text gets
  * "(default D; MIN to MAX)" appended by config_usage. */
@@ -132,6 +134,19 @@ const struct config_option config_options[] = {
      "original instead of being delivered again; 0 for off"},
     {"io-uring", "GATEWAY_IO_URING", CONFIG_BOOL, FIELD(io_uring), "on", NONE,
      "on or off: write each fan-out with one io_uring submission where the kernel allows"},
+    /* The server API: off unless given, on a port of its own so that it
+     * stays off the public load balancer. */
+    {"api-listen", "GATEWAY_API_LISTEN", CONFIG_STRING, FIELD(api_listen), NULL, NONE,
+     "HOST:PORT of the server API for backends (with --api-key-file); absent: no API"},
+    {"api-key-file", "GATEWAY_API_KEY_FILE", CONFIG_STRING, FIELD(api_key_file), NULL, NONE,
+     "file holding the server API's bearer key, 16 to 255 bytes (a trailing newline is dropped)"},
+    /* Each connection is at most one request in flight: this bounds what
+     * backends can make the one event loop do for them at once. */
+    {"api-max-connections", "GATEWAY_API_MAX_CONNECTIONS", CONFIG_UINT, FIELD(api_max_connections),
+     "64", 1, 10000, "open server API connections; more wait in the listen queue"},
+    /* A publish carries one chat message: the chat limit and some JSON. */
+    {"api-max-body-bytes", "GATEWAY_API_MAX_BODY_BYTES", CONFIG_SIZE, FIELD(api_max_body_bytes),
+     "128k", 1 * KIB, 32 * MIB, "largest server API request body (413 above)"},
     {"log-level", "GATEWAY_LOG_LEVEL", CONFIG_LOGLEVEL, FIELD(log_level), "info", NONE,
      "error, warn, info or debug"},
 };
@@ -627,34 +642,77 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
     return check_redis_tls(c, err, errlen);
 }
 
-/* The contents of --redis-password-file into c->redis_password. */
-static bool read_password_file(struct config *c, char *err, size_t errlen)
+/* The contents of a secret file (--flag) into out (cap bytes with the
+ * NUL), a trailing newline dropped: false with err set when it cannot be
+ * read, is empty, too long or holds a NUL. */
+static bool read_secret_file(const char *flag, const char *path, char *out, size_t cap, char *err,
+                             size_t errlen)
 {
-    const char *path = c->redis_password_file;
-    char buf[sizeof(c->redis_password) + 2]; /* room for a newline and one byte too many */
+    char buf[CONFIG_SECRET_FILE_MAX + 2]; /* room for a newline and one byte too many */
+    size_t want = cap + 1 < sizeof(buf) ? cap + 1 : sizeof(buf);
     FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    size_t n = f ? fread(buf, 1, want, f) : 0;
     const char *problem = !f || ferror(f) ? strerror(errno) : NULL;
     if (f)
         fclose(f);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
+    char too_long[48];
+    snprintf(too_long, sizeof(too_long), "it is longer than %zu bytes", cap - 1);
     if (!problem && !n)
         problem = "it is empty";
-    else if (!problem && n >= sizeof(c->redis_password))
-        problem = "the password is longer than 511 bytes";
+    else if (!problem && n >= cap)
+        problem = too_long;
     else if (!problem && memchr(buf, '\0', n))
-        problem = "the password holds a NUL byte";
+        problem = "it holds a NUL byte";
     if (!problem) {
-        memcpy(c->redis_password, buf, n);
-        c->redis_password[n] = '\0';
-        c->redis_password_from = CONFIG_SECRET_FILE;
+        memcpy(out, buf, n);
+        out[n] = '\0';
     }
     explicit_bzero(buf, sizeof(buf));
     if (problem)
-        snprintf(err, errlen, "invalid value for --redis-password-file: cannot use %s: %s", path,
-                 problem);
+        snprintf(err, errlen, "invalid value for --%s: cannot use %s: %s", flag, path, problem);
     return !problem;
+}
+
+/* The contents of --redis-password-file into c->redis_password. */
+static bool read_password_file(struct config *c, char *err, size_t errlen)
+{
+    if (!read_secret_file("redis-password-file", c->redis_password_file, c->redis_password,
+                          sizeof(c->redis_password), err, errlen))
+        return false;
+    c->redis_password_from = CONFIG_SECRET_FILE;
+    return true;
+}
+
+/* --api-listen and --api-key-file go together; the key is read now, so
+ * that a missing or short one is an exit 2 rather than an open API. */
+static bool load_api(struct config *c, char *err, size_t errlen)
+{
+    if (!c->api_listen[0] != !c->api_key_file[0]) {
+        snprintf(err, errlen, "invalid value for --%s: --api-listen and --api-key-file go together",
+                 c->api_listen[0] ? "api-key-file" : "api-listen");
+        return false;
+    }
+    if (!c->api_listen[0])
+        return true;
+    if (!config_parse_hostport(c->api_listen, c->api_host, sizeof(c->api_host), &c->api_port) ||
+        c->api_port == 0) {
+        snprintf(err, errlen, "invalid value for --api-listen: '%s' (HOST:PORT)", c->api_listen);
+        return false;
+    }
+    if (!read_secret_file("api-key-file", c->api_key_file, c->api_key, sizeof(c->api_key), err,
+                          errlen))
+        return false;
+    if (strlen(c->api_key) < CONFIG_API_KEY_MIN) {
+        snprintf(err, errlen,
+                 "invalid value for --api-key-file: the key in %s is shorter than %d "
+                 "bytes",
+                 c->api_key_file, CONFIG_API_KEY_MIN);
+        explicit_bzero(c->api_key, sizeof(c->api_key));
+        return false;
+    }
+    return true;
 }
 
 /* The Redis password from GATEWAY_REDIS_PASSWORD or --redis-password-file,
@@ -761,7 +819,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
         snprintf(err, errlen, "unexpected argument: '%s'", argv[optind]);
         return CONFIG_ERROR;
     }
-    if (!load_redis_password(c, err, errlen) || !check_together(c, err, errlen))
+    if (!load_redis_password(c, err, errlen) || !check_together(c, err, errlen) ||
+        !load_api(c, err, errlen))
         return CONFIG_ERROR;
     if (!c->id[0])
         snprintf(c->id, sizeof(c->id), "%.50s:%d", c->listen_host, c->listen_port);
@@ -793,4 +852,5 @@ void config_free(struct config *c)
 {
     free_origins(c);
     explicit_bzero(c->redis_password, sizeof(c->redis_password));
+    explicit_bzero(c->api_key, sizeof(c->api_key));
 }

@@ -9,6 +9,11 @@
 
 struct metrics metrics;
 
+const int metrics_api_status_codes[API_ST_COUNT] = {200, 400, 401, 404, 405, 500, 503};
+static const char *const api_endpoints[API_EP_COUNT] = {"publish",     "broadcast", "presence",
+                                                        "rooms",       "history",   "disconnect",
+                                                        "unsubscribe", "info",      "other"};
+
 /* Upper bounds in microseconds. */
 static const uint64_t latency_bounds[12] = {100,   250,   500,   1000,   2500,   5000,
                                             10000, 25000, 50000, 100000, 250000, 1000000};
@@ -132,6 +137,13 @@ char *metrics_render(const struct metrics_gauges *g, size_t *len)
     for (int e = PROTO_OK + 1; e < PROTO_ERROR_COUNT; e++)
         put(&o, "gateway_errors_total{code=\"%s\"} %" PRIu64 "\n",
             proto_error_code((enum proto_error)e), metrics.errors[e]);
+    put(&o, "# HELP gateway_api_requests_total Server API requests answered, by endpoint and "
+            "status (only those that happened).\n# TYPE gateway_api_requests_total counter\n");
+    for (int e = 0; e < API_EP_COUNT; e++)
+        for (int st = 0; st < API_ST_COUNT; st++)
+            if (metrics.api_requests[e][st])
+                put(&o, "gateway_api_requests_total{endpoint=\"%s\",status=\"%d\"} %" PRIu64 "\n",
+                    api_endpoints[e], metrics_api_status_codes[st], metrics.api_requests[e][st]);
     put(&o, "# HELP gateway_publish_latency_seconds From a chat frame's arrival to its return "
             "from the bus on this gateway.\n# TYPE gateway_publish_latency_seconds histogram\n");
     uint64_t cum = 0;

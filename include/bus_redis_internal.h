@@ -44,9 +44,9 @@
 
 /* The scripts, generated from gateway/lua/<name>.lua. */
 extern const char lua_chat[], lua_room[], lua_leave[], lua_count[], lua_reset[], lua_announce[],
-    lua_reap[];
+    lua_reap[], lua_api[];
 
-enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_REAP, S_COUNT_ALL };
+enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_REAP, S_API, S_COUNT_ALL };
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 
@@ -118,6 +118,8 @@ struct request {
         struct {
             bus_names_fn cb;
         } names;
+        bus_rooms_fn rooms;
+        bus_gateways_fn gateways;
     } u;
     void *arg;
     /* For a retry after NOSCRIPT: the arguments, copied. */
@@ -182,6 +184,10 @@ void send_reap(struct rbus *rb);
 void reregister(struct rbus *rb);
 void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name);
 void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
+void redis_history(struct bus *b, const char *room, size_t room_len, const struct msgid *since,
+                   bus_join_fn cb, void *arg);
+void redis_rooms(struct bus *b, bus_rooms_fn cb, void *arg);
+void redis_gateways(struct bus *b, bus_gateways_fn cb, void *arg);
 void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
                                 const struct announce_batch *batch);
 void redis_publish_count(struct bus *b, long local);

@@ -26,6 +26,10 @@ enum config_secret_from {
 /* The largest database number --redis takes: Redis keeps it in an int. */
 #define CONFIG_REDIS_DB_MAX 2147483647u
 
+/* The server API's key: at least 16 bytes, so that guessing it is hopeless. */
+#define CONFIG_API_KEY_MIN 16
+#define CONFIG_API_KEY_MAX 255
+
 struct config {
     char listen_host[256];
     int listen_port;
@@ -71,6 +75,15 @@ struct config {
     bool announce_connections; /* every connect costs a frame per client */
     unsigned dedupe_window_ms; /* how long a chat's cid is remembered; 0: off */
     bool io_uring;             /* fan-out writes batched through io_uring */
+    /* The server API (api.h), off while api_listen is "": its own listener,
+     * every request with the key of api_key_file (never logged). */
+    char api_listen[300];
+    char api_host[256];
+    int api_port;
+    char api_key_file[1024];
+    char api_key[CONFIG_API_KEY_MAX + 1];
+    unsigned api_max_connections;
+    size_t api_max_body_bytes;
     enum log_level log_level;
 };
 
