@@ -150,13 +150,14 @@ static json_t *body_object(struct evhttp_request *req, enum metrics_api_endpoint
     return o;
 }
 
-/* A string field: true with *s NULL when absent and optional. */
+/* A string field: true with *s NULL when absent and optional (null is not
+ * absent: it is a value of the wrong type). */
 static bool string_of(json_t *o, const char *key, bool required, const char **s, size_t *len)
 {
     json_t *v = json_object_get(o, key);
     *s = NULL;
     *len = 0;
-    if (!v || json_is_null(v))
+    if (!v)
         return !required;
     if (!json_is_string(v))
         return false;
@@ -176,7 +177,7 @@ static bool name_of(json_t *o, const char *key, size_t max, const char **s, size
 static bool int_of(json_t *o, const char *key, long min, long max, long dflt, long *out)
 {
     json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    if (!v) {
         *out = dflt;
         return true;
     }
@@ -535,8 +536,12 @@ static void handle(struct evhttp_request *req, void *arg)
     }
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd != (r->method == GET ? EVHTTP_REQ_GET : EVHTTP_REQ_POST)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-                          r->method == GET ? "GET" : "POST");
+        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+        evhttp_add_header(out, "Allow", r->method == GET ? "GET" : "POST");
+        /* evhttp does not read the body of these: left in the stream, it
+         * would be taken for the next request. */
+        if (cmd == EVHTTP_REQ_HEAD || cmd == EVHTTP_REQ_TRACE)
+            evhttp_add_header(out, "Connection", "close");
         fail(req, ep, 405, "method_not_allowed",
              r->method == GET ? "use GET on this endpoint" : "use POST on this endpoint");
         return;
@@ -691,7 +696,8 @@ struct api *api_new(struct event_base *base, struct gateway *g)
      * (evhttp itself would answer 501). */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     /* The body of a refused request is read before the 413 is sent, so
      * that the client gets the answer rather than a reset. */
     evhttp_set_flags(a->http, EVHTTP_SERVER_LINGERING_CLOSE);
