@@ -175,6 +175,11 @@ static void local_publish_count(struct bus *b, long local)
     }
 }
 
+static void local_connection_event(struct bus *b, bool connected, const char *name)
+{
+    (void)b, (void)connected, (void)name; /* no event stream without Redis */
+}
+
 static bool local_ready(struct bus *b)
 {
     (void)b;
@@ -211,6 +216,7 @@ static const struct bus_ops local_ops = {
     .announce = bus_announce_event,
     .publish_announcement = local_publish_announcement,
     .publish_count = local_publish_count,
+    .connection_event = local_connection_event,
     .ready = local_ready,
     .close = local_close,
     .free = local_free,

@@ -473,6 +473,7 @@ static const struct bus_ops redis_ops = {
     .announce = bus_announce_event,
     .publish_announcement = redis_publish_announcement,
     .publish_count = redis_publish_count,
+    .connection_event = redis_connection_event,
     .ready = redis_ready,
     .close = redis_close,
     .free = redis_free,
@@ -492,6 +493,9 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     strmap_init(&rb->channels);
     presence_init(&rb->presence);
     rb->broadcast_len = make_key(rb->broadcast, rb, "broadcast", "", 0);
+    if (cfg->events_stream)
+        rb->events_len = make_key(rb->events, rb, "events", "", 0);
+    snprintf(rb->events_cap, sizeof(rb->events_cap), "%u", cfg->events_maxlen);
     rb->link_step = link_step;
     rb->reconnect_timer = evtimer_new(base, reconnect, rb);
     rb->heartbeat_timer = event_new(base, -1, EV_PERSIST, heartbeat, rb);

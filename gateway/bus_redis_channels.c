@@ -211,8 +211,8 @@ int room_request(struct rbus *rb, const char *mode, const char *room, size_t roo
     char stream[KEY_MAX], pres[KEY_MAX], gws[KEY_MAX], gwrooms[KEY_MAX], pnames[KEY_MAX],
         field[200], sincebuf[MSGID_STR_MAX], keep[16];
     const char *id = rb->base.cfg->id;
-    const char *argv[10];
-    size_t lens[10];
+    const char *argv[12];
+    size_t lens[12];
     lens[0] = make_key(stream, rb, "history:", room, room_len);
     lens[1] = make_key(pres, rb, "presence:", room, room_len);
     lens[2] = make_key(gws, rb, "gateways", "", 0);
@@ -226,7 +226,8 @@ int room_request(struct rbus *rb, const char *mode, const char *room, size_t roo
     argv[7] = sincebuf, lens[7] = slen;
     argv[8] = room, lens[8] = room_len;
     argv[9] = keep, lens[9] = (size_t)snprintf(keep, sizeof(keep), "%u", rb->base.cfg->history);
-    struct request *q = request_new(rb, S_ROOM, 10, argv, lens, done);
+    int argc = events_args(rb, argv, lens, 10);
+    struct request *q = request_new(rb, S_ROOM, argc, argv, lens, done);
     if (!q)
         return -1;
     memcpy(q->room, room, room_len);
@@ -427,8 +428,8 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     }
     char stream[KEY_MAX], chan[KEY_MAX], maxlen[16], cidkey[KEY_MAX], window[16];
     char body[DEDUPE_KEY_MAX];
-    const char *argv[8];
-    size_t lens[8];
+    const char *argv[11];
+    size_t lens[11];
     if (m->room) {
         lens[0] = make_key(stream, rb, "history:", m->room, m->room_len);
         lens[2] = room_channel(chan, rb, m->room, m->room_len);
@@ -447,7 +448,9 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     argv[5] = STREAM_TTL_MS, lens[5] = sizeof(STREAM_TTL_MS) - 1;
     argv[6] = PROTO_CHAT_PREFIX, lens[6] = strlen(PROTO_CHAT_PREFIX);
     argv[7] = window;
-    struct request *q = request_new(rb, S_CHAT, 8, argv, lens, chat_published);
+    int argc = events_args(rb, argv, lens, 8);
+    argv[argc] = m->room ? m->room : "", lens[argc] = m->room_len;
+    struct request *q = request_new(rb, S_CHAT, argc + 1, argv, lens, chat_published);
     if (!q) {
         done(arg, -1, NULL, NULL);
         return;

@@ -69,13 +69,14 @@ static bool is_pair(const redisReply *r, int second_type)
 static void send_leave(struct rbus *rb, const char *room, size_t room_len, const char *name)
 {
     char pres[KEY_MAX], pnames[KEY_MAX], field[200];
-    const char *argv[4] = {pres, pnames, field, name};
-    size_t lens[4];
+    const char *argv[7] = {pres, pnames, field, name, room};
+    size_t lens[7];
     lens[0] = make_key(pres, rb, "presence:", room, room_len);
     lens[1] = make_key(pnames, rb, "pnames:", room, room_len);
     lens[2] = (size_t)snprintf(field, sizeof(field), "%s\t%s", rb->base.cfg->id, name);
     lens[3] = strlen(name);
-    fire_and_forget(rb, S_LEAVE, 4, argv, lens, NULL);
+    lens[4] = room_len;
+    fire_and_forget(rb, S_LEAVE, events_args(rb, argv, lens, 5), argv, lens, NULL);
 }
 
 void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name)
@@ -313,6 +314,23 @@ void reregister(struct rbus *rb)
         size_t sl[3] = {4, lens[0], room->len};
         redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, sadd, sl);
     }
+}
+
+void redis_connection_event(struct bus *b, bool connected, const char *name)
+{
+    struct rbus *rb = (struct rbus *)b;
+    if (!rb->events_len || !ready(rb))
+        return;
+    /* One command is one atomic step: no script needed. The shape is
+     * event.lua's. */
+    const char *argv[12] = {
+        "XADD",         rb->events, "MAXLEN",  "~",
+        rb->events_cap, "*",        "type",    connected ? "connect" : "disconnect",
+        "user",         name,       "gateway", rb->base.cfg->id};
+    size_t lens[12];
+    for (int i = 0; i < 12; i++)
+        lens[i] = strlen(argv[i]);
+    redisAsyncCommandArgv(rb->cmd, NULL, NULL, 12, argv, lens);
 }
 
 /* ---- the server API's views (api.lua) ---- */

@@ -22,6 +22,13 @@ size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *
     return n < KEY_MAX ? (size_t)n : KEY_MAX - 1;
 }
 
+int events_args(const struct rbus *rb, const char **argv, size_t *lens, int i)
+{
+    argv[i] = rb->events, lens[i] = rb->events_len;
+    argv[i + 1] = rb->events_cap, lens[i + 1] = strlen(rb->events_cap);
+    return i + 2;
+}
+
 static void on_script_loaded(redisAsyncContext *c, void *r, void *privdata)
 {
     struct rbus *rb = c->data;

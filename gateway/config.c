@@ -147,6 +147,14 @@ const struct config_option config_options[] = {
     /* A publish carries one chat message: the chat limit and some JSON. */
     {"api-max-body-bytes", "GATEWAY_API_MAX_BODY_BYTES", CONFIG_SIZE, FIELD(api_max_body_bytes),
      "128k", 1 * KIB, 32 * MIB, "largest server API request body (413 above)"},
+    /* A backend that reads with a consumer group keeps its place in the
+     * stream; the cap bounds Redis's memory when none reads (about 200
+     * bytes an event: the default holds a day of 10 messages a second). */
+    {"events-stream", "GATEWAY_EVENTS_STREAM", CONFIG_BOOL, FIELD(events_stream), "off", NONE,
+     "on or off: write chat, join, leave, connect and disconnect events to the Redis stream "
+     "<prefix>events for backends (needs --redis)"},
+    {"events-maxlen", "GATEWAY_EVENTS_MAXLEN", CONFIG_UINT, FIELD(events_maxlen), "1000000", 1000,
+     100000000, "entries the events stream keeps, about (older ones are trimmed)"},
     {"log-level", "GATEWAY_LOG_LEVEL", CONFIG_LOGLEVEL, FIELD(log_level), "info", NONE,
      "error, warn, info or debug"},
 };
@@ -624,6 +632,10 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
     }
     if (c->rate_limit && c->rate_burst == 0) {
         snprintf(err, errlen, "invalid value for --rate-burst: '0' (at least 1 with a rate limit)");
+        return false;
+    }
+    if (c->events_stream && !c->redis_enabled) {
+        snprintf(err, errlen, "invalid value for --events-stream: 'on' needs --redis");
         return false;
     }
     if (!c->tls_cert[0] != !c->tls_key[0]) {

@@ -214,6 +214,7 @@ int session_open(struct sessions *ss, struct session *s, struct lws *wsi, enum s
         queue(ss, s, counts_last(&ss->counts), false);
     if (ss->cfg->announce_connections)
         ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_ARRIVED, s->req.name);
+    ss->bus->ops->connection_event(ss->bus, true, s->req.name);
     counts_changed(&ss->counts, ss->chat_count);
     return 0;
 }
@@ -343,6 +344,7 @@ void session_closed(struct sessions *ss, struct session *s)
     requests_close(ss->requests, &s->req, tell);
     ss->chat_count--;
     log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->req.name);
+    ss->bus->ops->connection_event(ss->bus, false, s->req.name);
     if (tell) {
         if (ss->cfg->announce_connections)
             ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_DEPARTED, s->req.name);

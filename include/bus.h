@@ -116,6 +116,10 @@ struct bus_ops {
      * them with what other gateways hold for the scope (best effort). */
     void (*publish_announcement)(struct bus *b, const char *room, size_t room_len,
                                  const struct announce_batch *batch);
+    /* A client connected (or disconnected): an event for backends when
+     * the bus keeps an event stream (best effort: lost while the cluster
+     * is unreachable). */
+    void (*connection_event)(struct bus *b, bool connected, const char *name);
     /* Publishes the cluster-wide client count given this node's count
      * (counts.h calls it at most once per BUS_COUNT_INTERVAL_MS). */
     void (*publish_count)(struct bus *b, long local);

@@ -83,6 +83,11 @@ struct rbus {
     struct presence presence; /* what this gateway registered, to redo it */
     char broadcast[KEY_MAX];
     size_t broadcast_len;
+    /* The event stream's key ("" when --events-stream is off) and cap, as
+     * the scripts take them (event.lua). */
+    char events[KEY_MAX];
+    size_t events_len;
+    char events_cap[16];
 };
 
 /* ---- TLS (bus_redis_tls.c) ---- */
@@ -149,6 +154,9 @@ struct request *request_new(struct rbus *rb, enum script s, int argc, const char
 /* Sends a script call; on 0 the request is freed after its done ran, on -1
  * (not sent) it stays the caller's. */
 int send_script(struct rbus *rb, struct request *q);
+/* Appends the event stream's two arguments (key, cap) to a script call's
+ * argv at i; returns i + 2. */
+int events_args(const struct rbus *rb, const char **argv, size_t *lens, int i);
 /* Sends a script call whose failure needs nothing but its done. */
 void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv,
                      const size_t *lens, request_done_fn done);
@@ -191,6 +199,7 @@ void redis_gateways(struct bus *b, bus_gateways_fn cb, void *arg);
 void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
                                 const struct announce_batch *batch);
 void redis_publish_count(struct bus *b, long local);
+void redis_connection_event(struct bus *b, bool connected, const char *name);
 /* The count_retry timer: sends the held-back total again. */
 void redis_count_retry(evutil_socket_t fd, short what, void *arg);
 

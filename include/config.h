@@ -84,6 +84,10 @@ struct config {
     char api_key[CONFIG_API_KEY_MAX + 1];
     unsigned api_max_connections;
     size_t api_max_body_bytes;
+    /* Chat, join, leave, connect and disconnect events in one capped Redis
+     * stream for backends (<prefix>events), about events_maxlen long. */
+    bool events_stream;
+    unsigned events_maxlen;
     enum log_level log_level;
 };
 

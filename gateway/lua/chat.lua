@@ -9,7 +9,9 @@
 --
 -- KEYS: stream, cid key. ARGV: channel, history kept, the message's rest
 -- (proto_chat_rest), stream TTL in ms, the frame's prefix up to the id,
--- dedupe window in ms or ''.
+-- dedupe window in ms or '', events stream or '' and its cap (event.lua),
+-- the room ('' for global).
+--#include event.lua
 if ARGV[6] ~= '' then
   local old = redis.call('GET', KEYS[2])
   if old then
@@ -23,6 +25,8 @@ end
 -- means messages are gone.
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', tonumber(ARGV[2]) + 1, '*', 'r', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[1], ARGV[5] .. id .. '",' .. ARGV[3])
+local frame = ARGV[5] .. id .. '",' .. ARGV[3]
+redis.call('PUBLISH', ARGV[1], frame)
+event(ARGV[7], ARGV[8], 'type', 'chat', 'room', ARGV[9], 'id', id, 'data', frame)
 if ARGV[6] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[6]) end
 return id

@@ -5,10 +5,12 @@
 -- KEYS: stream, presence hash, gateways (zset of heartbeat deadlines), this
 -- gateway's set of rooms, names hash (see drop_name.lua). ARGV: mode
 -- ('join', 'rejoin', 'presence' or 'fill'), "<gateway>\t<name>", since (''
--- for all kept), the room, history kept. Returns the sorted names for
+-- for all kept), the room, history kept, events stream or '' and its cap
+-- (event.lua: a join is one). Returns the sorted names for
 -- 'presence', else {members, truncated, newest id, entries after since}.
 --#include now.lua
 --#include drop_name.lua
+--#include event.lua
 
 -- Lists the distinct live names of a presence hash, forgetting the entries
 -- of gateways whose heartbeat lapsed. Fields are "<gateway>\t<name>".
@@ -49,6 +51,8 @@ if mode == 'join' then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[5], string.match(ARGV[2], '\t(.*)$'), 1)
   redis.call('SADD', KEYS[4], ARGV[4])
+  local gw, name = string.match(ARGV[2], '^(.*)\t(.*)$')
+  event(ARGV[6], ARGV[7], 'type', 'join', 'room', ARGV[4], 'user', name, 'gateway', gw)
 end
 -- Names of a gateway that died count until the survivors reap it (within
 -- about 20 s); presence requests leave them out.
