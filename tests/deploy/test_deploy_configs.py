@@ -152,7 +152,7 @@ def test_k8s_gateway_deployment_probes_shutdown_and_resources():
     pod = objects[("Deployment", "chat-gateway")]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": 8080}
+    assert ports == {"http": 8080, "api": 8090}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
@@ -179,6 +179,28 @@ def test_k8s_services_select_their_pods():
         assert service["spec"]["ports"][0]["targetPort"] == port
     backend = objects[("Ingress", "chat-gateway")]["spec"]["rules"][0]["http"]["paths"][0]
     assert backend["backend"]["service"] == {"name": "chat-gateway", "port": {"name": "http"}}
+
+
+def test_server_api_stays_inside():
+    """The server API listens on its own port, which no public path reaches:
+    compose publishes no 8090, the public Service and the Ingress name only
+    http, and the API's Service is ClusterIP behind a NetworkPolicy."""
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name in (*GATEWAY_SERVICES, "gateway"):
+        assert "8090" not in str(services[name].get("ports", [])), name
+    objects = k8s_objects()
+    pod = objects[("Deployment", "chat-gateway")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["GATEWAY_API_LISTEN"] == "0.0.0.0:8090"
+    assert env["GATEWAY_API_KEY_FILE"].startswith("/etc/chat-gateway-api/")
+    public = objects[("Service", "chat-gateway")]["spec"]
+    assert [p["targetPort"] for p in public["ports"]] == ["http"]
+    assert public.get("type", "ClusterIP") == "ClusterIP"
+    api = objects[("Service", "chat-gateway-api")]["spec"]
+    assert api["type"] == "ClusterIP" and [p["targetPort"] for p in api["ports"]] == ["api"]
+    policy = objects[("NetworkPolicy", "chat-gateway-api")]["spec"]
+    api_rules = [r for r in policy["ingress"] if {"port": "api", "protocol": "TCP"} in r["ports"]]
+    assert api_rules and all(r.get("from") for r in api_rules)
 
 
 def test_dockerfile_stages_user_healthcheck_and_signal():
