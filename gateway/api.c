@@ -133,6 +133,18 @@ static void unavailable(struct evhttp_request *req, enum metrics_api_endpoint ep
     fail(req, ep, 503, "unavailable", "the cluster is unreachable: nothing was done");
 }
 
+/* call_finish for an answer with a status: NULL also when the bus failed,
+ * after answering 503. */
+static struct evhttp_request *answered(struct call *c, int status, enum metrics_api_endpoint *ep)
+{
+    struct evhttp_request *req = call_finish(c, ep);
+    if (req && status < 0) {
+        unavailable(req, *ep);
+        return NULL;
+    }
+    return req;
+}
+
 /* ---- request bodies ---- */
 
 /* The body as a JSON object, or NULL after answering 400. */
@@ -167,10 +179,18 @@ static bool string_of(json_t *o, const char *key, bool required, const char **s,
 }
 
 /* A name-like field (room, user, sender): 1 to max bytes of UTF-8 without
- * control characters. */
-static bool name_of(json_t *o, const char *key, size_t max, const char **s, size_t *len)
+ * control characters; false after answering 400 bad_<key>. */
+static bool need_name(struct evhttp_request *req, enum metrics_api_endpoint ep, json_t *o,
+                      const char *key, size_t max, const char **s, size_t *len)
 {
-    return string_of(o, key, true, s, len) && proto_valid_name(*s, *len, max);
+    if (string_of(o, key, true, s, len) && proto_valid_name(*s, *len, max))
+        return true;
+    char code[24], why[96];
+    snprintf(code, sizeof(code), "bad_%s", key);
+    snprintf(why, sizeof(why), "%s must be 1 to %zu bytes of UTF-8 without control characters", key,
+             max);
+    fail(req, ep, 400, code, why);
+    return false;
 }
 
 /* An optional integer field within [min, max]; dflt when absent. */
@@ -213,17 +233,10 @@ static void do_publish(struct api *a, struct evhttp_request *req, json_t *o,
 {
     const char *room = NULL, *sender, *content, *key;
     size_t room_len = 0, sender_len, content_len, key_len;
-    if (ep == API_EP_PUBLISH && !name_of(o, "room", PROTO_ROOM_MAX, &room, &room_len)) {
-        fail(req, ep, 400, "bad_room",
-             "room must be 1 to 64 bytes of UTF-8 without control "
-             "characters");
+    if ((ep == API_EP_PUBLISH &&
+         !need_name(req, ep, o, "room", PROTO_ROOM_MAX, &room, &room_len)) ||
+        !need_name(req, ep, o, "sender", PROTO_NAME_MAX, &sender, &sender_len))
         return;
-    }
-    if (!name_of(o, "sender", PROTO_NAME_MAX, &sender, &sender_len)) {
-        fail(req, ep, 400, "bad_sender",
-             "sender must be 1 to 32 bytes of UTF-8 without control characters");
-        return;
-    }
     if (!string_of(o, "content", true, &content, &content_len) || !content_len ||
         content_len > a->cfg->max_message_bytes) {
         fail(req, ep, 400, "bad_content",
@@ -265,11 +278,9 @@ static void presence_answered(void *arg, int status, const char *const *names, s
     struct call *c = arg;
     json_t *room = json_stringn(c->room, c->room_len);
     enum metrics_api_endpoint ep;
-    struct evhttp_request *req = call_finish(c, &ep);
-    if (!req || status < 0) {
+    struct evhttp_request *req = answered(c, status, &ep);
+    if (!req) {
         json_decref(room);
-        if (req)
-            unavailable(req, ep);
         return;
     }
     json_t *users = json_array();
@@ -284,11 +295,8 @@ static struct call *room_call(struct api *a, struct evhttp_request *req, json_t 
 {
     const char *room;
     size_t len;
-    if (!name_of(o, "room", PROTO_ROOM_MAX, &room, &len)) {
-        fail(req, ep, 400, "bad_room",
-             "room must be 1 to 64 bytes of UTF-8 without control characters");
+    if (!need_name(req, ep, o, "room", PROTO_ROOM_MAX, &room, &len))
         return NULL;
-    }
     struct call *c = call_new(a, req, ep);
     if (c) {
         memcpy(c->room, room, len);
@@ -307,13 +315,9 @@ static void do_presence(struct api *a, struct evhttp_request *req, json_t *o)
 static void rooms_answered(void *arg, int status, const struct bus_room_count *rooms, size_t n)
 {
     enum metrics_api_endpoint ep;
-    struct evhttp_request *req = call_finish(arg, &ep);
+    struct evhttp_request *req = answered(arg, status, &ep);
     if (!req)
         return;
-    if (status < 0) {
-        unavailable(req, ep);
-        return;
-    }
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr,
@@ -329,11 +333,9 @@ static void history_answered(void *arg, int status, const struct bus_join_result
     size_t limit = c->limit;
     bool newest = c->newest;
     enum metrics_api_endpoint ep;
-    struct evhttp_request *req = call_finish(c, &ep);
-    if (!req || status < 0) {
+    struct evhttp_request *req = answered(c, status, &ep);
+    if (!req) {
         json_decref(room);
-        if (req)
-            unavailable(req, ep);
         return;
     }
     /* Without since the newest limit messages; with since the oldest limit
@@ -403,11 +405,8 @@ static void do_disconnect(struct api *a, struct evhttp_request *req, json_t *o)
     const char *user, *reason;
     size_t user_len, reason_len;
     long code;
-    if (!name_of(o, "user", PROTO_NAME_MAX, &user, &user_len)) {
-        fail(req, API_EP_DISCONNECT, 400, "bad_user",
-             "user must be 1 to 32 bytes of UTF-8 without control characters");
+    if (!need_name(req, API_EP_DISCONNECT, o, "user", PROTO_NAME_MAX, &user, &user_len))
         return;
-    }
     /* 1000 and 1008 for what they mean, 3000 to 4999 for applications; the
      * others are reserved or meant for failures the endpoints find. */
     if (!int_of(o, "code", 1000, 4999, DEFAULT_CLOSE_CODE, &code) ||
@@ -435,16 +434,9 @@ static void do_unsubscribe(struct api *a, struct evhttp_request *req, json_t *o)
     struct proto_control ctl = {.op = PROTO_CONTROL_LEAVE};
     const char *user, *room;
     size_t user_len, room_len;
-    if (!name_of(o, "user", PROTO_NAME_MAX, &user, &user_len)) {
-        fail(req, API_EP_UNSUBSCRIBE, 400, "bad_user",
-             "user must be 1 to 32 bytes of UTF-8 without control characters");
+    if (!need_name(req, API_EP_UNSUBSCRIBE, o, "user", PROTO_NAME_MAX, &user, &user_len) ||
+        !need_name(req, API_EP_UNSUBSCRIBE, o, "room", PROTO_ROOM_MAX, &room, &room_len))
         return;
-    }
-    if (!name_of(o, "room", PROTO_ROOM_MAX, &room, &room_len)) {
-        fail(req, API_EP_UNSUBSCRIBE, 400, "bad_room",
-             "room must be 1 to 64 bytes of UTF-8 without control characters");
-        return;
-    }
     memcpy(ctl.user, user, user_len);
     memcpy(ctl.room, room, room_len);
     ctl.room_len = room_len;
