@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -497,7 +498,7 @@ static bool authorized(const struct api *a, struct evhttp_request *req)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     static const char bearer[] = "Bearer ";
-    if (!h || strncmp(h, bearer, sizeof(bearer) - 1) != 0)
+    if (!h || strncasecmp(h, bearer, sizeof(bearer) - 1) != 0) /* schemes ignore case */
         return false;
     const char *key = h + sizeof(bearer) - 1;
     unsigned char digest[32];
