@@ -335,7 +335,7 @@ void requests_remove_from_room(struct requests *rq, struct requester *q, const c
 {
     /* As if the client had asked: answered `left`, announced, and after a
      * join in flight (perhaps of this room) rather than across it. */
-    if (q->busy || rooms_is_member(&q->rooms, room, room_len)) {
+    if (rooms_has(&q->rooms, room, room_len)) {
         struct frame *f = proto_leave_request(room, room_len);
         if (f)
             requests_receive(rq, q, frame_data(f), f->len);

@@ -79,8 +79,8 @@ void requests_receive(struct requests *rq, struct requester *q, const unsigned c
 /* Sends the client an error frame (counted in the metrics). */
 void requests_error(struct requests *rq, struct requester *q, enum proto_error e, const char *why);
 /* Takes the client out of a room (the server API's removal): as its own
- * leave_room would, after a join still in flight; nothing when it is not a
- * member. */
+ * leave_room would, after a join still in flight (of that room too);
+ * nothing when it is neither in the room nor joining it. */
 void requests_remove_from_room(struct requests *rq, struct requester *q, const char *room,
                                size_t room_len);
 /* The client is gone: it leaves its rooms (telling them and presence unless

@@ -126,6 +126,7 @@ async def test_disconnect_closes_every_connection_of_the_name(api_cluster):
         assert c.ws.close_reason == "banned"
     await other.assert_alive()
     await other.recv_until("system", where=announces("mallory", "disconnected"))
+    await other.expect_silence("control", 0.5)   # gateways' own frames never reach clients
 
 
 async def test_disconnect_defaults_to_1008(api_cluster):
