@@ -510,7 +510,8 @@ static bool authorized(const struct api *a, struct evhttp_request *req)
 static void handle(struct evhttp_request *req, void *arg)
 {
     struct api *a = arg;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const struct route *r = NULL;
     for (size_t i = 0; path && i < sizeof(routes) / sizeof(routes[0]); i++)
         if (strcmp(path, routes[i].path) == 0)
