@@ -2,6 +2,7 @@
 WebSocket clients, requests as a backend makes them (http.client). Any
 gateway answers for the whole cluster."""
 
+import os
 import socket
 import time
 
@@ -325,3 +326,27 @@ def test_api_port_taken_exits_1(tmp_path):
         flags, _ = api_flags(tmp_path, port=s.getsockname()[1])
         result = run_gateway(["--listen", "127.0.0.1:0", *flags])
     assert result.returncode == 1 and "api: cannot listen" in result.stderr, result
+
+
+def test_closed_api_connections_are_released(redis_server, gateways, tmp_path):
+    """The limit counts connections evhttp has let go as gone, and their
+    sockets are closed: after many short ones, and idle ones dropped before
+    a request, the gateway holds the descriptors it held before."""
+    gw, api = start_with_api(gateways, tmp_path, "gw1", redis_server.port,
+                             ["--api-max-connections", "3"])
+    fd_dir = f"/proc/{gw.process.pid}/fd"
+
+    def fds():
+        return len(os.listdir(fd_dir))
+    api.ok("GET", "/api/info")
+    time.sleep(0.3)
+    before = fds()
+    for i in range(40):
+        api.ok("POST", "/api/presence", {"room": f"r{i}"})
+    for _ in range(10):
+        socket.create_connection(("127.0.0.1", api.port)).close()
+    deadline = time.monotonic() + 5
+    while fds() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fds() == before
+    assert api.ok("GET", "/api/rooms") == {"rooms": []}
