@@ -9,7 +9,7 @@ import time
 import pytest
 
 from aio import eventually
-from apiclient import KEY, Api, api_flags, start_with_api
+from apiclient import KEY, api_flags, start_with_api
 from gateway_proc import run_gateway
 from msgid import id_key
 from netutil import metrics
