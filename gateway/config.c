@@ -713,6 +713,11 @@ static bool load_api(struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "invalid value for --api-listen: '%s' (HOST:PORT)", c->api_listen);
         return false;
     }
+    if (c->api_port == c->listen_port) { /* the API's point is a port of its own */
+        snprintf(err, errlen, "invalid value for --api-listen: '%s' (a port other than --listen's)",
+                 c->api_listen);
+        return false;
+    }
     if (!read_secret_file("api-key-file", c->api_key_file, c->api_key, sizeof(c->api_key), err,
                           errlen))
         return false;

@@ -300,11 +300,13 @@ async def test_redis_down_answers_503(redis_server, gateways, tmp_path):
     (["--api-listen", "127.0.0.1:1"], "--api-key-file"),
     (["--api-key-file", "/dev/null"], "--api-listen"),
     (["--api-listen", "nonsense"], None),
+    (["--api-listen", "127.0.0.1:8080"], "other than --listen"),
 ])
 def test_flags_exit_2(flags, message, tmp_path):
     key_flags, _ = api_flags(tmp_path)
-    argv = flags if message else [*flags, *key_flags[2:]]
-    result = run_gateway(["--listen", "127.0.0.1:0", *argv])
+    argv = flags if message and "--api-key-file" in message + " ".join(flags) else [
+        *flags, *key_flags[2:]]
+    result = run_gateway(["--listen", "127.0.0.1:8080", *argv])
     assert result.returncode == 2, result
     assert result.stderr.count("\n") == 1 and "--api" in result.stderr, result.stderr
     if message:
