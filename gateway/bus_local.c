@@ -226,9 +226,8 @@ struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
                           const struct bus_handlers *h)
 {
     struct bus_local *l = calloc(1, sizeof(*l));
-    if (!l)
-        return NULL;
-    if (bus_base_init(&l->base, &local_ops, base, cfg, h) < 0) {
+    if (!l || bus_base_init(&l->base, &local_ops, base, cfg, h) < 0) {
+        log_error("bus: out of memory setting up the in-process bus");
         free(l);
         return NULL;
     }

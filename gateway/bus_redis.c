@@ -90,6 +90,7 @@ static void check_ready(struct rbus *rb)
     /* Presence is registered when the answer says so (count_done). */
     send_count(rb, rb->local_clients, "connect", false);
     channels_link_up(rb);
+    canary_link_up(rb);
 }
 
 static void link_step(struct rbus *rb, const char *failure)
@@ -252,8 +253,10 @@ static void on_disconnect(const redisAsyncContext *c, int status)
              status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : c->errstr);
     rb->dying = c;
     /* Redis also closes a subscriber that passes its pub/sub output buffer
-     * limit; it logs 'client-output-buffer-limit' when it does. */
-    if (was_sub && rb->cmd_up)
+     * limit; it logs 'client-output-buffer-limit' when it does. (Not while
+     * connecting: a TLS server refusing the client's certificate closes
+     * both connections, the subscriber's maybe first.) */
+    if (was_sub && rb->state == LINK_READY)
         log_warn("redis: the server closed the subscriber connection while the command "
                  "connection was up: if Redis logged 'client-output-buffer-limit', this "
                  "gateway fell behind its pub/sub traffic");
@@ -334,6 +337,7 @@ static void teardown(struct rbus *rb, const char *why)
     free_ctx(&rb->cmd, &rb->cmd_ssl);
     free_ctx(&rb->sub, &rb->sub_ssl);
     /* The subscriptions died with the connection. */
+    canary_link_down(rb);
     channels_link_down(rb);
     if (rb->closing) {
         finish_close(rb);
@@ -452,6 +456,7 @@ static void redis_free(struct bus *b)
     event_free(rb->close_timer);
     if (rb->count_retry)
         event_free(rb->count_retry);
+    canary_free(rb);
     channels_free(rb);
     presence_free(&rb->presence);
     redis_tls_ctx_free(rb->tls);
@@ -483,9 +488,8 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
                           const struct bus_handlers *h)
 {
     struct rbus *rb = calloc(1, sizeof(*rb));
-    if (!rb)
-        return NULL;
-    if (bus_base_init(&rb->base, &redis_ops, base, cfg, h) < 0) {
+    if (!rb || bus_base_init(&rb->base, &redis_ops, base, cfg, h) < 0) {
+        log_error("redis: out of memory setting up the bus");
         free(rb);
         return NULL;
     }
@@ -502,7 +506,13 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     rb->close_timer = evtimer_new(base, close_timeout, rb);
     rb->count_retry = evtimer_new(base, redis_count_retry, rb);
     if (!rb->reconnect_timer || !rb->heartbeat_timer || !rb->close_timer || !rb->count_retry ||
-        (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg)))) {
+        canary_init(rb) < 0) {
+        log_error("redis: out of memory setting up the bus");
+        redis_free(&rb->base);
+        return NULL;
+    }
+    /* Logs why when it fails. */
+    if (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg))) {
         redis_free(&rb->base);
         return NULL;
     }

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "dedupe.h"
 #include "log.h"
+#include "metrics.h"
 #include "sendq.h"
 
 /* Streams of rooms idle this long expire. */
@@ -32,6 +33,9 @@ struct channel {
     enum sub_state state;
     bool have_last;
     struct msgid last; /* newest id delivered to local members */
+    /* Newest id ever delivered here: last goes back with a history that
+     * lost messages, this does not (the chat script's floor). */
+    struct msgid highest;
     bool filling;      /* replaying the stream after a resubscribe */
     struct sendq held; /* messages that arrived while filling */
 };
@@ -90,6 +94,8 @@ static void deliver_room(struct rbus *rb, struct channel *ch, const struct msgid
     if (id) {
         if (!ch->have_last || msgid_cmp(id, &ch->last) > 0)
             ch->last = *id;
+        if (msgid_cmp(id, &ch->highest) > 0)
+            ch->highest = *id;
         ch->have_last = true;
     }
     bus_deliver_room(&rb->base, ch->room, ch->room_len, id, f);
@@ -119,8 +125,11 @@ static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING)
         return;
+    rb->canary.heard = true;
     const char *kind = reply->element[0]->str;
     const redisReply *name = reply->element[1];
+    if (canary_message(rb, reply->element[0], name, reply->element[2]))
+        return;
     bool is_broadcast =
         name->len == rb->broadcast_len && memcmp(name->str, rb->broadcast, rb->broadcast_len) == 0;
     size_t pre = strlen(rb->base.cfg->redis_prefix) + 5; /* "room:" */
@@ -247,6 +256,7 @@ static bool parse_room_reply(const redisReply *r, struct bus_join_result *res)
         return false;
     res->members = (long)r->element[0]->integer;
     res->truncated = r->element[1]->integer != 0;
+    res->lost = r->element[1]->integer == 2; /* room.lua's answer */
     if (!msgid_parse(r->element[2]->str, r->element[2]->len, &res->newest))
         return false;
     const redisReply *entries = r->element[3];
@@ -279,7 +289,18 @@ static void free_result(struct bus_join_result *res)
 static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_join_result *res)
 {
     ch->filling = false;
-    if (res && res->truncated) {
+    bool lost = res && res->lost;
+    if (lost) {
+        /* The newest id delivered is not in the stream any more: what the
+         * stream answered follows what it shares with the members, and ids
+         * may continue lower than those they saw. */
+        log_warn("redis: room %.*s: its history lost messages delivered or due here (Redis "
+                 "restarted empty or a failover lost writes); members are told",
+                 (int)ch->room_len, ch->room);
+        metrics.redis_history_lost++;
+        rb->base.h.history_lost(rb->base.h.ctx, ch->room, ch->room_len);
+        ch->last = res->newest;
+    } else if (res && res->truncated) {
         struct frame *f = proto_system(ch->room, ch->room_len,
                                        "Some messages of this room could not be recovered "
                                        "after a connection loss",
@@ -292,7 +313,7 @@ static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_jo
     for (size_t i = 0; res && i < res->n; i++) {
         struct msgid id;
         if (proto_chat_id(frame_data(res->history[i]), res->history[i]->len, &id) &&
-            msgid_cmp(&id, &ch->last) > 0)
+            (lost || msgid_cmp(&id, &ch->last) > 0))
             deliver_room(rb, ch, &id, res->history[i]);
     }
     const struct sendq_entry *e;
@@ -304,9 +325,11 @@ static void finish_fill(struct rbus *rb, struct channel *ch, const struct bus_jo
         sendq_pop(&ch->held);
     }
     sendq_clear(&ch->held);
-    if (res)
+    if (res) {
+        metrics.redis_replays++;
         log_info("redis: room %.*s resubscribed, %zu missed messages replayed", (int)ch->room_len,
                  ch->room, res->n);
+    }
     rb->base.h.subscribed(rb->base.h.ctx, ch->room, ch->room_len, 0);
 }
 
@@ -327,6 +350,9 @@ static void room_done(struct request *q, const redisReply *reply)
             ch->last = res.newest;
             ch->have_last = true;
         }
+        /* The joiner got the history up to there. */
+        if (ok && ch && msgid_cmp(&res.newest, &ch->highest) > 0)
+            ch->highest = res.newest;
         q->u.join.cb(q->arg, ok ? 0 : -1, ok ? &res : NULL);
     }
     if (ok)
@@ -427,12 +453,17 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
         return;
     }
     char stream[KEY_MAX], chan[KEY_MAX], maxlen[16], cidkey[KEY_MAX], window[16];
-    char body[DEDUPE_KEY_MAX];
-    const char *argv[11];
-    size_t lens[11];
+    char body[DEDUPE_KEY_MAX], floor[MSGID_STR_MAX];
+    const char *argv[12];
+    size_t lens[12];
+    lens[8] = 0;
     if (m->room) {
         lens[0] = make_key(stream, rb, "history:", m->room, m->room_len);
         lens[2] = room_channel(chan, rb, m->room, m->room_len);
+        /* Ids never go below what this gateway's members saw (chat.lua). */
+        const struct channel *ch = strmap_get(&rb->channels, m->room, m->room_len);
+        if (ch && ch->have_last)
+            lens[8] = msgid_format(&ch->highest, floor);
     } else {
         lens[0] = make_key(stream, rb, "history", "", 0);
         lens[2] = (size_t)snprintf(chan, sizeof(chan), "%s", rb->broadcast);
@@ -448,7 +479,8 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     argv[5] = STREAM_TTL_MS, lens[5] = sizeof(STREAM_TTL_MS) - 1;
     argv[6] = PROTO_CHAT_PREFIX, lens[6] = strlen(PROTO_CHAT_PREFIX);
     argv[7] = window;
-    int argc = events_args(rb, argv, lens, 8);
+    argv[8] = floor;
+    int argc = events_args(rb, argv, lens, 9);
     argv[argc] = m->room ? m->room : "", lens[argc] = m->room_len;
     struct request *q = request_new(rb, S_CHAT, argc + 1, argv, lens, chat_published);
     if (!q) {
@@ -480,6 +512,9 @@ int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct
 
 void channels_connected(struct rbus *rb)
 {
+    /* The canary's first: the broadcast's answer, which makes the link
+     * ready, then says both are live. */
+    sub_command(rb, "SUBSCRIBE", rb->canary.channel, rb->canary.channel_len);
     sub_command(rb, "SUBSCRIBE", rb->broadcast, rb->broadcast_len);
 }
 

@@ -56,6 +56,12 @@ const struct config_option config_options[] = {
      "can read and change the traffic)"},
     {"redis-prefix", "GATEWAY_REDIS_PREFIX", CONFIG_STRING, FIELD(redis_prefix), "chat:", NONE,
      "prefix of Redis keys and channels"},
+    /* Below 100 ms the canaries are traffic of their own; above a minute a
+     * subscriber that stopped delivering goes unnoticed too long. */
+    {"redis-canary-interval", "GATEWAY_REDIS_CANARY_INTERVAL", CONFIG_DURATION,
+     FIELD(redis_canary_interval_ms), "5s", 100, 60 * SEC,
+     "how often the gateway publishes a canary to a channel it subscribes to; one not back "
+     "within as long restarts the link to Redis (resubscribe and replay)"},
     {"id", "GATEWAY_ID", CONFIG_ID, FIELD(id), NULL, NONE,
      "gateway id, up to 64 bytes without control characters (default HOST:PORT of --listen)"},
     /* Its default is the build's client/ directory, which only main knows. */

@@ -109,6 +109,14 @@ static const struct {
       "1 while fan-out writes are batched through io_uring, 0 when written one by one."),
     M(redis_reconnects, "gateway_redis_reconnects_total", "counter",
       "Reconnections to Redis after a loss."),
+    M(redis_replays, "gateway_redis_replays_total", "counter",
+      "Rooms whose stream was replayed to local members after a resubscribe."),
+    M(redis_history_lost, "gateway_redis_history_lost_total", "counter",
+      "Replays that found the room's history had lost messages (Redis restarted empty or a "
+      "failover lost writes): the members were told."),
+    M(redis_canary_misses, "gateway_redis_canary_misses_total", "counter",
+      "Subscription canaries not back in time: the subscriber connection stopped delivering, "
+      "and the link to Redis was restarted."),
     M(dead_gateways_reaped, "gateway_dead_gateways_reaped_total", "counter",
       "Gateways whose heartbeat lapsed that this gateway finished cleaning up after."),
     M(bus_published, "gateway_bus_published_total", "counter", "Messages handed to the bus."),

@@ -254,12 +254,6 @@ static void waiting_free(struct requester *q)
 }
 
 /* The rooms' owner of a membership is the requester; their context is rq. */
-static void owner_deliver(void *ctx, void *owner, struct frame *f)
-{
-    struct requests *rq = ctx;
-    rq->ops->send(rq->ctx, owner, f);
-}
-
 static void owner_overflow(void *ctx, void *owner)
 {
     struct requests *rq = ctx;
@@ -289,8 +283,7 @@ static void owner_join_answered(void *ctx, void *owner)
     q->draining = false;
 }
 
-static const struct rooms_owner_ops owner_ops = {owner_deliver, owner_overflow,
-                                                 owner_join_answered};
+static const struct rooms_owner_ops owner_ops = {owner_overflow, owner_join_answered};
 
 static void on_room_frame(void *ctx, const char *room, size_t room_len, const struct msgid *id,
                           struct frame *f)
@@ -321,12 +314,19 @@ static void on_control(void *ctx, struct frame *f)
         log_warn("bus: a malformed control frame was ignored");
 }
 
+static void on_history_lost(void *ctx, const char *room, size_t room_len)
+{
+    struct requests *rq = ctx;
+    rooms_on_history_lost(&rq->rooms, room, room_len);
+}
+
 struct bus_handlers requests_bus_handlers(struct requests *rq)
 {
     return (struct bus_handlers){.room_frame = on_room_frame,
                                  .broadcast_frame = on_broadcast_frame,
                                  .control = on_control,
                                  .subscribed = on_subscribed,
+                                 .history_lost = on_history_lost,
                                  .ctx = rq};
 }
 
@@ -352,7 +352,7 @@ void requests_init(struct requests *rq, const struct config *cfg, struct bus *bu
     rq->bus = bus;
     rq->ops = ops;
     rq->ctx = ctx;
-    rooms_init(&rq->rooms, bus, &owner_ops, rq, cfg->send_queue_limit);
+    rooms_init(&rq->rooms, bus, &owner_ops, rq, ops->send, ctx, cfg->send_queue_limit);
 }
 
 void requests_free(struct requests *rq)

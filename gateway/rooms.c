@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -31,8 +32,10 @@ static struct member_ext *ext(struct member *m)
 }
 
 void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops, void *ctx,
-                size_t held_limit)
+                rooms_deliver_fn deliver, void *deliver_ctx, size_t held_limit)
 {
+    r->deliver = deliver;
+    r->deliver_ctx = deliver_ctx;
     strmap_init(&r->by_name);
     r->bus = bus;
     r->ops = ops;
@@ -78,7 +81,7 @@ static void deliver_error(struct rooms *r, void *owner, enum proto_error e, cons
     struct frame *f = proto_error_frame(e, why);
     if (f) {
         metrics.errors[e]++;
-        r->ops->deliver(r->ctx, owner, f);
+        r->deliver(r->deliver_ctx, owner, f);
         frame_unref(f);
     }
 }
@@ -130,6 +133,26 @@ static void remove_member(struct rooms *r, struct member *m, bool tell)
     }
 }
 
+/* Tells one member (owner, or every member through rooms_on_frame when
+ * owner is NULL) that the room's history lost messages. */
+static void tell_lost(struct rooms *r, const char *room, size_t room_len, void *owner)
+{
+    struct frame *f = proto_system(room, room_len,
+                                   "Messages of this room were lost by the cluster (its history "
+                                   "was reset): some you have not seen may never arrive",
+                                   clock_wall_ms());
+    if (!f) {
+        log_error("room %.*s: out of memory telling members that messages were lost", (int)room_len,
+                  room);
+        return;
+    }
+    if (owner)
+        r->deliver(r->deliver_ctx, owner, f);
+    else
+        rooms_on_frame(r, room, room_len, NULL, f);
+    frame_unref(f);
+}
+
 static void join_done(void *arg, int status, const struct bus_join_result *res);
 static void flush_held(struct rooms *r, struct member *m);
 
@@ -177,7 +200,7 @@ static void flush_held(struct rooms *r, struct member *m)
         struct msgid id;
         struct frame *f = e->frame;
         if (is_new(m, proto_chat_id(frame_data(f), f->len, &id) ? &id : NULL))
-            r->ops->deliver(r->ctx, m->owner, f);
+            r->deliver(r->deliver_ctx, m->owner, f);
         sendq_pop(&m->held);
     }
     sendq_shrink(&m->held);
@@ -200,21 +223,26 @@ static void join_done(void *arg, int status, const struct bus_join_result *res)
         r->ops->join_answered(r->ctx, owner);
         return;
     }
+    /* A since beyond the room's newest id (a history that lost its end, or
+     * a client's invention) is from a history that no longer exists. */
+    bool lost = res->lost || (m->has_seen && msgid_cmp(&m->seen, &res->newest) > 0);
     struct frame *joined = proto_joined(room->name, room->name_len, res->members, res->history,
-                                        res->n, res->truncated);
+                                        res->n, res->truncated || lost);
     if (!joined) {
         log_error("room %.*s: out of memory building joined", (int)room->name_len, room->name);
         join_failed(r, m, "the room could not be joined: out of memory");
         r->ops->join_answered(r->ctx, owner);
         return;
     }
-    r->ops->deliver(r->ctx, m->owner, joined);
+    r->deliver(r->deliver_ctx, m->owner, joined);
     frame_unref(joined);
 
-    /* A since beyond the room's newest id (a client's invention, or ids
-     * restarted lower) would hide every message to come. */
-    if (m->has_seen && msgid_cmp(&m->seen, &res->newest) > 0)
+    /* The history answered goes up to the room's newest id; after a loss
+     * ids may continue lower than since, and since would hide them. */
+    if (lost) {
+        tell_lost(r, room->name, room->name_len, owner);
         m->seen = res->newest;
+    }
     /* The member has the history now: held frames in it are dropped. */
     struct msgid newest;
     struct frame *last = res->n ? res->history[res->n - 1] : NULL;
@@ -315,7 +343,7 @@ void rooms_on_frame(struct rooms *r, const char *room_name, size_t room_len, con
     for (struct member *m = room->head; m; m = m->rnext) {
         if (m->state == MEMBER_JOINED) {
             if (is_new(m, id))
-                r->ops->deliver(r->ctx, m->owner, f);
+                r->deliver(r->deliver_ctx, m->owner, f);
         } else if (m->in_flight) {
             if (m->held.bytes + f->len > r->held_limit) {
                 r->ops->overflow(r->ctx, m->owner);
@@ -352,4 +380,17 @@ void rooms_on_subscribed(struct rooms *r, const char *room_name, size_t room_len
             r->ops->join_answered(r->ctx, owner);
         }
     }
+}
+
+void rooms_on_history_lost(struct rooms *r, const char *room_name, size_t room_len)
+{
+    struct room *room = strmap_get(&r->by_name, room_name, room_len);
+    if (!room)
+        return;
+    /* Ids may continue lower than those the members saw: what comes next
+     * is new to them whatever its id. */
+    for (struct member *m = room->head; m; m = m->rnext)
+        if (m->state == MEMBER_JOINED)
+            m->has_seen = false;
+    tell_lost(r, room_name, room_len, NULL);
 }

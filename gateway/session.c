@@ -57,9 +57,9 @@ static struct session *of_requester(struct requester *q)
     return list_entry(q, struct session, req);
 }
 
-static void requester_send(void *ctx, struct requester *q, struct frame *f)
+static void requester_send(void *ctx, void *owner, struct frame *f)
 {
-    queue(ctx, of_requester(q), f, false);
+    queue(ctx, of_requester(owner), f, false);
 }
 
 static void requester_close(void *ctx, struct requester *q, uint16_t code, const char *reason)

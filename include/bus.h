@@ -44,6 +44,10 @@ struct bus_join_result {
     struct frame **history; /* chat frames after since, oldest first */
     size_t n;
     bool truncated;
+    /* since belongs to a history that no longer exists (the bus lost
+     * messages: Redis restarted empty, a failover lost writes): truncated
+     * too, and ids may continue lower than since. */
+    bool lost;
     long members;        /* distinct names in the room across the cluster */
     struct msgid newest; /* the room's newest id when the history was read */
 };
@@ -80,6 +84,10 @@ struct bus_handlers {
     /* The subscription to a room asked for with bus_subscribe is live
      * (status 0) or could not be made now (-1; the bus keeps trying). */
     void (*subscribed)(void *ctx, const char *room, size_t room_len, int status);
+    /* The room's history lost messages that its members may not have got
+     * (found when its stream was replayed after a resubscribe): they are to
+     * be told, and ids may continue lower than those they saw. */
+    void (*history_lost)(void *ctx, const char *room, size_t room_len);
     void *ctx;
 };
 
@@ -138,7 +146,8 @@ struct bus {
     struct announcer announcer;
 };
 
-/* The Redis bus when cfg->redis_enabled, else the in-process bus. */
+/* The Redis bus when cfg->redis_enabled, else the in-process bus; NULL
+ * after logging why it could not be made. */
 struct bus *bus_new(struct event_base *base, const struct config *cfg,
                     const struct bus_handlers *h);
 void bus_free(struct bus *b);

@@ -12,6 +12,8 @@
  *                         announcements, reaping of dead gateways
  *   bus_redis_channels.c  room subscriptions, publishing, joins and the
  *                         replay of streams after a resubscribe
+ *   bus_redis_canary.c    the subscription canary: a message to itself
+ *                         that must come back, or the link is restarted
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), the reply
  *                         handling common to them
@@ -22,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -88,6 +91,15 @@ struct rbus {
     char events[KEY_MAX];
     size_t events_len;
     char events_cap[16];
+    struct {
+        char channel[KEY_MAX]; /* this gateway's own: "<prefix>canary:<id>" */
+        size_t channel_len;
+        struct event *tick, *deadline;
+        uint64_t seq; /* of the newest canary sent */
+        bool out;     /* it is on its way */
+        bool refused; /* Redis refused to publish it; said once per link */
+        bool heard;   /* the subscriber delivered since the deadline was set */
+    } canary;
 };
 
 /* ---- TLS (bus_redis_tls.c) ---- */
@@ -181,6 +193,20 @@ void redis_join(struct bus *b, const char *room, size_t room_len, const char *na
                 const struct msgid *since, bus_join_fn cb, void *arg);
 void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn done, void *arg);
 int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f);
+
+/* ---- the subscription canary ---- */
+
+/* The channel and timers; -1 when out of memory (canary_free frees what
+ * was made). */
+int canary_init(struct rbus *rb);
+void canary_free(struct rbus *rb);
+/* The link is ready: canaries go out every interval. */
+void canary_link_up(struct rbus *rb);
+void canary_link_down(struct rbus *rb);
+/* Whether a reply on the subscriber connection (kind "message",
+ * "subscribe"...) is about the canary's channel: then it is handled. */
+bool canary_message(struct rbus *rb, const redisReply *kind, const redisReply *chan,
+                    const redisReply *payload);
 
 /* ---- presence and counts ---- */
 

@@ -52,6 +52,7 @@ struct config {
     char redis_tls_server_name[256];
     bool redis_tls_insecure;
     char redis_prefix[64];
+    unsigned redis_canary_interval_ms; /* subscription canary period and timeout */
     char id[GATEWAY_ID_MAX + 1];
     char client_dir[1024];
     size_t max_message_bytes;

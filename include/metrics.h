@@ -54,6 +54,9 @@ struct metrics {
     uint64_t keepalive_timeouts;
     uint64_t oversize_closes;
     uint64_t redis_reconnects;
+    uint64_t redis_replays;       /* rooms' streams replayed after a resubscribe */
+    uint64_t redis_history_lost;  /* replays that found the room's history lost messages */
+    uint64_t redis_canary_misses; /* canaries not back in time: the link was restarted */
     uint64_t dead_gateways_reaped;
     uint64_t bus_published;
     uint64_t bus_received;

@@ -27,8 +27,9 @@ struct requester;
 struct request_wait;
 
 struct requester_ops {
-    /* Queues f to the client (taking a reference if it keeps it). */
-    void (*send)(void *ctx, struct requester *q, struct frame *f);
+    /* Queues f to the client whose struct requester is owner (taking a
+     * reference if it keeps it). The rooms call it directly too. */
+    rooms_deliver_fn send;
     /* Closes the client with a WebSocket close code; sets q->closing. */
     void (*close)(void *ctx, struct requester *q, uint16_t code, const char *reason);
     /* Queues f to every client (a global chat, a count, an announcement). */

@@ -17,11 +17,14 @@
 
 struct room;
 
-/* What rooms needs from the owner of a membership (a client's requests).
- * ctx is the one given to rooms_init. */
+/* Queues a frame to the owner of a membership. It is the session's own
+ * send (requester_ops.send), which rooms calls directly for each member: a
+ * fan-out goes from here to the connections with no hop in between. */
+typedef void (*rooms_deliver_fn)(void *ctx, void *owner, struct frame *f);
+
+/* What else rooms needs from the owner of a membership (a client's
+ * requests). ctx is the one given to rooms_init. */
 struct rooms_owner_ops {
-    /* Queue a frame to the owner. */
-    void (*deliver)(void *ctx, void *owner, struct frame *f);
     /* The owner's held frames passed the send-queue limit while joining. */
     void (*overflow)(void *ctx, void *owner);
     /* A join that rooms_join started is answered (`joined` or an error). */
@@ -58,11 +61,13 @@ struct rooms {
     struct bus *bus;
     const struct rooms_owner_ops *ops;
     void *ctx;
+    rooms_deliver_fn deliver;
+    void *deliver_ctx;
     size_t held_limit;
 };
 
 void rooms_init(struct rooms *r, struct bus *bus, const struct rooms_owner_ops *ops, void *ctx,
-                size_t held_limit);
+                rooms_deliver_fn deliver, void *deliver_ctx, size_t held_limit);
 void rooms_free(struct rooms *r);
 
 /* Starts a join; the owner gets `joined` (or an error) through deliver,
@@ -87,5 +92,8 @@ size_t rooms_count(const struct rooms *r);
 void rooms_on_frame(struct rooms *r, const char *room, size_t room_len, const struct msgid *id,
                     struct frame *f);
 void rooms_on_subscribed(struct rooms *r, const char *room, size_t room_len, int status);
+/* The room's history lost messages: its members are told, and take what
+ * comes next whatever its id. */
+void rooms_on_history_lost(struct rooms *r, const char *room, size_t room_len);
 
 #endif

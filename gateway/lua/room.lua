@@ -6,8 +6,9 @@
 -- gateway's set of rooms, names hash (see drop_name.lua). ARGV: mode
 -- ('join', 'rejoin', 'presence' or 'fill'), "<gateway>\t<name>", since (''
 -- for all kept), the room, history kept, events stream or '' and its cap
--- (event.lua: a join is one). Returns the sorted names for
--- 'presence', else {members, truncated, newest id, entries after since}.
+-- (event.lua: a join is one). Returns the sorted names for 'presence',
+-- else {members, truncated (0, 1 or 2: see below), newest id, entries
+-- after since}.
 --#include now.lua
 --#include drop_name.lua
 --#include event.lua
@@ -58,18 +59,37 @@ end
 -- about 20 s); presence requests leave them out.
 local members = 0
 if mode ~= 'fill' then members = redis.call('HLEN', KEYS[5]) end
--- The stream keeps one entry more than the history: the newest that
--- clients can no longer get. A since before it means messages are gone.
+-- Where since stands in the stream, answered as 'truncated': 0 all after
+-- it is here; 1 it is older than the kept history (the stream keeps one
+-- entry more than the history, the newest that clients can no longer get,
+-- so a since before it means messages were trimmed); 2 it belongs to a
+-- history that no longer exists. Clients only ever hold ids of real
+-- entries and entries only leave from the front, so a since that is not an
+-- entry although not older than the stream's first, one newer than its
+-- newest, or one older than the first entry of a stream never trimmed
+-- means the stream lost entries: Redis restarted empty, a failover lost
+-- writes, or the room's stream expired and began again. The entries then
+-- answered are those after the last entry before since (what the client
+-- and this history share), whose ids may be lower than since's.
+-- '0-0' is the position before any entry: never lost.
 local since, keep = ARGV[3], tonumber(ARGV[5])
-local entries
-if since == '' then entries = redis.call('XRANGE', KEYS[1], '-', '+')
-else entries = redis.call('XRANGE', KEYS[1], '(' .. since, '+') end
-while #entries > keep do table.remove(entries, 1) end
-local truncated, last = 0, '0-0'
+local truncated, last, from = 0, '0-0', since
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #newest > 0 then last = newest[1][1] end
-if since ~= '' and redis.call('XLEN', KEYS[1]) > keep then
-  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-  if idless(since, oldest[1][1]) then truncated = 1 end
+if since ~= '' and since ~= '0-0' then
+  if #newest == 0 or idless(last, since) then
+    truncated, from = 2, last
+  elseif #redis.call('XRANGE', KEYS[1], since, since) == 0 then
+    local before = redis.call('XREVRANGE', KEYS[1], '(' .. since, '-', 'COUNT', 1)
+    if #before > 0 then truncated, from = 2, before[1][1]
+    elseif redis.call('XLEN', KEYS[1]) > keep then truncated = 1
+    else truncated, from = 2, '' end
+  end
+elseif since == '0-0' and redis.call('XLEN', KEYS[1]) > keep then
+  truncated = 1
 end
+local entries
+if from == '' then entries = redis.call('XRANGE', KEYS[1], '-', '+')
+else entries = redis.call('XRANGE', KEYS[1], '(' .. from, '+') end
+while #entries > keep do table.remove(entries, 1) end
 return {members, truncated, last, entries}

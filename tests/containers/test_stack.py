@@ -134,6 +134,24 @@ def test_runtime_image_runs_as_a_non_root_user(cluster):
     assert uid == "10001"
 
 
+def test_redis_requires_the_password_the_gateways_read_from_the_secret(cluster):
+    # Without the password Redis refuses; with the one the redis service
+    # wrote to the secret volume it answers; the gateways are up, so they
+    # logged in with it (the compose file gives it as a file, not argv).
+    refused = cluster.compose("exec", "-T", "redis", "redis-cli", "ping", timeout=30).stdout
+    assert "NOAUTH" in refused, refused
+    answered = cluster.compose(
+        "exec", "-T", "redis", "sh", "-c",
+        'REDISCLI_AUTH="$(cat /secrets/password)" redis-cli ping', timeout=30).stdout
+    assert answered.strip() == "PONG", answered
+    for name in ("gateway1", "gateway2", "gateway3"):
+        args = cluster.compose("exec", "-T", name, "cat", "/proc/1/cmdline", timeout=30).stdout
+        password = cluster.compose("exec", "-T", name, "cat", "/run/secrets/redis/password",
+                                   timeout=30).stdout.strip()
+        assert password and password not in args, name
+    assert http_status("http://127.0.0.1:8081/readyz") == 200
+
+
 def test_figures_image_size_and_idle_memory(cluster, figures):
     for tag in ("chat-gateway:local", "chat-gateway-redis:local",
                 "chat-gateway-haproxy:local", "chat-gateway-nginx:local"):

@@ -35,6 +35,19 @@ def compose_config(*args):
     return yaml.safe_load(result.stdout)
 
 
+def mounts(service):
+    """(source, target, read-only) of each volume, in Compose 1's short or
+    Compose 2's long form."""
+    out = []
+    for v in service.get("volumes", []):
+        if isinstance(v, str):
+            source, target, *mode = v.split(":")
+            out.append((source, target, mode == ["ro"]))
+        else:
+            out.append((v["source"], v["target"], bool(v.get("read_only"))))
+    return out
+
+
 def published(service):
     return {int(p["published"]): int(p["target"]) for p in service.get("ports", [])}
 
@@ -59,10 +72,18 @@ def test_compose_file_is_valid_and_has_the_topology():
     default = {name for name, service in services.items() if "profiles" not in service}
     assert default == {"redis", "haproxy", "gateway", *GATEWAY_SERVICES}
     assert "healthcheck" in services["redis"]
+    # Redis requires a password, never given on its command line.
+    redis_script = services["redis"]["command"][-1]
+    assert "requirepass" in redis_script and "--requirepass" not in redis_script
+    assert ("redis-secret", "/secrets", False) in mounts(services["redis"])
     assert services["redis"]["networks"] == {"redis": None}
     for name in (*GATEWAY_SERVICES, "gateway"):
         gateway = services[name]
         assert gateway["environment"]["GATEWAY_REDIS"] == "redis://redis:6379"
+        # The password from the volume Redis writes it to, as a file.
+        secret = gateway["environment"]["GATEWAY_REDIS_PASSWORD_FILE"]
+        assert secret == "/run/secrets/redis/password", name
+        assert ("redis-secret", "/run/secrets/redis", True) in mounts(gateway), name
         assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
         assert seconds(gateway["stop_grace_period"]) > SHUTDOWN_TIMEOUT_S
         assert gateway["build"]["dockerfile"] == "deploy/Dockerfile"
@@ -162,6 +183,15 @@ def test_k8s_gateway_deployment_probes_shutdown_and_resources():
     # SIGTERM comes after preStop; the gateway then needs its shutdown timeout.
     assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + shutdown
     assert env["GATEWAY_REDIS"]["value"] == "redis://redis:6379"
+    # Redis's password from the Secret both Deployments mount as a file.
+    assert env["GATEWAY_REDIS_PASSWORD_FILE"]["value"] == "/run/secrets/redis/password"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/run/secrets/redis"]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "redis-auth"
+    redis_pod = objects[("Deployment", "redis")]["spec"]["template"]["spec"]
+    assert redis_pod["volumes"][0]["secret"]["secretName"] == "redis-auth"
+    assert "requirepass" in redis_pod["containers"][0]["command"][-1]
     assert env["GATEWAY_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -198,6 +228,10 @@ def test_server_api_stays_inside():
     assert public.get("type", "ClusterIP") == "ClusterIP"
     api = objects[("Service", "chat-gateway-api")]["spec"]
     assert api["type"] == "ClusterIP" and [p["targetPort"] for p in api["ports"]] == ["api"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "api-key"]
+    assert mount["readOnly"] is True and env["GATEWAY_API_KEY_FILE"].startswith(mount["mountPath"])
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "api-key"]
+    assert volume["secret"]["secretName"] == "chat-gateway-api-key"
     policy = objects[("NetworkPolicy", "chat-gateway-api")]["spec"]
     api_rules = [r for r in policy["ingress"] if {"port": "api", "protocol": "TCP"} in r["ports"]]
     assert api_rules and all(r.get("from") for r in api_rules)

@@ -11,10 +11,10 @@ static struct client *of(struct requester *q)
     return (struct client *)((char *)q - offsetof(struct client, req));
 }
 
-static void send_frame(void *ctx, struct requester *q, struct frame *f)
+static void send_frame(void *ctx, void *owner, struct frame *f)
 {
     (void)ctx;
-    view_check(&of(q)->view, f);
+    view_check(&of(owner)->view, f);
 }
 
 /* As a session's: what it sends after this is not handled, and the

@@ -83,6 +83,12 @@ static void on_subscribed(void *ctx, const char *room, size_t room_len, int stat
     h->wired.subscribed(h->wired.ctx, room, room_len, status);
 }
 
+static void on_history_lost(void *ctx, const char *room, size_t room_len)
+{
+    struct harness *h = ctx;
+    h->wired.history_lost(h->wired.ctx, room, room_len);
+}
+
 static void setup(struct harness *h, uint8_t settings, bool deferred)
 {
     static const unsigned histories[] = {0, 1, 3, 100};
@@ -98,6 +104,7 @@ static void setup(struct harness *h, uint8_t settings, bool deferred)
                                     .broadcast_frame = on_broadcast,
                                     .control = on_control,
                                     .subscribed = on_subscribed,
+                                    .history_lost = on_history_lost,
                                     .ctx = h};
     h->bus = bus_local_new(base, &h->cfg, &handlers);
     if (h->bus && deferred)

@@ -34,6 +34,11 @@ static const char *take(char *log)
     return copy;
 }
 
+/* How the log shows the system frame saying the history lost messages. */
+#define LOST                                                                                       \
+    "sys(Messages of this room were lost by the cluster (its history was reset): some you "        \
+    "have not seen may never arrive) "
+
 /* --- the fake bus --- */
 
 /* An answer to a join: status, and for success the members count, the
@@ -44,6 +49,7 @@ struct answer {
     const char *ids;
     bool truncated;
     const char *newest; /* the room's newest id; NULL: newer than anything here */
+    bool lost;          /* since is from a history that no longer exists */
 };
 
 struct fake_bus {
@@ -88,6 +94,7 @@ static void answer_join(bus_join_fn cb, void *arg, const char *room, const struc
     struct bus_join_result r = {.history = hist,
                                 .members = a->members,
                                 .truncated = a->truncated,
+                                .lost = a->lost,
                                 .newest = {UINT64_MAX, UINT64_MAX}};
     if (a->newest)
         CHECK(msgid_parse(a->newest, strlen(a->newest), &r.newest));
@@ -217,7 +224,6 @@ static void owner_join_answered(void *ctx, void *owner)
 }
 
 static const struct rooms_owner_ops owner_ops = {
-    .deliver = owner_deliver,
     .overflow = owner_overflow,
     .join_answered = owner_join_answered,
 };
@@ -235,8 +241,8 @@ static void setup(bool sync_subscribe, bool sync_join, size_t held_limit)
     fb.rooms = &rooms;
     fb.sync_subscribe = sync_subscribe;
     fb.sync_join = sync_join;
-    fb.join_answer = (struct answer){0, 1, "", false, NULL};
-    rooms_init(&rooms, &fb.base, &owner_ops, NULL, held_limit);
+    fb.join_answer = (struct answer){0, 1, "", false, NULL, false};
+    rooms_init(&rooms, &fb.base, &owner_ops, NULL, owner_deliver, NULL, held_limit);
     alice = (struct owner){.name = "alice"};
     bob = (struct owner){.name = "bob"};
 }
@@ -283,6 +289,17 @@ static struct frame *arrive(const char *room, const char *id, bool keep)
     return NULL;
 }
 
+/* A chat frame reaching the room from the bus with its id, as the bus
+ * delivers them. */
+static void arrive_with_id(const char *room, const char *id_text)
+{
+    struct msgid id;
+    struct frame *f = chat(room, id_text);
+    if (CHECK(f != NULL) && CHECK(msgid_parse(id_text, strlen(id_text), &id)))
+        rooms_on_frame(&rooms, room, strlen(room), &id, f);
+    frame_unref(f);
+}
+
 static void arrive_system(const char *room, const char *content)
 {
     struct frame *f = proto_system(room, strlen(room), content, 0);
@@ -315,12 +332,12 @@ static void test_subscribe_first_unsubscribe_last(void)
     CHECK_INT(join(&bob, "r", NULL), ==, PROTO_OK);
     CHECK_STR(take(fb.log), "join(r,bob,add) ");
 
-    answer_next(&fb, "r", (struct answer){0, 2, "1-1", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "1-1", false, NULL, false});
     CHECK_STR(take(alice.log), "joined(r,2,[1-1]) done ");
     CHECK_STR(take(fb.log), "pub(r:alice joined the room) ");
     CHECK(member(&alice, "r"));
     CHECK(!member(&bob, "r"));
-    answer_next(&fb, "r", (struct answer){0, 2, "1-1", true, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "1-1", true, NULL, false});
     CHECK_STR(take(bob.log), "joined(r,2,[1-1],truncated) done ");
     CHECK_STR(take(fb.log), "pub(r:bob joined the room) ");
     CHECK(member(&bob, "r"));
@@ -351,7 +368,7 @@ static void test_subscribe_first_unsubscribe_last(void)
 static void test_synchronous_bus(void)
 {
     setup(true, true, 1 << 20);
-    fb.join_answer = (struct answer){0, 1, "5-0,6-0", false, NULL};
+    fb.join_answer = (struct answer){0, 1, "5-0,6-0", false, NULL, false};
     CHECK_INT(join(&alice, "部屋", NULL), ==, PROTO_OK);
     /* Everything happened before rooms_join returned. */
     CHECK_STR(take(fb.log), "sub(部屋) join(部屋,alice,add) pub(部屋:alice joined the room) ");
@@ -380,7 +397,7 @@ static void test_held_frames_merged(void)
     CHECK_STR(take(alice.log), "");
     CHECK(!member(&alice, "r"));
     CHECK_INT(kept->refs, ==, 2);
-    answer_next(&fb, "r", (struct answer){0, 2, "1-1,1-2,1-3", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "1-1,1-2,1-3", false, NULL, false});
     CHECK_STR(take(alice.log),
               "joined(r,2,[1-1,1-2,1-3]) sys(carol joined the room) chat(1-4) chat(2-0) done ");
     CHECK_INT(kept->refs, ==, 1); /* held references dropped */
@@ -392,7 +409,7 @@ static void test_held_frames_merged(void)
     join(&bob, "r", NULL);
     arrive("r", "2-2", false);
     arrive("r", "2-3", false);
-    answer_next(&fb, "r", (struct answer){0, 2, "2-1,2-2,2-3", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "2-1,2-2,2-3", false, NULL, false});
     CHECK_STR(take(bob.log), "joined(r,2,[2-1,2-2,2-3]) done ");
     CHECK_STR(take(alice.log), "chat(2-2) chat(2-3) ");
     /* Ids compare as numbers: 10-0 is newer than 9-5. */
@@ -400,7 +417,7 @@ static void test_held_frames_merged(void)
     join(&bob, "r", NULL);
     arrive("r", "9-5", false);
     arrive("r", "10-0", false);
-    answer_next(&fb, "r", (struct answer){0, 2, "9-5", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "9-5", false, NULL, false});
     CHECK_STR(take(bob.log), "joined(r,2,[9-5]) chat(10-0) done ");
     teardown();
 }
@@ -410,10 +427,44 @@ static void test_since_in_the_future(void)
     setup(true, false, 1 << 20);
     /* A since beyond the room's newest id must not hide what comes next. */
     join(&alice, "r", "99999999999999-0");
-    answer_next(&fb, "r", (struct answer){0, 1, "", false, "1-2"});
-    CHECK_STR(take(alice.log), "joined(r,1,[]) done ");
-    arrive("r", "1-3", false);
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, "1-2", false});
+    /* It belongs to a history that no longer exists: the client is told. */
+    CHECK_STR(take(alice.log), "joined(r,1,[],truncated) " LOST "done ");
+    arrive_with_id("r", "1-3");
     CHECK_STR(take(alice.log), "chat(1-3) ");
+    teardown();
+}
+
+static void test_since_from_a_lost_history(void)
+{
+    setup(true, false, 1 << 20);
+    /* The bus says since is not in the room's history any more: what it
+     * has after their common part comes, with ids lower than since, and
+     * so do the messages after it. */
+    join(&alice, "r", "5-0");
+    answer_next(&fb, "r", (struct answer){0, 1, "3-1,3-2", false, "3-2", true});
+    CHECK_STR(take(alice.log), "joined(r,1,[3-1,3-2],truncated) " LOST "done ");
+    arrive_with_id("r", "3-2");
+    arrive_with_id("r", "3-3");
+    CHECK_STR(take(alice.log), "chat(3-3) ");
+    teardown();
+}
+
+static void test_history_lost_while_joined(void)
+{
+    setup(true, false, 1 << 20);
+    join(&alice, "r", NULL);
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, "0-0", false});
+    take(alice.log);
+    arrive_with_id("r", "9-0");
+    arrive_with_id("r", "9-0"); /* seen: not again */
+    CHECK_STR(take(alice.log), "chat(9-0) ");
+    /* The replay after a resubscribe found the history lost: the member is
+     * told, and ids lower than what it saw come through. */
+    rooms_on_history_lost(&rooms, "r", 1);
+    arrive_with_id("r", "4-0");
+    CHECK_STR(take(alice.log), LOST "chat(4-0) ");
+    rooms_on_history_lost(&rooms, "nowhere", 7); /* no local members: nothing */
     teardown();
 }
 
@@ -427,13 +478,13 @@ static void test_held_frames_with_since(void)
     arrive("r", "1-2", false);
     arrive("r", "1-3", false);
     arrive("r", "1-4", false);
-    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL, false});
     CHECK_STR(take(alice.log), "joined(r,1,[]) chat(1-4) done ");
 
     /* No since and an empty history: everything held is new. */
     join(&bob, "r", NULL);
     arrive("r", "1-5", false);
-    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL, false});
     CHECK_STR(take(bob.log), "joined(r,2,[]) chat(1-5) done ");
     teardown();
 }
@@ -459,7 +510,7 @@ static void test_disconnect_while_join_in_flight(void)
     CHECK_INT(rooms_count(&rooms), ==, 0);
     CHECK_INT(leave(&alice, "r"), ==, PROTO_NOT_IN_ROOM);
     /* The late answer reaches nobody, not even as join_answered. */
-    answer_next(&fb, "r", (struct answer){0, 1, "1-0", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 1, "1-0", false, NULL, false});
     CHECK_STR(take(alice.log), "");
     CHECK_STR(take(fb.log), "");
     CHECK_INT(held->refs, ==, 1);
@@ -473,7 +524,7 @@ static void test_disconnect_while_join_in_flight(void)
     take(fb.log);
     disconnect(&alice);
     CHECK_STR(take(fb.log), "leave(r,alice) ");
-    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL}); /* a failure, too */
+    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL, false}); /* a failure, too */
     CHECK_STR(take(alice.log), "");
     CHECK_STR(take(fb.log), "");
     /* A new join on the same set while the old answer is still out is a
@@ -482,10 +533,10 @@ static void test_disconnect_while_join_in_flight(void)
     disconnect(&alice);
     join(&alice, "r", NULL);
     CHECK_STR(take(fb.log), "join(r,alice,add) leave(r,alice) join(r,alice,add) ");
-    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL}); /* the orphan's */
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL, false}); /* the orphan's */
     CHECK_STR(take(alice.log), "");
     CHECK(!member(&alice, "r"));
-    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL, false});
     CHECK_STR(take(alice.log), "joined(r,2,[]) done ");
     CHECK(member(&alice, "r"));
     teardown();
@@ -525,7 +576,7 @@ static void test_join_failures(void)
     setup(true, false, 1 << 20);
     join(&alice, "r", NULL);
     take(fb.log);
-    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL});
+    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL, false});
     CHECK_STR(take(alice.log), "error(unavailable) done ");
     CHECK_STR(take(fb.log), "leave(r,alice) unsub(r) ");
     CHECK(!member(&alice, "r"));
@@ -537,7 +588,7 @@ static void test_join_failures(void)
 
     /* A failing synchronous bus: everything inside rooms_join. */
     setup(true, true, 1 << 20);
-    fb.join_answer = (struct answer){-1, 0, NULL, false, NULL};
+    fb.join_answer = (struct answer){-1, 0, NULL, false, NULL, false};
     CHECK_INT(join(&alice, "r", NULL), ==, PROTO_OK);
     CHECK_STR(take(fb.log), "sub(r) join(r,alice,add) leave(r,alice) unsub(r) ");
     CHECK_STR(take(alice.log), "error(unavailable) done ");
@@ -552,7 +603,7 @@ static void test_join_failures(void)
      * once: the second failure removes the room in the middle of the walk
      * over its members. */
     setup(false, true, 1 << 20);
-    fb.join_answer = (struct answer){-1, 0, NULL, false, NULL};
+    fb.join_answer = (struct answer){-1, 0, NULL, false, NULL, false};
     join(&alice, "r", NULL);
     join(&bob, "r", NULL);
     take(fb.log);
@@ -593,7 +644,7 @@ static void test_rejoin(void)
     arrive("r", "1-3", false);
     arrive("r", "1-4", false);
     CHECK_STR(take(alice.log), "");
-    answer_next(&fb, "r", (struct answer){0, 1, "1-3", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 1, "1-3", false, NULL, false});
     CHECK_STR(take(alice.log), "joined(r,1,[1-3]) chat(1-4) done ");
     CHECK_STR(take(fb.log), "");
     CHECK_INT(alice.set.count, ==, 1);
@@ -603,7 +654,7 @@ static void test_rejoin(void)
     join(&alice, "r", NULL);
     take(fb.log);
     arrive("r", "1-5", false);
-    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL});
+    answer_next(&fb, "r", (struct answer){-1, 0, NULL, false, NULL, false});
     CHECK_STR(take(alice.log), "error(unavailable) chat(1-5) done ");
     CHECK(member(&alice, "r"));
     arrive("r", "1-6", false);
@@ -614,7 +665,7 @@ static void test_rejoin(void)
     take(fb.log);
     disconnect(&alice);
     CHECK_STR(take(fb.log), "leave(r,alice) pub(r:alice left the room) unsub(r) ");
-    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL, false});
     CHECK_STR(take(alice.log), "");
     teardown();
 }
@@ -637,7 +688,7 @@ static void test_is_member(void)
     fb.sync_join = false;
     join(&bob, "r", NULL);
     CHECK(!member(&bob, "r"));
-    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 2, "", false, NULL, false});
     CHECK(member(&bob, "r"));
     leave(&alice, "r2");
     CHECK(!member(&alice, "r2"));
@@ -660,7 +711,7 @@ static void test_held_limit(void)
     arrive("r", "1-4", false);
     CHECK_INT(alice.overflows, ==, 1);
     /* What fit is still delivered; the owner decides what overflow means. */
-    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL});
+    answer_next(&fb, "r", (struct answer){0, 1, "", false, NULL, false});
     CHECK_STR(take(alice.log), "joined(r,1,[]) chat(1-1) chat(1-2) chat(1-3) done ");
     /* Once joined, frames go straight through whatever their number. */
     for (int i = 0; i < 10; i++) {
@@ -692,7 +743,7 @@ static void test_leave_all(void)
     CHECK_INT(alice.set.count, ==, 0);
     CHECK(alice.set.head == NULL);
     CHECK_INT(rooms_count(&rooms), ==, 1);
-    answer_next(&fb, "r2", (struct answer){0, 1, "", false, NULL});
+    answer_next(&fb, "r2", (struct answer){0, 1, "", false, NULL, false});
     CHECK_STR(take(alice.log), "");
     /* Without telling: presence is still withdrawn, no system frame. */
     fb.sync_join = true;
@@ -718,6 +769,8 @@ int main(int argc, char **argv)
     RUN(test_rejoin);
     RUN(test_is_member);
     RUN(test_held_limit);
+    RUN(test_since_from_a_lost_history);
+    RUN(test_history_lost_while_joined);
     RUN(test_leave_all);
     return CHECK_DONE("test_rooms");
 }
