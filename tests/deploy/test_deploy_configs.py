@@ -70,20 +70,28 @@ def test_haproxy_cfg_passes_haproxy_c_with_compose_defaults():
 def test_compose_file_is_valid_and_has_the_topology():
     services = compose_config()["services"]
     default = {name for name, service in services.items() if "profiles" not in service}
-    assert default == {"redis", "haproxy", "gateway", *GATEWAY_SERVICES}
+    assert default == {"secrets", "redis", "haproxy", "gateway", *GATEWAY_SERVICES}
     assert "healthcheck" in services["redis"]
     # Redis requires a password, never given on its command line.
     redis_script = services["redis"]["command"][-1]
     assert "requirepass" in redis_script and "--requirepass" not in redis_script
-    assert ("redis-secret", "/secrets", False) in mounts(services["redis"])
+    assert ("secrets", "/secrets", True) in mounts(services["redis"])
+    assert services["redis"]["depends_on"]["secrets"]["condition"] == \
+        "service_completed_successfully"
+    # The secrets are made at the first up, into the volume, never kept in
+    # the repository.
+    maker = services["secrets"]
+    assert ("secrets", "/secrets", False) in mounts(maker)
+    assert "/dev/urandom" in maker["command"][-1] and maker["network_mode"] == "none"
     assert services["redis"]["networks"] == {"redis": None}
     for name in (*GATEWAY_SERVICES, "gateway"):
         gateway = services[name]
         assert gateway["environment"]["GATEWAY_REDIS"] == "redis://redis:6379"
-        # The password from the volume Redis writes it to, as a file.
-        secret = gateway["environment"]["GATEWAY_REDIS_PASSWORD_FILE"]
-        assert secret == "/run/secrets/redis/password", name
-        assert ("redis-secret", "/run/secrets/redis", True) in mounts(gateway), name
+        # The password and the API key from the secrets volume, as files.
+        env = gateway["environment"]
+        assert env["GATEWAY_REDIS_PASSWORD_FILE"] == "/run/secrets/chat/password", name
+        assert env["GATEWAY_API_KEY_FILE"] == "/run/secrets/chat/api-key", name
+        assert ("secrets", "/run/secrets/chat", True) in mounts(gateway), name
         assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
         assert seconds(gateway["stop_grace_period"]) > SHUTDOWN_TIMEOUT_S
         assert gateway["build"]["dockerfile"] == "deploy/Dockerfile"
