@@ -15,9 +15,12 @@
  *   a failover of our master tears the link down at once and connects to
  *   the new primary (rb->link_moved), without waiting for the old one to
  *   fail or for the backoff. When that connection is lost the next sentinel
- *   is watched, after a backoff of its own; each time a watch starts, it
- *   also asks its sentinel for the primary, so that a failover missed
- *   meanwhile is followed too.
+ *   is watched, after a backoff of its own. A failover missed meanwhile
+ *   shows anyway: a dead primary drops the link, and a demoted one refuses
+ *   the next write (READONLY; the heartbeat writes every 5 s). A watch
+ *   does not ask its sentinel for the primary when it starts: a sentinel
+ *   just restarted can name the old one for seconds, and would take a
+ *   healthy link away.
  *
  * Everything is asynchronous hiredis on the gateway's event base, like the
  * data connections; the sentinels' password (their requirepass) goes in
@@ -341,31 +344,6 @@ static void on_auth(redisAsyncContext *c, void *r, void *privdata)
         watch_lost(s, why);
 }
 
-/* The primary as the watched sentinel names it when the watch starts: a
- * failover missed while nobody was watched is followed now. */
-static void on_watch_check(redisAsyncContext *c, void *r, void *privdata)
-{
-    (void)privdata;
-    struct sentinel *s = c->data;
-    const redisReply *reply = r;
-    char host[256];
-    int port = 0;
-    if (!s || !reply)
-        return;
-    const char *problem = parse_address(reply, host, &port);
-    struct rbus *rb = s->rb;
-    if (!problem || problem[0] || rb->state != LINK_READY ||
-        (strcmp(rb->host, host) == 0 && rb->port == port))
-        return;
-    const struct config_address *a = sentinel_at(s, s->watching);
-    char named_by[ADDR_MAX], why[1200];
-    snprintf(named_by, sizeof(named_by), "sentinel %s:%d", a->host, a->port);
-    snprintf(why, sizeof(why), "%s names %s:%d the primary of '%s', not %s:%d", named_by, host,
-             port, s->cfg->redis_master_name, rb->host, rb->port);
-    s->first = s->watching;
-    rb->link_moved(rb, host, port, named_by, why);
-}
-
 /* "+switch-master NAME OLD-HOST OLD-PORT NEW-HOST NEW-PORT". */
 static void on_switch(struct sentinel *s, const char *msg, size_t len)
 {
@@ -435,7 +413,6 @@ static void watch_start(struct sentinel *s)
     const char *argv[2] = {"SUBSCRIBE", switch_channel};
     size_t lens[2] = {9, sizeof(switch_channel) - 1};
     if (send_auth(s, s->watch, on_auth) != REDIS_OK ||
-        send_ask(s, s->watch, on_watch_check) != REDIS_OK ||
         redisAsyncCommandArgv(s->watch, on_watch_message, NULL, 2, argv, lens) != REDIS_OK)
         watch_lost(s, "out of memory");
 }

@@ -5,8 +5,11 @@ down-after 1 s) and gateways with --redis redis+sentinel://...
 - chat works through the primary the sentinels name; /metrics says which;
 - the primary SIGKILLed: chats in the gap are answered `unavailable`
   (counted, none silently lost), the gateways move to the new primary by
-  themselves (the +switch-master watch), members miss nothing, a client
-  that was away catches up with join_room + since;
+  themselves (the +switch-master watch, or asking at their next attempt),
+  members miss nothing, a client that was away catches up with join_room +
+  since;
+- SENTINEL FAILOVER with the old primary up: +switch-master alone moves
+  the gateways, at once;
 - AUTH on the data nodes and on the sentinels (their own requirepass);
 - rediss+sentinel://: TLS to the sentinels and to the data nodes;
 - a sentinel answer that names a replica (stale), an unknown master name,
@@ -128,8 +131,8 @@ async def test_failover_is_followed_and_nothing_is_silently_lost(sentinels, gate
         assert await readyz(gw) == 200
         assert info(gw) == (info_label(new), 1)
         assert gw.metrics()["gateway_redis_reconnects_total"] == 1
-        assert lines_with(gw, f"failover: sentinel 127.0.0.1:", f"the primary of '{MASTER}' moved "
-                              f"from 127.0.0.1:{old} to 127.0.0.1:{new}")
+        # By +switch-master, or by asking at its next attempt when a sentinel
+        # knew before the watched one said so.
         assert lines_with(gw, f"connected to 127.0.0.1:{new}",
                           f"(failover followed: the primary was 127.0.0.1:{old})")
     # /metrics counted each unavailable answer.
@@ -145,6 +148,26 @@ async def test_failover_is_followed_and_nothing_is_silently_lost(sentinels, gate
     await bob.chat("after", room=ROOM)
     for c in (alice, carol, dave):
         await c.recv_chat("after")
+
+
+@pytest.mark.timeout(60)
+async def test_switch_master_moves_a_live_link(sentinels, gateways):
+    """SENTINEL FAILOVER: the old primary stays up and keeps the gateways'
+    connections; only +switch-master tells them to leave it, at once."""
+    gws = [gateways.start(f"gw{i}", extra=["--redis", sentinels.url()], wait_ready=True)
+           for i in (1, 2)]
+    alice, bob = await members(gws, ["alice", "bob"])
+    old = sentinels.primary_port()
+    assert sentinels.sentinels[1].command("SENTINEL", "FAILOVER", MASTER) == "OK"
+    new = await asyncio.to_thread(sentinels.wait_failover, old)
+    for gw in gws:
+        await eventually(lambda gw=gw: asyncio.to_thread(info, gw),
+                         lambda i: i == (info_label(new), 1), 15, f"{gw.name} on the new primary")
+        assert lines_with(gw, "failover: sentinel 127.0.0.1:", f"the primary of '{MASTER}' moved "
+                              f"from 127.0.0.1:{old} to 127.0.0.1:{new}; leaving the old primary")
+        assert lines_with(gw, f"lost (the primary moved to 127.0.0.1:{new})")
+    await alice.chat("on the new primary", room=ROOM)
+    await bob.recv_chat("on the new primary")
 
 
 @pytest.mark.timeout(90)
