@@ -61,6 +61,16 @@ struct bus *bus_new(struct event_base *base, const struct config *cfg, const str
     return cfg->redis_enabled ? bus_redis_new(base, cfg, h) : bus_local_new(base, cfg, h);
 }
 
+void bus_target(struct bus *b, const char **mode, char *primary, size_t len, bool *tls)
+{
+    *mode = "none";
+    *tls = false;
+    if (len)
+        primary[0] = '\0';
+    if (b->ops->target)
+        b->ops->target(b, mode, primary, len, tls);
+}
+
 void bus_free(struct bus *b)
 {
     if (b)

@@ -134,8 +134,14 @@ static void on_script_reply(redisAsyncContext *c, void *r, void *privdata)
     }
     if (reply && reply->type == REDIS_REPLY_ERROR)
         log_error("redis: script failed: %s", reply->str);
+    /* A primary turned replica (a failover, or a DNS name that moved)
+     * refuses every write from now on: leave it and find the primary. */
+    bool readonly = reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "READONLY");
+    struct rbus *rb = q->rb;
     complete(q, reply && reply->type != REDIS_REPLY_ERROR ? reply : NULL);
     free(q);
+    if (readonly && ready(rb))
+        rb->link_step(rb, "the server is a read-only replica now (READONLY)");
 }
 
 void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv,

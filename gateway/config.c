@@ -27,8 +27,10 @@ const struct config_option config_options[] = {
     {"listen", "GATEWAY_LISTEN", CONFIG_LISTEN, FIELD(listen_host), "0.0.0.0:8080", NONE,
      "HOST:PORT to serve HTTP and WebSocket on"},
     {"redis", "GATEWAY_REDIS", CONFIG_REDIS, FIELD(redis_host), NULL, NONE,
-     "redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], USER and PASSWORD percent-encoded, "
-     "rediss:// for TLS; absent: single node with an in-process bus"},
+     "redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], or "
+     "redis[s]+sentinel://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB] to follow "
+     "the primary the sentinels name; USER and PASSWORD (the data nodes') percent-encoded, "
+     "rediss for TLS; absent: single node with an in-process bus"},
     /* A file, or GATEWAY_REDIS_PASSWORD, keeps the secret out of the
      * process list, where a URL with a password shows. Two sources would
      * leave the reader guessing which one is used: that is an error. */
@@ -36,6 +38,12 @@ const struct config_option config_options[] = {
      FIELD(redis_password_file), NULL, NONE,
      "file holding the Redis password (a trailing newline is dropped); the password comes from "
      "one of the URL, this file or " CONFIG_REDIS_PASSWORD_ENV},
+    /* The sentinels' own password (their requirepass), which is not the
+     * data nodes': a file, or GATEWAY_REDIS_SENTINEL_PASSWORD. */
+    {"redis-sentinel-password-file", "GATEWAY_REDIS_SENTINEL_PASSWORD_FILE", CONFIG_STRING,
+     FIELD(redis_sentinel_password_file), NULL, NONE,
+     "file holding the sentinels' own password (redis+sentinel:// only; a trailing newline is "
+     "dropped); or " CONFIG_REDIS_SENTINEL_PASSWORD_ENV},
     /* The TLS files are checked for readability at start-up, so that a
      * typo is an exit 2 rather than a reconnect loop. */
     {"redis-tls-ca", "GATEWAY_REDIS_TLS_CA", CONFIG_STRING, FIELD(redis_tls_ca), NULL, NONE,
@@ -218,6 +226,11 @@ static void forget_redis_login(struct config *c)
     c->redis_password_from = CONFIG_SECRET_NONE;
     c->redis_db = 0;
     c->redis_tls = false;
+    c->redis_sentinel = false;
+    c->n_redis_sentinels = 0;
+    c->redis_master_name[0] = '\0';
+    c->redis_host[0] = '\0';
+    c->redis_port = 0;
 }
 
 /* USER or PASSWORD of a Redis URL. */
@@ -284,25 +297,31 @@ static bool parse_userinfo(const char *s, size_t n, struct config *c, const char
     return true;
 }
 
-/* HOST[:PORT][/DB], the part after any '@'. */
-static bool parse_hostpart(const char *s, struct config *c, const char **why)
+/* The database after a '/' ("" or "/" alone: 0). */
+static bool parse_db(const char *s, struct config *c, const char **why)
+{
+    if (*s != '/' || !s[1])
+        return true;
+    unsigned long long db;
+    const char *end = digits(s + 1, &db);
+    if (!end || *end || db > CONFIG_REDIS_DB_MAX) {
+        *why = "the database is not a number from 0 to 2147483647";
+        return false;
+    }
+    c->redis_db = (unsigned)db;
+    return true;
+}
+
+/* HOST[:PORT], the n bytes at s, into host (256 bytes) and port. */
+static bool parse_address(const char *s, size_t n, int default_port, char *host, int *port,
+                          const char **why)
 {
     char buf[300];
-    size_t n = strcspn(s, "/");
-    if (s[n] == '/' && s[n + 1]) { /* "/" alone: database 0 */
-        unsigned long long db;
-        const char *end = digits(s + n + 1, &db);
-        if (!end || *end || db > CONFIG_REDIS_DB_MAX) {
-            *why = "the database is not a number from 0 to 2147483647";
-            return false;
-        }
-        c->redis_db = (unsigned)db;
-    }
     if (!n) {
         *why = "no host";
         return false;
     }
-    if (n + sizeof(":6379") > sizeof(buf)) {
+    if (n + sizeof(":65535") > sizeof(buf)) {
         *why = "a host longer than 255 bytes";
         return false;
     }
@@ -312,37 +331,110 @@ static bool parse_hostpart(const char *s, struct config *c, const char **why)
     if (colon && buf[0] == '[')
         colon++;
     if (!colon)
-        strcat(buf, ":6379");
-    else if (!parse_port(colon + 1, &c->redis_port) || c->redis_port == 0) {
+        snprintf(buf + n, sizeof(buf) - n, ":%d", default_port);
+    else if (!parse_port(colon + 1, port) || *port == 0) {
         *why = "the port is not a number from 1 to 65535";
         return false;
     }
-    if (!config_parse_hostport(buf, c->redis_host, sizeof(c->redis_host), &c->redis_port)) {
+    if (!config_parse_hostport(buf, host, 256, port)) {
         *why = "a bad host (letters, digits, '.', '-', '_', or [IPv6])";
         return false;
     }
     return true;
 }
 
-bool config_parse_redis_url(const char *s, struct config *c, const char **why)
+/* HOST[:PORT][/DB], the part after any '@'. */
+static bool parse_hostpart(const char *s, struct config *c, const char **why)
 {
-    static const char plain[] = "redis://", tls[] = "rediss://";
-    forget_redis_login(c);
-    if (strncmp(s, plain, sizeof(plain) - 1) == 0)
-        s += sizeof(plain) - 1;
-    else if (strncmp(s, tls, sizeof(tls) - 1) == 0) {
-        s += sizeof(tls) - 1;
-        c->redis_tls = true;
-    } else {
-        *why = "not redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB]";
+    size_t n = strcspn(s, "/");
+    return parse_db(s + n, c, why) && parse_address(s, n, 6379, c->redis_host, &c->redis_port, why);
+}
+
+/* A master name as Sentinel's configuration and its +switch-master
+ * messages (space-separated) can carry it, and as a log line shows it. */
+static bool valid_master_name(const char *s, size_t n)
+{
+    if (!n || n > CONFIG_MASTER_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
+            return false;
+    return true;
+}
+
+/* HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB], the part after any '@' of a
+ * redis[s]+sentinel:// URL. */
+static bool parse_sentinel_part(const char *s, struct config *c, const char **why)
+{
+    size_t list = strcspn(s, "/");
+    for (const char *p = s, *end = s + list; p <= end;) {
+        size_t n = strcspn(p, ",/");
+        if (!n) {
+            *why = list ? "an empty sentinel address (HOST[:PORT],HOST[:PORT]...)"
+                        : "no sentinel (redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER)";
+            return false;
+        }
+        if (c->n_redis_sentinels == CONFIG_SENTINELS_MAX) {
+            *why = "more than 16 sentinels";
+            return false;
+        }
+        struct config_address *a = &c->redis_sentinels[c->n_redis_sentinels];
+        if (!parse_address(p, n, CONFIG_SENTINEL_PORT, a->host, &a->port, why))
+            return false;
+        for (unsigned i = 0; i < c->n_redis_sentinels; i++) {
+            if (strcmp(c->redis_sentinels[i].host, a->host) == 0 &&
+                c->redis_sentinels[i].port == a->port) {
+                *why = "a sentinel listed twice";
+                return false;
+            }
+        }
+        c->n_redis_sentinels++;
+        p += n + 1;
+    }
+    if (s[list] != '/' || !s[list + 1]) {
+        *why = "no master name (redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER)";
         return false;
     }
+    const char *name = s + list + 1;
+    size_t n = strcspn(name, "/");
+    if (!valid_master_name(name, n)) {
+        *why = "the master name is not 1 to 128 letters, digits, '.', '-' or '_'";
+        return false;
+    }
+    memcpy(c->redis_master_name, name, n);
+    c->redis_master_name[n] = '\0';
+    return parse_db(name + n, c, why);
+}
+
+bool config_parse_redis_url(const char *s, struct config *c, const char **why)
+{
+    static const struct {
+        const char *scheme;
+        bool tls, sentinel;
+    } schemes[] = {{"redis://", false, false},
+                   {"rediss://", true, false},
+                   {"redis+sentinel://", false, true},
+                   {"rediss+sentinel://", true, true}};
+    forget_redis_login(c);
+    size_t i = 0, n_schemes = sizeof(schemes) / sizeof(schemes[0]);
+    while (i < n_schemes && strncmp(s, schemes[i].scheme, strlen(schemes[i].scheme)) != 0)
+        i++;
+    if (i == n_schemes) {
+        *why = "not redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB] nor "
+               "redis[s]+sentinel://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]";
+        return false;
+    }
+    s += strlen(schemes[i].scheme);
+    c->redis_tls = schemes[i].tls;
+    c->redis_sentinel = schemes[i].sentinel;
     /* The credentials end at the last '@', as Python's urllib reads them: a
      * password with an '@' or a '/' that was not encoded still works (a
-     * database number holds neither). */
+     * database number, a sentinel list and a master name hold neither). */
     const char *at = strrchr(s, '@');
-    bool ok = (!at || parse_userinfo(s, (size_t)(at - s), c, why)) &&
-              parse_hostpart(at ? at + 1 : s, c, why);
+    const char *rest = at ? at + 1 : s;
+    bool ok =
+        (!at || parse_userinfo(s, (size_t)(at - s), c, why)) &&
+        (c->redis_sentinel ? parse_sentinel_part(rest, c, why) : parse_hostpart(rest, c, why));
     if (!ok) {
         explicit_bzero(c->redis_password, sizeof(c->redis_password));
         c->redis_password_from = CONFIG_SECRET_NONE;
@@ -590,7 +682,9 @@ static bool check_redis_tls(const struct config *c, char *err, size_t errlen)
         /* A TLS setting on a plain connection would be silently ignored:
          * the operator believes the traffic is protected when it is not. */
         if (files[i].value[0] && !(c->redis_enabled && c->redis_tls)) {
-            snprintf(err, errlen, "invalid value for --%s: TLS settings need --redis rediss://...",
+            snprintf(err, errlen,
+                     "invalid value for --%s: TLS settings need --redis rediss://... (or "
+                     "rediss+sentinel://...)",
                      files[i].flag);
             return false;
         }
@@ -738,6 +832,47 @@ static bool load_api(struct config *c, char *err, size_t errlen)
     return true;
 }
 
+/* The sentinels' password from GATEWAY_REDIS_SENTINEL_PASSWORD or
+ * --redis-sentinel-password-file: one of them, and only with
+ * redis[s]+sentinel:// (elsewhere it would be silently unused). */
+static bool load_sentinel_password(struct config *c, char *err, size_t errlen)
+{
+    const char *env = getenv(CONFIG_REDIS_SENTINEL_PASSWORD_ENV);
+    bool from_env = env && *env, from_file = c->redis_sentinel_password_file[0] != '\0';
+    if (!from_env && !from_file)
+        return true;
+    const char *name = from_file ? "--redis-sentinel-password-file"
+                                 : CONFIG_REDIS_SENTINEL_PASSWORD_ENV
+                           " (--redis-sentinel-password-file)";
+    if (!c->redis_enabled || !c->redis_sentinel) {
+        snprintf(err, errlen,
+                 "invalid value for %s: a sentinel password needs --redis redis+sentinel://...",
+                 name);
+        return false;
+    }
+    if (from_env && from_file) {
+        snprintf(err, errlen,
+                 "invalid value for --redis-sentinel-password-file: a password is also given in "
+                 "" CONFIG_REDIS_SENTINEL_PASSWORD_ENV " (give the password one way)");
+        return false;
+    }
+    if (from_file) {
+        if (!read_secret_file("redis-sentinel-password-file", c->redis_sentinel_password_file,
+                              c->redis_sentinel_password, sizeof(c->redis_sentinel_password), err,
+                              errlen))
+            return false;
+        c->redis_sentinel_password_from = CONFIG_SECRET_FILE;
+        return true;
+    }
+    if (strlen(env) >= sizeof(c->redis_sentinel_password)) {
+        snprintf(err, errlen, "invalid value for %s: longer than 511 bytes", name);
+        return false;
+    }
+    strcpy(c->redis_sentinel_password, env);
+    c->redis_sentinel_password_from = CONFIG_SECRET_ENV;
+    return true;
+}
+
 /* The Redis password from GATEWAY_REDIS_PASSWORD or --redis-password-file,
  * once every source was read: at most one source, the URL included. */
 static bool load_redis_password(struct config *c, char *err, size_t errlen)
@@ -842,8 +977,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
         snprintf(err, errlen, "unexpected argument: '%s'", argv[optind]);
         return CONFIG_ERROR;
     }
-    if (!load_redis_password(c, err, errlen) || !check_together(c, err, errlen) ||
-        !load_api(c, err, errlen))
+    if (!load_redis_password(c, err, errlen) || !load_sentinel_password(c, err, errlen) ||
+        !check_together(c, err, errlen) || !load_api(c, err, errlen))
         return CONFIG_ERROR;
     if (!c->id[0])
         snprintf(c->id, sizeof(c->id), "%.50s:%d", c->listen_host, c->listen_port);
@@ -869,6 +1004,8 @@ void config_usage(FILE *out)
     fprintf(out, "    %-20s %-28s %s\n", "", CONFIG_REDIS_PASSWORD_ENV,
             "the Redis password, kept out of the process list (no flag); the password comes "
             "from one of the --redis URL, --redis-password-file or this");
+    fprintf(out, "    %-20s %-28s %s\n", "", CONFIG_REDIS_SENTINEL_PASSWORD_ENV,
+            "the sentinels' own password (no flag); or --redis-sentinel-password-file");
 }
 
 void config_free(struct config *c)
@@ -876,4 +1013,5 @@ void config_free(struct config *c)
     free_origins(c);
     explicit_bzero(c->redis_password, sizeof(c->redis_password));
     explicit_bzero(c->api_key, sizeof(c->api_key));
+    explicit_bzero(c->redis_sentinel_password, sizeof(c->redis_sentinel_password));
 }

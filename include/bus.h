@@ -132,6 +132,10 @@ struct bus_ops {
      * (counts.h calls it at most once per BUS_COUNT_INTERVAL_MS). */
     void (*publish_count)(struct bus *b, long local);
     bool (*ready)(struct bus *b);
+    /* Which Redis, for /metrics: mode "single" or "sentinel", the primary
+     * ("HOST:PORT" used or last used, "" none yet) in primary (ADDR bytes),
+     * TLS. NULL: no Redis (the in-process bus). */
+    void (*target)(struct bus *b, const char **mode, char *primary, size_t len, bool *tls);
     /* Withdraws this gateway from the cluster (presence, counts) and
      * disconnects; done is called when that is over (or given up). */
     void (*close)(struct bus *b, bus_done_fn done, void *arg);
@@ -151,6 +155,8 @@ struct bus {
 struct bus *bus_new(struct event_base *base, const struct config *cfg,
                     const struct bus_handlers *h);
 void bus_free(struct bus *b);
+/* b's target op, or mode "none" for a bus without one. */
+void bus_target(struct bus *b, const char **mode, char *primary, size_t len, bool *tls);
 /* The announce op of both implementations: tallied by b->announcer. */
 void bus_announce_event(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
                         const char *name);

@@ -8,6 +8,9 @@
  *   bus_redis.c           connection and reconnect: the two hiredis
  *                         connections, readiness, heartbeat and liveness,
  *                         backoff, close; the ops table
+ *   bus_redis_sentinel.c  redis[s]+sentinel://: asking the sentinels for the
+ *                         primary before each attempt, the ROLE check, the
+ *                         watch for +switch-master
  *   bus_redis_presence.c  presence, names, client counts, the merge of
  *                         announcements, reaping of dead gateways
  *   bus_redis_channels.c  room subscriptions, publishing, joins and the
@@ -17,8 +20,10 @@
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), the reply
  *                         handling common to them
- * The lower pieces report the link's progress up through rb->link_step, a
- * function the connection piece sets, instead of calling into it. */
+ *   bus_redis_tls.c       opening a connection: TCP, then TLS for rediss
+ * The lower pieces report the link's progress up through rb->link_step (and
+ * the sentinel piece through rb->link_found and rb->link_moved), functions
+ * the connection piece sets, instead of calling into it. */
 #ifndef GATEWAY_BUS_REDIS_INTERNAL_H
 #define GATEWAY_BUS_REDIS_INTERNAL_H
 
@@ -53,9 +58,27 @@ enum script { S_CHAT, S_ROOM, S_LEAVE, S_COUNT, S_RESET, S_ANNOUNCE, S_REAP, S_A
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 
+struct sentinel;
+
+/* "HOST:PORT" and room to spare. */
+#define ADDR_MAX 300
+
 struct rbus {
     struct bus base;
     redisAsyncContext *cmd, *sub;
+    /* The server the link goes to: --redis's, or the primary the sentinels
+     * named (redis[s]+sentinel://), known once they answered this attempt
+     * (target_known). direct: the next attempt goes to host:port without
+     * asking (a +switch-master named it). named_by: which sentinel named it,
+     * for the log ("" in single mode). */
+    char host[256];
+    int port;
+    bool target_known, direct;
+    char named_by[ADDR_MAX];
+    /* Where the link was ready last ("" before the first time): a ready
+     * link elsewhere is a failover followed. */
+    char ready_addr[ADDR_MAX];
+    struct sentinel *sentinel; /* NULL without redis[s]+sentinel:// */
     /* rediss://: the context every connection's SSL comes from, and each
      * connection's SSL (owned by its hiredis context) to say why a
      * handshake failed. NULL without TLS. */
@@ -70,6 +93,12 @@ struct rbus {
     char sha[S_COUNT_ALL][41];
     /* A step toward readiness was made (failure NULL) or the link failed. */
     void (*link_step)(struct rbus *rb, const char *failure);
+    /* The sentinel named_by named host:port the primary: connect to it. */
+    void (*link_found)(struct rbus *rb, const char *host, int port, const char *named_by);
+    /* A sentinel says the primary is now host:port (why: its words, for the
+     * log): leave the old one now and connect to it at once. */
+    void (*link_moved)(struct rbus *rb, const char *host, int port, const char *named_by,
+                       const char *why);
     unsigned attempt;
     struct event *reconnect_timer, *heartbeat_timer, *close_timer;
     /* This gateway's clients, as publish_count last said; and the timer of
@@ -102,14 +131,22 @@ struct rbus {
     } canary;
 };
 
-/* ---- TLS (bus_redis_tls.c) ---- */
+/* ---- opening connections, TLS (bus_redis_tls.c) ---- */
+
+/* A connection to host:port on rb's event base, TLS started when rb->tls
+ * (its SSL into *ssl, owned by the context), with data and the callbacks
+ * set; or NULL with why (whylen bytes) saying why not. */
+redisAsyncContext *redis_open(struct rbus *rb, const char *host, int port, SSL **ssl, void *data,
+                              redisConnectCallback *on_connect,
+                              redisDisconnectCallback *on_disconnect, char *why, size_t whylen);
 
 /* The context for cfg's rediss:// settings (logs the mode once); NULL after
  * logging why it cannot be made. */
 SSL_CTX *redis_tls_ctx_new(const struct config *cfg);
-/* Starts TLS on c, just connecting, with the server name checked unless
+/* Starts TLS on c, just connecting to host, with the server name
+ * (--redis-tls-server-name, else host) checked unless
  * --redis-tls-insecure-skip-verify: the SSL hiredis now owns, or NULL. */
-SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisContext *c);
+SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, const char *host, redisContext *c);
 /* Into buf, why a connection failed according to OpenSSL: its error, and
  * the certificate check's result of a or b (either may be NULL); false
  * when OpenSSL has no error to tell. Clears the thread's OpenSSL errors. */
@@ -152,6 +189,20 @@ static inline bool ready(const struct rbus *rb)
 {
     return rb->state == LINK_READY && !rb->closing;
 }
+
+/* ---- Sentinel (bus_redis_sentinel.c) ---- */
+
+/* Starts watching a sentinel for +switch-master; NULL on failure (logged). */
+struct sentinel *sentinel_new(struct rbus *rb);
+/* Asks the sentinels in turn for the primary: rb->link_found with the
+ * first answer, or rb->link_step with why none named one. */
+void sentinel_discover(struct sentinel *s);
+/* Drops a discovery in flight, reporting nothing. */
+void sentinel_cancel(struct sentinel *s);
+/* The primary the last answer named did not work out: the next discovery
+ * starts with another sentinel. */
+void sentinel_distrust(struct sentinel *s);
+void sentinel_free(struct sentinel *s);
 
 /* ---- scripts ---- */
 

@@ -4,6 +4,7 @@
 #ifndef GATEWAY_METRICS_H
 #define GATEWAY_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,10 @@ struct metrics_gauges {
     uint64_t rooms;       /* rooms with local members */
     uint64_t redis_up;    /* the bus is connected and its subscriptions live */
     uint64_t io_uring;    /* fan-out writes go through io_uring */
+    /* Which Redis: gateway_redis_info{mode,primary,tls} 1. */
+    const char *redis_mode;    /* "none", "single" or "sentinel" */
+    const char *redis_primary; /* "HOST:PORT" used or last used, "" none yet */
+    bool redis_tls;
 };
 
 /* The server API's requests are counted by endpoint and status (api.c
@@ -57,6 +62,7 @@ struct metrics {
     uint64_t redis_replays;       /* rooms' streams replayed after a resubscribe */
     uint64_t redis_history_lost;  /* replays that found the room's history lost messages */
     uint64_t redis_canary_misses; /* canaries not back in time: the link was restarted */
+    uint64_t redis_failovers;     /* ready on another primary than last time */
     uint64_t dead_gateways_reaped;
     uint64_t bus_published;
     uint64_t bus_received;
