@@ -44,7 +44,11 @@ void bus_deliver_room(struct bus *b, const char *room, size_t room_len, const st
 void bus_deliver_broadcast(struct bus *b, struct frame *f)
 {
     metrics.bus_received++;
-    b->h.broadcast_frame(b->h.ctx, f);
+    /* Checked here, the one door of broadcast frames: no client sees one. */
+    if (proto_is_control(f))
+        b->h.control(b->h.ctx, f);
+    else
+        b->h.broadcast_frame(b->h.ctx, f);
 }
 
 void bus_base_free(struct bus *b)
@@ -55,6 +59,16 @@ void bus_base_free(struct bus *b)
 struct bus *bus_new(struct event_base *base, const struct config *cfg, const struct bus_handlers *h)
 {
     return cfg->redis_enabled ? bus_redis_new(base, cfg, h) : bus_local_new(base, cfg, h);
+}
+
+void bus_target(struct bus *b, const char **mode, char *primary, size_t len, bool *tls)
+{
+    *mode = "none";
+    *tls = false;
+    if (len)
+        primary[0] = '\0';
+    if (b->ops->target)
+        b->ops->target(b, mode, primary, len, tls);
 }
 
 void bus_free(struct bus *b)

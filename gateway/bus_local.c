@@ -23,6 +23,7 @@ struct bus_local {
     struct presence presence;
     struct dedupe dedupe;
     struct msgid last_id;
+    long clients; /* as publish_count last said */
 };
 
 static struct msgid next_id(struct bus_local *l)
@@ -47,15 +48,16 @@ static void local_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat
     if (m->cid) {
         klen = dedupe_key(key, room, room_len, m->sender, m->cid, m->cid_len);
         struct frame *original = dedupe_get(&l->dedupe, key, klen, now);
-        if (original) {
-            done(arg, 0, original);
+        struct msgid original_id;
+        if (original && proto_chat_id(frame_data(original), original->len, &original_id)) {
+            done(arg, 0, &original_id, original);
             return;
         }
     }
     struct msgid id = next_id(l);
     struct frame *f = proto_chat_assemble(&id, m->rest, m->len);
     if (!f) {
-        done(arg, -1, NULL);
+        done(arg, -1, NULL, NULL);
         return;
     }
     if (m->cid && dedupe_put(&l->dedupe, key, klen, f, now) < 0)
@@ -68,7 +70,7 @@ static void local_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat
         bus_deliver_broadcast(b, f);
     }
     frame_unref(f);
-    done(arg, 0, NULL);
+    done(arg, 0, &id, NULL);
 }
 
 static int local_publish_frame(struct bus *b, const char *room, size_t room_len, struct frame *f)
@@ -116,6 +118,37 @@ static void local_join(struct bus *b, const char *room, size_t room_len, const c
     free(r.history);
 }
 
+static void local_history(struct bus *b, const char *room, size_t room_len,
+                          const struct msgid *since, bus_join_fn cb, void *arg)
+{
+    local_join(b, room, room_len, NULL, false, since, cb, arg);
+}
+
+static void local_rooms(struct bus *b, bus_rooms_fn cb, void *arg)
+{
+    struct bus_local *l = (struct bus_local *)b;
+    size_t cap = l->presence.rooms.count < BUS_ROOMS_MAX ? l->presence.rooms.count : BUS_ROOMS_MAX;
+    struct bus_room_count *out = cap ? malloc(sizeof(*out) * cap) : NULL;
+    if (cap && !out) {
+        cb(arg, -1, NULL, 0);
+        return;
+    }
+    size_t n = 0;
+    const struct strmap_slot *s;
+    for (size_t i = 0; n < cap && strmap_next(&l->presence.rooms, &i, &s);)
+        out[n++] =
+            (struct bus_room_count){s->key, s->len, (long)((struct strmap *)s->value)->count};
+    cb(arg, 0, out, n);
+    free(out);
+}
+
+static void local_gateways(struct bus *b, bus_gateways_fn cb, void *arg)
+{
+    struct bus_local *l = (struct bus_local *)b;
+    struct bus_gateway self = {b->cfg->id, true, l->clients};
+    cb(arg, 0, &self, 1);
+}
+
 static void local_leave(struct bus *b, const char *room, size_t room_len, const char *name)
 {
     struct bus_local *l = (struct bus_local *)b;
@@ -134,11 +167,17 @@ static void local_presence(struct bus *b, const char *room, size_t room_len, bus
 
 static void local_publish_count(struct bus *b, long local)
 {
+    ((struct bus_local *)b)->clients = local;
     struct frame *f = proto_client_count(local, clock_wall_ms());
     if (f) {
         bus_deliver_broadcast(b, f);
         frame_unref(f);
     }
+}
+
+static void local_connection_event(struct bus *b, bool connected, const char *name)
+{
+    (void)b, (void)connected, (void)name; /* no event stream without Redis */
 }
 
 static bool local_ready(struct bus *b)
@@ -171,9 +210,13 @@ static const struct bus_ops local_ops = {
     .join = local_join,
     .leave = local_leave,
     .presence = local_presence,
+    .history = local_history,
+    .rooms = local_rooms,
+    .gateways = local_gateways,
     .announce = bus_announce_event,
     .publish_announcement = local_publish_announcement,
     .publish_count = local_publish_count,
+    .connection_event = local_connection_event,
     .ready = local_ready,
     .close = local_close,
     .free = local_free,

@@ -12,14 +12,18 @@
  * resubscribes its rooms and replays from the streams what was published
  * while it was away.
  *
+ * With redis[s]+sentinel:// the server is the primary the sentinels name,
+ * asked before each attempt (bus_redis_sentinel.c); its ROLE must say
+ * master before the link is ready, and a +switch-master tears the link down
+ * at once and connects to the new primary, which then goes the way of any
+ * reconnect.
+ *
  * This file is the connection and its life: connecting, readiness,
  * heartbeat and liveness, backoff, close. The other pieces are listed in
  * bus_redis_internal.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <hiredis/adapters/libevent.h>
 
 #include "bus_redis_internal.h"
 #include "log.h"
@@ -86,11 +90,21 @@ static void check_ready(struct rbus *rb)
         return;
     rb->state = LINK_READY;
     rb->attempt = 0;
-    char login[320];
+    char login[320], addr[ADDR_MAX], failover[ADDR_MAX + 40] = "";
     describe_login(rb->base.cfg, login, sizeof(login));
-    log_info("redis: connected to %s%s:%d%s%s, resubscribing %zu rooms",
-             rb->cluster ? "Redis Cluster through " : "", rb->cmd->c.tcp.host, rb->cmd->c.tcp.port,
-             rb->tls ? " over TLS" : "", login, rb->channels.count);
+    snprintf(addr, sizeof(addr), "%s:%d", rb->host, rb->port);
+    /* Ready on another server than last time: the sentinels' primary moved
+     * and this gateway followed. (Redis Cluster's seeds take turns: its
+     * failovers are the nodes', cluster_log_nodes tells them.) */
+    if (!rb->cluster && rb->ready_addr[0] && strcmp(rb->ready_addr, addr) != 0) {
+        metrics.redis_failovers++;
+        snprintf(failover, sizeof(failover), " (failover followed: the primary was %s)",
+                 rb->ready_addr);
+    }
+    snprintf(rb->ready_addr, sizeof(rb->ready_addr), "%s", addr);
+    log_info("redis: connected to %s%s%s%s%s%s, resubscribing %zu rooms",
+             rb->cluster ? "Redis Cluster through " : "", addr, rb->tls ? " over TLS" : "",
+             rb->named_by, failover, login, rb->channels.count);
     if (rb->cluster)
         cluster_log_nodes(rb);
     if (rb->tls && rb->base.cfg->redis_tls_insecure)
@@ -110,6 +124,53 @@ static void link_step(struct rbus *rb, const char *failure)
         check_ready(rb);
 }
 
+static void connect_target(struct rbus *rb);
+
+/* The attempt's target, and ", the primary of 'NAME' as sentinel HOST:PORT named it"
+ * into rb->named_by for the log. */
+static void set_target(struct rbus *rb, const char *host, int port, const char *named_by)
+{
+    snprintf(rb->host, sizeof(rb->host), "%s", host);
+    rb->port = port;
+    rb->target_known = true;
+    snprintf(rb->named_by, sizeof(rb->named_by), ", the primary of '%s' as %s named it",
+             rb->base.cfg->redis_master_name, named_by);
+}
+
+static void link_found(struct rbus *rb, const char *host, int port, const char *named_by)
+{
+    if (rb->state != LINK_CONNECTING || rb->closing)
+        return;
+    set_target(rb, host, port, named_by);
+    connect_target(rb);
+}
+
+static void start_connect(struct rbus *rb);
+
+static void link_moved(struct rbus *rb, const char *host, int port, const char *named_by,
+                       const char *why)
+{
+    if (rb->closing)
+        return;
+    /* Already there, or on the way. */
+    if (rb->state != LINK_DOWN && rb->target_known && strcmp(rb->host, host) == 0 &&
+        rb->port == port)
+        return;
+    log_warn("redis: %s; %s now", why,
+             rb->state == LINK_READY ? "leaving the old primary and connecting to the new one"
+                                     : "connecting to it");
+    char lost[ADDR_MAX + 80];
+    snprintf(lost, sizeof(lost), "the primary moved to %s:%d", host, port);
+    if (rb->state != LINK_DOWN)
+        teardown(rb, lost);
+    /* At once, not after the backoff: the new primary is there. */
+    evtimer_del(rb->reconnect_timer);
+    rb->attempt = 0;
+    set_target(rb, host, port, named_by);
+    rb->direct = true;
+    start_connect(rb);
+}
+
 /* ---- the handshake: AUTH, then SELECT, before anything else ---- */
 
 static const char *const password_source[] = {
@@ -118,6 +179,21 @@ static const char *const password_source[] = {
     [CONFIG_SECRET_ENV] = "from " CONFIG_REDIS_PASSWORD_ENV,
     [CONFIG_SECRET_FILE] = "from --redis-password-file",
 };
+
+/* What an operator should look at for a TLS failure, or "". */
+static const char *tls_hint(const char *why)
+{
+    if (strstr(why, "certificate verify failed"))
+        return "; check --redis-tls-ca (the CA that signed Redis's certificate) and that the "
+               "certificate holds the server name (--redis-tls-server-name, default the host "
+               "of --redis)";
+    if (strstr(why, "alert certificate required") || strstr(why, "handshake failure") ||
+        strstr(why, "closed during set-up"))
+        return "; Redis may want a client certificate: give --redis-tls-cert and --redis-tls-key";
+    if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
+        return "; is this port TLS? rediss:// needs Redis's --tls-port";
+    return "";
+}
 
 /* What an operator should look at for an error Redis gave, or "". */
 static const char *hint(const char *why)
@@ -130,21 +206,15 @@ static const char *hint(const char *why)
     if (strstr(why, "NOPERM"))
         return "; the ACL user lacks a right the gateway needs (README: Redis with a password or "
                "an ACL user)";
-    if (strstr(why, "certificate verify failed"))
-        return "; check --redis-tls-ca (the CA that signed Redis's certificate) and that the "
-               "certificate holds the server name (--redis-tls-server-name, default the host "
-               "of --redis)";
-    if (strstr(why, "alert certificate required") || strstr(why, "handshake failure") ||
-        strstr(why, "closed during set-up"))
-        return "; Redis may want a client certificate: give --redis-tls-cert and --redis-tls-key";
-    if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
-        return "; is this port TLS? rediss:// needs Redis's --tls-port";
     if (strstr(why, "cluster support disabled"))
         return "; redis+cluster:// needs the nodes of a Redis Cluster (cluster-enabled yes); "
                "one Redis is redis://";
     if (strstr(why, "DB index"))
         return "; the database number of --redis is more than Redis's 'databases' setting allows";
-    return "";
+    if (strstr(why, "ROLE refused"))
+        return "; the ACL user needs +role with redis+sentinel:// (README: Redis with a "
+               "password or an ACL user)";
+    return tls_hint(why);
 }
 
 /* The connection's own work, once the handshake is done. */
@@ -165,7 +235,7 @@ static void link_open(struct rbus *rb, redisAsyncContext *c)
 }
 
 /* The handshake's steps, named as their commands: an answer's privdata. */
-static char step_auth[] = "AUTH", step_select[] = "SELECT";
+static char step_auth[] = "AUTH", step_role[] = "ROLE", step_select[] = "SELECT";
 
 /* An answer of the handshake: NULL only when the connection goes away, which
  * its disconnect callback reports. */
@@ -202,13 +272,72 @@ static void select_db(struct rbus *rb, redisAsyncContext *c)
         link_open(rb, c);
 }
 
+/* The command connection asks the server whether it is the primary: a
+ * replica would refuse every write. With redis[s]+sentinel:// a sentinel's
+ * answer may be stale (it was cut off during a failover, or the old
+ * primary came back as a replica); with redis[s]:// the name may point at
+ * a replica now. Under Redis Cluster the seed connection only reads the
+ * slot map, which a replica serves too (a seed may be one after a
+ * failover), and the nodes' redirections tell where the primaries are. */
+static void check_role(struct rbus *rb, redisAsyncContext *c)
+{
+    if (c == rb->cmd && !rb->cluster)
+        redisAsyncCommand(c, on_handshake, step_role, "ROLE");
+    else
+        select_db(rb, c);
+}
+
+/* ROLE's answer: true for a primary; else false with why. */
+static bool role_ok(const struct rbus *rb, const redisReply *r, char *why, size_t whylen)
+{
+    const char *stale = rb->sentinel ? ": the sentinel's answer is stale, asking again" : "";
+    struct redisReply *const *e = r->element;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && e[0]->type == REDIS_REPLY_STRING &&
+        strcmp(e[0]->str, "master") == 0)
+        return true;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && e[0]->type == REDIS_REPLY_STRING &&
+        strcmp(e[0]->str, "slave") == 0 && e[1]->type == REDIS_REPLY_STRING &&
+        e[2]->type == REDIS_REPLY_INTEGER)
+        snprintf(why, whylen, "it is a replica (ROLE: slave of %.255s:%lld), not the primary%s",
+                 e[1]->str, e[2]->integer, stale);
+    else
+        snprintf(why, whylen, "it is not a primary (ROLE: %.64s)%s",
+                 r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                         e[0]->type == REDIS_REPLY_STRING
+                     ? e[0]->str
+                     : "an unexpected answer",
+                 stale);
+    return false;
+}
+
+static void on_role(struct rbus *rb, redisAsyncContext *c, const redisReply *reply)
+{
+    char why[700];
+    if (reply->type == REDIS_REPLY_ERROR && !rb->sentinel) {
+        /* A proxy in front of Redis, or an ACL user without +role: the
+         * check is a courtesy there, needed only to follow sentinels. */
+        select_db(rb, c);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "ROLE refused: %s", reply->str);
+        teardown(rb, why);
+    } else if (role_ok(rb, reply, why, sizeof(why))) {
+        select_db(rb, c);
+    } else {
+        teardown(rb, why);
+    }
+}
+
 static void on_handshake(redisAsyncContext *c, void *r, void *privdata)
 {
     struct rbus *rb = c->data;
+    if (rb && r && privdata == step_role) {
+        on_role(rb, c, r);
+        return;
+    }
     if (!rb || !handshake_ok(rb, r, privdata))
         return;
     if (privdata == step_auth)
-        select_db(rb, c);
+        check_role(rb, c);
     else
         link_open(rb, c);
 }
@@ -222,7 +351,7 @@ static void authenticate(struct rbus *rb, redisAsyncContext *c)
 {
     const struct config *cfg = rb->base.cfg;
     if (!cfg->redis_password[0]) {
-        select_db(rb, c);
+        check_role(rb, c);
         return;
     }
     const char *argv[3] = {"AUTH", cfg->redis_user, cfg->redis_password};
@@ -355,9 +484,18 @@ static void teardown(struct rbus *rb, const char *why)
                  why, hint(why));
     else if (rb->state == LINK_CONNECTING && rb->cluster)
         log_warn("redis: cannot connect to Redis Cluster (%s%s)", why, hint(why));
-    else if (rb->state == LINK_CONNECTING)
-        log_warn("redis: cannot connect to %s:%d (%s%s)", rb->base.cfg->redis_host,
-                 rb->base.cfg->redis_port, why, hint(why));
+    else if (rb->state == LINK_CONNECTING && rb->target_known)
+        log_warn("redis: cannot connect to %s:%d%s (%s%s)", rb->host, rb->port, rb->named_by, why,
+                 hint(why));
+    else if (rb->state == LINK_CONNECTING) /* the sentinels said no: their hints are theirs */
+        log_warn("redis: cannot connect: %s%s", why, tls_hint(why));
+    /* A primary a sentinel named that did not work out: ask another first
+     * next time (one that +switch-master named is asked about again). */
+    if (rb->sentinel && rb->state == LINK_CONNECTING && rb->target_known && !rb->direct)
+        sentinel_distrust(rb->sentinel);
+    if (rb->sentinel)
+        sentinel_cancel(rb->sentinel);
+    rb->direct = false;
     rb->state = LINK_DOWN;
     rb->cmd_up = rb->broadcast_live = false;
     rb->heartbeats_unanswered = rb->replies_since_beat = rb->scripts_pending = 0;
@@ -381,40 +519,16 @@ static void teardown(struct rbus *rb, const char *why)
 redisAsyncContext *redis_connect(struct rbus *rb, const char *host, int port, SSL **ssl, char *why,
                                  size_t whylen)
 {
-    redisAsyncContext *c = redisAsyncConnect(host, port);
-    if (!c) {
-        snprintf(why, whylen, "could not create a connection: out of memory");
-        return NULL;
-    }
-    if (c->err) {
-        snprintf(why, whylen, "%s", c->errstr);
-        redisAsyncFree(c);
-        return NULL;
-    }
-    /* TLS before anything is written, so that AUTH goes encrypted. */
-    if (rb->tls && !(*ssl = redis_tls_start(rb->tls, rb->base.cfg, &c->c))) {
-        snprintf(why, whylen, "cannot start TLS: %s", c->c.err ? c->c.errstr : "out of memory");
-        redisAsyncFree(c);
-        return NULL;
-    }
-    c->data = rb;
-    redisLibeventAttach(c, rb->base.base);
-    redisAsyncSetConnectCallback(c, on_connect);
-    redisAsyncSetDisconnectCallback(c, on_disconnect);
-    return c;
+    return redis_open(rb, host, port, ssl, rb, on_connect, on_disconnect, why, whylen);
 }
 
-static void start_connect(struct rbus *rb)
+/* Both connections to rb->host:rb->port. */
+static void connect_target(struct rbus *rb)
 {
     char why[300] = "";
-    const char *host = rb->base.cfg->redis_host;
-    int port = rb->base.cfg->redis_port;
-    if (rb->cluster)
-        cluster_next_seed(rb, &host, &port);
-    rb->state = LINK_CONNECTING;
-    rb->cmd = redis_connect(rb, host, port, &rb->cmd_ssl, why, sizeof(why));
+    rb->cmd = redis_connect(rb, rb->host, rb->port, &rb->cmd_ssl, why, sizeof(why));
     if (rb->cmd)
-        rb->sub = redis_connect(rb, host, port, &rb->sub_ssl, why, sizeof(why));
+        rb->sub = redis_connect(rb, rb->host, rb->port, &rb->sub_ssl, why, sizeof(why));
     if (!rb->cmd || !rb->sub) {
         teardown(rb, why); /* one line for the attempt */
         return;
@@ -422,6 +536,26 @@ static void start_connect(struct rbus *rb)
     struct timeval tv = {HEARTBEAT_MS / 1000, 0};
     evtimer_del(rb->heartbeat_timer);
     evtimer_add(rb->heartbeat_timer, &tv);
+}
+
+static void start_connect(struct rbus *rb)
+{
+    rb->state = LINK_CONNECTING;
+    if (rb->cluster) { /* the seeds in turn */
+        const char *host;
+        cluster_next_seed(rb, &host, &rb->port);
+        snprintf(rb->host, sizeof(rb->host), "%s", host);
+    }
+    if (!rb->sentinel || rb->direct) {
+        connect_target(rb);
+        return;
+    }
+    /* The sentinels answer (or give up) within their own time limits; the
+     * heartbeat's limit starts with the connections. */
+    rb->target_known = false;
+    rb->named_by[0] = '\0';
+    evtimer_del(rb->heartbeat_timer);
+    sentinel_discover(rb->sentinel);
 }
 
 static void reconnect(evutil_socket_t fd, short what, void *arg)
@@ -497,6 +631,8 @@ static void redis_free(struct bus *b)
     redis_free_ctx(&rb->sub, &rb->sub_ssl);
     if (rb->cluster)
         cluster_free(rb);
+    if (rb->sentinel)
+        sentinel_free(rb->sentinel);
     event_free(rb->reconnect_timer);
     event_free(rb->heartbeat_timer);
     event_free(rb->close_timer);
@@ -510,6 +646,15 @@ static void redis_free(struct bus *b)
     free(rb);
 }
 
+static void redis_target(struct bus *b, const char **mode, char *primary, size_t len, bool *tls)
+{
+    struct rbus *rb = (struct rbus *)b;
+    *mode = rb->cluster ? "cluster" : rb->sentinel ? "sentinel" : "single";
+    *tls = rb->tls != NULL;
+    if (rb->host[0])
+        snprintf(primary, len, "%s:%d", rb->host, rb->port);
+}
+
 static const struct bus_ops redis_ops = {
     .publish_chat = redis_publish_chat,
     .publish_frame = redis_publish_frame,
@@ -518,10 +663,15 @@ static const struct bus_ops redis_ops = {
     .join = redis_join,
     .leave = redis_leave,
     .presence = redis_presence,
+    .history = redis_history,
+    .rooms = redis_rooms,
+    .gateways = redis_gateways,
     .announce = bus_announce_event,
     .publish_announcement = redis_publish_announcement,
     .publish_count = redis_publish_count,
+    .connection_event = redis_connection_event,
     .ready = redis_ready,
+    .target = redis_target,
     .close = redis_close,
     .free = redis_free,
 };
@@ -539,7 +689,17 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
     strmap_init(&rb->channels);
     presence_init(&rb->presence);
     rb->broadcast_len = make_key(rb->broadcast, rb, "broadcast", "", 0);
+    if (cfg->events_stream)
+        rb->events_len = make_key(rb->events, rb, "events", "", 0);
+    snprintf(rb->events_cap, sizeof(rb->events_cap), "%u", cfg->events_maxlen);
     rb->link_step = link_step;
+    rb->link_found = link_found;
+    rb->link_moved = link_moved;
+    if (!cfg->redis_sentinel) {
+        snprintf(rb->host, sizeof(rb->host), "%s", cfg->redis_host);
+        rb->port = cfg->redis_port;
+        rb->target_known = true;
+    }
     rb->reconnect_timer = evtimer_new(base, reconnect, rb);
     rb->heartbeat_timer = event_new(base, -1, EV_PERSIST, heartbeat, rb);
     rb->close_timer = evtimer_new(base, close_timeout, rb);
@@ -550,8 +710,9 @@ struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
         redis_free(&rb->base);
         return NULL;
     }
-    /* Logs why when it fails. */
-    if (rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg))) {
+    /* Each logs why when it fails. */
+    if ((rb->base.cfg->redis_tls && !(rb->tls = redis_tls_ctx_new(rb->base.cfg))) ||
+        (cfg->redis_sentinel && !(rb->sentinel = sentinel_new(rb)))) {
         redis_free(&rb->base);
         return NULL;
     }

@@ -260,8 +260,8 @@ int room_request(struct rbus *rb, const char *mode, const char *room, size_t roo
     char stream[KEY_MAX], pres[KEY_MAX], gws[KEY_MAX], gwrooms[KEY_MAX], pnames[KEY_MAX],
         field[200], sincebuf[MSGID_STR_MAX], keep[16];
     const char *id = rb->base.cfg->id;
-    const char *argv[11];
-    size_t lens[11];
+    const char *argv[13];
+    size_t lens[13];
     lens[0] = room_key(stream, rb, "history:", room, room_len);
     lens[1] = room_key(pres, rb, "presence:", room, room_len);
     lens[2] = make_key(gws, rb, "gateways", "", 0);
@@ -280,7 +280,8 @@ int room_request(struct rbus *rb, const char *mode, const char *room, size_t roo
     argv[8] = room, lens[8] = room_len;
     argv[9] = keep, lens[9] = (size_t)snprintf(keep, sizeof(keep), "%u", rb->base.cfg->history);
     argv[10] = rb->cluster ? "1" : "", lens[10] = rb->cluster ? 1 : 0;
-    struct request *q = request_new(rb, S_ROOM, 11, argv, lens, done);
+    int argc = events_args(rb, argv, lens, 11);
+    struct request *q = request_new(rb, S_ROOM, argc, argv, lens, done);
     if (!q)
         return -1;
     memcpy(q->room, room, room_len);
@@ -421,11 +422,12 @@ static void start_fill(struct rbus *rb, struct channel *ch)
  * resend. */
 static void chat_published(struct request *q, const redisReply *r)
 {
+    struct msgid id;
     if (r && r->type == REDIS_REPLY_STRING) {
-        q->u.chat.done(q->arg, 0, NULL);
+        bool ok = msgid_parse(r->str, r->len, &id);
+        q->u.chat.done(q->arg, 0, ok ? &id : NULL, NULL);
         return;
     }
-    struct msgid id;
     struct frame *original = NULL;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
@@ -435,25 +437,19 @@ static void chat_published(struct request *q, const redisReply *r)
         log_error("redis: unexpected answer to a chat");
     /* Without the original to show, the sender is told nothing was
      * delivered now, which is true: it was delivered before. */
-    q->u.chat.done(q->arg, original ? 0 : -1, original);
+    q->u.chat.done(q->arg, original ? 0 : -1, original ? &id : NULL, original);
     if (original)
         frame_unref(original);
 }
 
-void redis_join(struct bus *b, const char *room, size_t room_len, const char *name, bool add,
-                const struct msgid *since, bus_join_fn cb, void *arg)
+/* Sends the room script for a join or a reader; cb gets -1 when it cannot
+ * go. */
+static void call_room(struct rbus *rb, const char *mode, const char *room, size_t room_len,
+                      const char *name, const struct msgid *since, request_done_fn done,
+                      bus_join_fn cb, void *arg)
 {
-    struct rbus *rb = (struct rbus *)b;
     struct request *q;
-    /* Registered whatever happens next: the caller's leave undoes it. */
-    if (add && presence_add(&rb->presence, room, room_len, name) < 0)
-        log_error("redis: out of memory tracking presence");
-    /* The room script cannot reach this gateway's room set under Redis
-     * Cluster: the set learns the room first, so that a reaper finds it. */
-    if (add && rb->cluster && ready(rb))
-        room_set_command(rb, "SADD", room, room_len);
-    if (!ready(rb) ||
-        room_request(rb, add ? "join" : "rejoin", room, room_len, name, since, room_done, &q) < 0) {
+    if (!ready(rb) || room_request(rb, mode, room, room_len, name, since, done, &q) < 0) {
         cb(arg, -1, NULL);
         return;
     }
@@ -465,19 +461,50 @@ void redis_join(struct bus *b, const char *room, size_t room_len, const char *na
     }
 }
 
+void redis_join(struct bus *b, const char *room, size_t room_len, const char *name, bool add,
+                const struct msgid *since, bus_join_fn cb, void *arg)
+{
+    struct rbus *rb = (struct rbus *)b;
+    /* Registered whatever happens next: the caller's leave undoes it. */
+    if (add && presence_add(&rb->presence, room, room_len, name) < 0)
+        log_error("redis: out of memory tracking presence");
+    /* The room script cannot reach this gateway's room set under Redis
+     * Cluster: the set learns the room first, so that a reaper finds it. */
+    if (add && rb->cluster && ready(rb))
+        room_set_command(rb, "SADD", room, room_len);
+    call_room(rb, add ? "join" : "rejoin", room, room_len, name, since, room_done, cb, arg);
+}
+
+/* The room script's answer for a reader: no channel is involved. */
+static void history_done(struct request *q, const redisReply *reply)
+{
+    struct bus_join_result res;
+    bool ok = parse_room_reply(reply, &res);
+    q->u.join.cb(q->arg, ok ? 0 : -1, ok ? &res : NULL);
+    if (ok)
+        free_result(&res);
+}
+
+void redis_history(struct bus *b, const char *room, size_t room_len, const struct msgid *since,
+                   bus_join_fn cb, void *arg)
+{
+    /* A re-join registers nothing: the mode for a reader. */
+    call_room((struct rbus *)b, "rejoin", room, room_len, NULL, since, history_done, cb, arg);
+}
+
 /* ---- publishing ---- */
 
 void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn done, void *arg)
 {
     struct rbus *rb = (struct rbus *)b;
     if (!ready(rb)) {
-        done(arg, -1, NULL);
+        done(arg, -1, NULL, NULL);
         return;
     }
     char stream[KEY_MAX], chan[KEY_MAX], maxlen[16], cidkey[KEY_MAX], window[16];
     char body[DEDUPE_KEY_MAX], floor[MSGID_STR_MAX];
-    const char *argv[10];
-    size_t lens[10];
+    const char *argv[13];
+    size_t lens[13];
     lens[8] = 0;
     if (m->room) {
         lens[0] = room_key(stream, rb, "history:", m->room, m->room_len);
@@ -505,16 +532,18 @@ void redis_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn don
     /* A room's channel is a shard channel under Redis Cluster; the
      * broadcast channel stays classic, which reaches every node. */
     argv[9] = rb->cluster && m->room ? "SPUBLISH" : "PUBLISH", lens[9] = strlen(argv[9]);
-    struct request *q = request_new(rb, S_CHAT, 10, argv, lens, chat_published);
+    int argc = events_args(rb, argv, lens, 10);
+    argv[argc] = m->room ? m->room : "", lens[argc] = m->room_len;
+    struct request *q = request_new(rb, S_CHAT, argc + 1, argv, lens, chat_published);
     if (!q) {
-        done(arg, -1, NULL);
+        done(arg, -1, NULL, NULL);
         return;
     }
     q->u.chat.done = done;
     q->arg = arg;
     if (send_script(rb, q) < 0) {
         free(q);
-        done(arg, -1, NULL);
+        done(arg, -1, NULL, NULL);
     }
 }
 

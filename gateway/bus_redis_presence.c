@@ -69,13 +69,14 @@ static bool is_pair(const redisReply *r, int second_type)
 static void send_leave(struct rbus *rb, const char *room, size_t room_len, const char *name)
 {
     char pres[KEY_MAX], pnames[KEY_MAX], field[200];
-    const char *argv[4] = {pres, pnames, field, name};
-    size_t lens[4];
+    const char *argv[7] = {pres, pnames, field, name, room};
+    size_t lens[7];
     lens[0] = room_key(pres, rb, "presence:", room, room_len);
     lens[1] = room_key(pnames, rb, "pnames:", room, room_len);
     lens[2] = (size_t)snprintf(field, sizeof(field), "%s\t%s", rb->base.cfg->id, name);
     lens[3] = strlen(name);
-    fire_and_forget(rb, S_LEAVE, 4, argv, lens, NULL);
+    lens[4] = room_len;
+    fire_and_forget(rb, S_LEAVE, events_args(rb, argv, lens, 5), argv, lens, NULL);
 }
 
 void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name)
@@ -343,4 +344,111 @@ void register_rooms(struct rbus *rb)
         size_t sl[3] = {4, glen, room->len};
         send_keyed(rb, 3, sadd, sl);
     }
+}
+
+void redis_connection_event(struct bus *b, bool connected, const char *name)
+{
+    struct rbus *rb = (struct rbus *)b;
+    if (!rb->events_len || !ready(rb))
+        return;
+    /* One command is one atomic step: no script needed. The shape is
+     * event.lua's. */
+    const char *argv[12] = {
+        "XADD",         rb->events, "MAXLEN",  "~",
+        rb->events_cap, "*",        "type",    connected ? "connect" : "disconnect",
+        "user",         name,       "gateway", rb->base.cfg->id};
+    size_t lens[12];
+    for (int i = 0; i < 12; i++)
+        lens[i] = strlen(argv[i]);
+    redisAsyncCommandArgv(rb->cmd, NULL, NULL, 12, argv, lens);
+}
+
+/* ---- the server API's views (api.lua) ---- */
+
+/* An api.lua row: an array of a string and integers after it. */
+static bool is_row(const redisReply *r, size_t n)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return false;
+    return true;
+}
+
+static void rooms_done(struct request *q, const redisReply *reply)
+{
+    size_t n = 0;
+    struct bus_room_count *out = NULL;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
+    if (ok && reply->elements && !(out = malloc(sizeof(*out) * reply->elements)))
+        ok = false;
+    for (size_t i = 0; ok && i < reply->elements; i++) {
+        const redisReply *r = reply->element[i];
+        if (is_row(r, 2))
+            out[n++] = (struct bus_room_count){r->element[0]->str, r->element[0]->len,
+                                               (long)r->element[1]->integer};
+    }
+    q->u.rooms(q->arg, ok ? 0 : -1, out, n);
+    free(out);
+}
+
+static void gateways_done(struct request *q, const redisReply *reply)
+{
+    size_t n = 0;
+    struct bus_gateway *out = NULL;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
+    if (ok && reply->elements && !(out = malloc(sizeof(*out) * reply->elements)))
+        ok = false;
+    for (size_t i = 0; ok && i < reply->elements; i++) {
+        const redisReply *r = reply->element[i];
+        if (is_row(r, 3))
+            out[n++] = (struct bus_gateway){r->element[0]->str, r->element[1]->integer != 0,
+                                            (long)r->element[2]->integer};
+    }
+    q->u.gateways(q->arg, ok ? 0 : -1, out, n);
+    free(out);
+}
+
+/* api.lua in a mode; NULL (nothing sent) when Redis is not there. */
+static struct request *call_api(struct rbus *rb, const char *mode, request_done_fn done)
+{
+    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pnames[KEY_MAX], most[16];
+    const char *argv[6] = {gws, clients, mode, gwrooms, pnames, most};
+    size_t lens[6];
+    lens[0] = make_key(gws, rb, "gateways", "", 0);
+    lens[1] = make_key(clients, rb, "clients", "", 0);
+    lens[2] = strlen(mode);
+    lens[3] = make_key(gwrooms, rb, "gwrooms:", "", 0);
+    lens[4] = make_key(pnames, rb, "pnames:", "", 0);
+    lens[5] = (size_t)snprintf(most, sizeof(most), "%d", BUS_ROOMS_MAX);
+    struct request *q = ready(rb) ? request_new(rb, S_API, 6, argv, lens, done) : NULL;
+    if (q && send_script(rb, q) < 0) {
+        free(q);
+        q = NULL;
+    }
+    return q;
+}
+
+void redis_rooms(struct bus *b, bus_rooms_fn cb, void *arg)
+{
+    struct request *q = call_api((struct rbus *)b, "rooms", rooms_done);
+    if (!q) {
+        cb(arg, -1, NULL, 0);
+        return;
+    }
+    q->u.rooms = cb;
+    q->arg = arg;
+}
+
+void redis_gateways(struct bus *b, bus_gateways_fn cb, void *arg)
+{
+    struct request *q = call_api((struct rbus *)b, "gateways", gateways_done);
+    if (!q) {
+        cb(arg, -1, NULL, 0);
+        return;
+    }
+    q->u.gateways = cb;
+    q->arg = arg;
 }

@@ -11,11 +11,11 @@
 #include "cluster_slots.h"
 #include "log.h"
 
-static const char *const script_src[S_COUNT_ALL] = {lua_chat,  lua_room,        lua_leave,
-                                                    lua_count, lua_reset,       lua_announce,
-                                                    lua_reap,  lua_forget_room, lua_reap_pick};
+static const char *const script_src[S_COUNT_ALL] = {
+    lua_chat,     lua_room, lua_leave, lua_count,       lua_reset,
+    lua_announce, lua_reap, lua_api,   lua_forget_room, lua_reap_pick};
 /* How many of a script's arguments are KEYS. */
-static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2, 2, 2};
+static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2, 2, 2, 2};
 
 /* The hash tag of the keys that belong to no room under Redis Cluster:
  * they live together on the node of its slot. */
@@ -43,6 +43,13 @@ size_t make_key(char *buf, const struct rbus *rb, const char *kind, const char *
 size_t room_key(char *buf, const struct rbus *rb, const char *kind, const char *room, size_t len)
 {
     return make_key_in(buf, rb, room, len, kind, room, len);
+}
+
+int events_args(const struct rbus *rb, const char **argv, size_t *lens, int i)
+{
+    argv[i] = rb->events, lens[i] = rb->events_len;
+    argv[i + 1] = rb->events_cap, lens[i + 1] = strlen(rb->events_cap);
+    return i + 2;
 }
 
 static void on_script_loaded(redisAsyncContext *c, void *r, void *privdata)
@@ -162,8 +169,14 @@ static void on_script_reply(redisAsyncContext *c, void *r, void *privdata)
         return;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         log_error("redis: script failed: %s", reply->str);
+    /* A primary turned replica (a failover, or a DNS name that moved)
+     * refuses every write from now on: leave it and find the primary. */
+    bool readonly = reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "READONLY");
+    struct rbus *rb = q->rb;
     complete(q, reply && reply->type != REDIS_REPLY_ERROR ? reply : NULL);
     free(q);
+    if (readonly && ready(rb))
+        rb->link_step(rb, "the server is a read-only replica now (READONLY)");
 }
 
 void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv,

@@ -1,8 +1,9 @@
-/* The Redis bus's TLS (rediss://). hiredis 1.2.0's own context sets SNI but
- * never checks the server's name against its certificate, so the gateway
- * builds the SSL_CTX itself and gives hiredis an SSL per connection with
- * the name check set (X509_VERIFY_PARAM_set1_host, or _set1_ip_asc for an
- * address). */
+/* The Redis bus's connections are opened here: TCP on the event base, then
+ * TLS for rediss:// and rediss+sentinel://. hiredis 1.2.0's own context
+ * sets SNI but never checks the server's name against its certificate, so
+ * the gateway builds the SSL_CTX itself and gives hiredis an SSL per
+ * connection with the name check set (X509_VERIFY_PARAM_set1_host, or
+ * _set1_ip_asc for an address). */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -13,12 +14,43 @@
 
 #include <hiredis/hiredis_ssl.h>
 
+#include <hiredis/adapters/libevent.h>
+
 #include "log.h"
 
-/* The name the certificate must hold: the flag's, or the URL's host. */
-static const char *server_name(const struct config *cfg)
+/* The name the certificate must hold: the flag's, or the host connected to
+ * (the URL's, a sentinel's, or the primary's as a sentinel named it). */
+static const char *server_name(const struct config *cfg, const char *host)
 {
-    return cfg->redis_tls_server_name[0] ? cfg->redis_tls_server_name : cfg->redis_host;
+    return cfg->redis_tls_server_name[0] ? cfg->redis_tls_server_name : host;
+}
+
+redisAsyncContext *redis_open(struct rbus *rb, const char *host, int port, SSL **ssl, void *data,
+                              redisConnectCallback *on_connect,
+                              redisDisconnectCallback *on_disconnect, char *why, size_t whylen)
+{
+    *ssl = NULL;
+    redisAsyncContext *c = redisAsyncConnect(host, port);
+    if (!c) {
+        snprintf(why, whylen, "could not create a connection: out of memory");
+        return NULL;
+    }
+    if (c->err) {
+        snprintf(why, whylen, "%s", c->errstr);
+        redisAsyncFree(c);
+        return NULL;
+    }
+    /* TLS before anything is written, so that AUTH goes encrypted. */
+    if (rb->tls && !(*ssl = redis_tls_start(rb->tls, rb->base.cfg, host, &c->c))) {
+        snprintf(why, whylen, "cannot start TLS: %s", c->c.err ? c->c.errstr : "out of memory");
+        redisAsyncFree(c);
+        return NULL;
+    }
+    c->data = data;
+    redisLibeventAttach(c, rb->base.base);
+    redisAsyncSetConnectCallback(c, on_connect);
+    redisAsyncSetDisconnectCallback(c, on_disconnect);
+    return c;
 }
 
 /* The newest OpenSSL error's reason, or what to say without one. */
@@ -75,9 +107,18 @@ SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
         return NULL;
     }
     SSL_CTX_set_verify(ctx, cfg->redis_tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, on_verify);
-    log_info("redis: TLS to %s:%d (server name %s, CA %s, client certificate %s)", cfg->redis_host,
-             cfg->redis_port, server_name(cfg), cfg->redis_tls_ca[0] ? cfg->redis_tls_ca : "system",
-             cfg->redis_tls_cert[0] ? "yes" : "no");
+    const char *ca = cfg->redis_tls_ca[0] ? cfg->redis_tls_ca : "system";
+    const char *client = cfg->redis_tls_cert[0] ? "yes" : "no";
+    if (cfg->redis_sentinel)
+        log_info("redis: TLS to the sentinels and to the primary of '%s' (server name %s, CA %s, "
+                 "client certificate %s)",
+                 cfg->redis_master_name,
+                 cfg->redis_tls_server_name[0] ? cfg->redis_tls_server_name
+                                               : "each node's address as the sentinels give it",
+                 ca, client);
+    else
+        log_info("redis: TLS to %s:%d (server name %s, CA %s, client certificate %s)",
+                 cfg->redis_host, cfg->redis_port, server_name(cfg, cfg->redis_host), ca, client);
     if (cfg->redis_tls_insecure)
         log_warn("redis: TLS certificate and server name are NOT verified "
                  "(--redis-tls-insecure-skip-verify): anyone on the path to Redis can read and "
@@ -85,12 +126,12 @@ SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
     return ctx;
 }
 
-SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisContext *c)
+SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, const char *host, redisContext *c)
 {
     SSL *ssl = SSL_new(ctx);
     if (!ssl)
         return NULL;
-    const char *name = server_name(cfg);
+    const char *name = server_name(cfg, host);
     /* SNI is for host names only (RFC 6066): not for an IP address. */
     bool is_ip = strchr(name, ':') || strspn(name, "0123456789.") == strlen(name);
     bool ok = (is_ip || SSL_set_tlsext_host_name(ssl, name) == 1);

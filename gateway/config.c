@@ -18,6 +18,8 @@
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NONE 0, 0 /* no range: not a numeric kind */
+/* The longest secret a file may hold: the Redis password's 511 bytes. */
+#define CONFIG_SECRET_FILE_MAX 512
 
 /* The reasons for the ranges are next to each row. The help text gets
  * "(default D; MIN to MAX)" appended by config_usage. */
@@ -25,9 +27,11 @@ const struct config_option config_options[] = {
     {"listen", "GATEWAY_LISTEN", CONFIG_LISTEN, FIELD(listen_host), "0.0.0.0:8080", NONE,
      "HOST:PORT to serve HTTP and WebSocket on"},
     {"redis", "GATEWAY_REDIS", CONFIG_REDIS, FIELD(redis_host), NULL, NONE,
-     "redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], USER and PASSWORD percent-encoded, "
-     "rediss:// for TLS; redis[s]+cluster://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...] "
-     "for Redis Cluster; absent: single node with an in-process bus"},
+     "redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], or "
+     "redis[s]+sentinel://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB] to follow "
+     "the primary the sentinels name, or redis[s]+cluster://[USER[:PASSWORD]@]HOST[:PORT][,HOST"
+     "[:PORT]...] for Redis Cluster; USER and PASSWORD (the data nodes') percent-encoded, "
+     "rediss for TLS; absent: single node with an in-process bus"},
     /* A file, or GATEWAY_REDIS_PASSWORD, keeps the secret out of the
      * process list, where a URL with a password shows. Two sources would
      * leave the reader guessing which one is used: that is an error. */
@@ -35,6 +39,12 @@ const struct config_option config_options[] = {
      FIELD(redis_password_file), NULL, NONE,
      "file holding the Redis password (a trailing newline is dropped); the password comes from "
      "one of the URL, this file or " CONFIG_REDIS_PASSWORD_ENV},
+    /* The sentinels' own password (their requirepass), which is not the
+     * data nodes': a file, or GATEWAY_REDIS_SENTINEL_PASSWORD. */
+    {"redis-sentinel-password-file", "GATEWAY_REDIS_SENTINEL_PASSWORD_FILE", CONFIG_STRING,
+     FIELD(redis_sentinel_password_file), NULL, NONE,
+     "file holding the sentinels' own password (redis+sentinel:// only; a trailing newline is "
+     "dropped); or " CONFIG_REDIS_SENTINEL_PASSWORD_ENV},
     /* The TLS files are checked for readability at start-up, so that a
      * typo is an exit 2 rather than a reconnect loop. */
     {"redis-tls-ca", "GATEWAY_REDIS_TLS_CA", CONFIG_STRING, FIELD(redis_tls_ca), NULL, NONE,
@@ -139,6 +149,28 @@ const struct config_option config_options[] = {
      "original instead of being delivered again; 0 for off"},
     {"io-uring", "GATEWAY_IO_URING", CONFIG_BOOL, FIELD(io_uring), "on", NONE,
      "on or off: write each fan-out with one io_uring submission where the kernel allows"},
+    /* The server API: off unless given, on a port of its own so that it
+     * stays off the public load balancer. */
+    {"api-listen", "GATEWAY_API_LISTEN", CONFIG_STRING, FIELD(api_listen), NULL, NONE,
+     "HOST:PORT of the server API for backends (with --api-key-file; not with "
+     "redis+cluster://); absent: no API"},
+    {"api-key-file", "GATEWAY_API_KEY_FILE", CONFIG_STRING, FIELD(api_key_file), NULL, NONE,
+     "file holding the server API's bearer key, 16 to 255 bytes (a trailing newline is dropped)"},
+    /* Each connection is at most one request in flight: this bounds what
+     * backends can make the one event loop do for them at once. */
+    {"api-max-connections", "GATEWAY_API_MAX_CONNECTIONS", CONFIG_UINT, FIELD(api_max_connections),
+     "64", 1, 10000, "open server API connections; more wait in the listen queue"},
+    /* A publish carries one chat message: the chat limit and some JSON. */
+    {"api-max-body-bytes", "GATEWAY_API_MAX_BODY_BYTES", CONFIG_SIZE, FIELD(api_max_body_bytes),
+     "128k", 1 * KIB, 32 * MIB, "largest server API request body (413 above)"},
+    /* A backend that reads with a consumer group keeps its place in the
+     * stream; the cap bounds Redis's memory when none reads (about 200
+     * bytes an event: the default holds a day of 10 messages a second). */
+    {"events-stream", "GATEWAY_EVENTS_STREAM", CONFIG_BOOL, FIELD(events_stream), "off", NONE,
+     "on or off: write chat, join, leave, connect and disconnect events to the Redis stream "
+     "<prefix>events for backends (needs --redis, not redis+cluster://)"},
+    {"events-maxlen", "GATEWAY_EVENTS_MAXLEN", CONFIG_UINT, FIELD(events_maxlen), "1000000", 1000,
+     100000000, "entries the events stream keeps, about (older ones are trimmed)"},
     {"log-level", "GATEWAY_LOG_LEVEL", CONFIG_LOGLEVEL, FIELD(log_level), "info", NONE,
      "error, warn, info or debug"},
 };
@@ -198,6 +230,11 @@ static void forget_redis_login(struct config *c)
     c->redis_tls = false;
     c->redis_cluster = false;
     c->redis_seeds[0] = '\0';
+    c->redis_sentinel = false;
+    c->n_redis_sentinels = 0;
+    c->redis_master_name[0] = '\0';
+    c->redis_host[0] = '\0';
+    c->redis_port = 0;
 }
 
 /* USER or PASSWORD of a Redis URL. */
@@ -264,25 +301,31 @@ static bool parse_userinfo(const char *s, size_t n, struct config *c, const char
     return true;
 }
 
-/* HOST[:PORT][/DB], the part after any '@'. */
-static bool parse_hostpart(const char *s, struct config *c, const char **why)
+/* The database after a '/' ("" or "/" alone: 0). */
+static bool parse_db(const char *s, struct config *c, const char **why)
+{
+    if (*s != '/' || !s[1])
+        return true;
+    unsigned long long db;
+    const char *end = digits(s + 1, &db);
+    if (!end || *end || db > CONFIG_REDIS_DB_MAX) {
+        *why = "the database is not a number from 0 to 2147483647";
+        return false;
+    }
+    c->redis_db = (unsigned)db;
+    return true;
+}
+
+/* HOST[:PORT], the n bytes at s, into host (256 bytes) and port. */
+static bool parse_address(const char *s, size_t n, int default_port, char *host, int *port,
+                          const char **why)
 {
     char buf[300];
-    size_t n = strcspn(s, "/");
-    if (s[n] == '/' && s[n + 1]) { /* "/" alone: database 0 */
-        unsigned long long db;
-        const char *end = digits(s + n + 1, &db);
-        if (!end || *end || db > CONFIG_REDIS_DB_MAX) {
-            *why = "the database is not a number from 0 to 2147483647";
-            return false;
-        }
-        c->redis_db = (unsigned)db;
-    }
     if (!n) {
         *why = "no host";
         return false;
     }
-    if (n + sizeof(":6379") > sizeof(buf)) {
+    if (n + sizeof(":65535") > sizeof(buf)) {
         *why = "a host longer than 255 bytes";
         return false;
     }
@@ -292,16 +335,79 @@ static bool parse_hostpart(const char *s, struct config *c, const char **why)
     if (colon && buf[0] == '[')
         colon++;
     if (!colon)
-        strcat(buf, ":6379");
-    else if (!parse_port(colon + 1, &c->redis_port) || c->redis_port == 0) {
+        snprintf(buf + n, sizeof(buf) - n, ":%d", default_port);
+    else if (!parse_port(colon + 1, port) || *port == 0) {
         *why = "the port is not a number from 1 to 65535";
         return false;
     }
-    if (!config_parse_hostport(buf, c->redis_host, sizeof(c->redis_host), &c->redis_port)) {
+    if (!config_parse_hostport(buf, host, 256, port)) {
         *why = "a bad host (letters, digits, '.', '-', '_', or [IPv6])";
         return false;
     }
     return true;
+}
+
+/* HOST[:PORT][/DB], the part after any '@'. */
+static bool parse_hostpart(const char *s, struct config *c, const char **why)
+{
+    size_t n = strcspn(s, "/");
+    return parse_db(s + n, c, why) && parse_address(s, n, 6379, c->redis_host, &c->redis_port, why);
+}
+
+/* A master name as Sentinel's configuration and its +switch-master
+ * messages (space-separated) can carry it, and as a log line shows it. */
+static bool valid_master_name(const char *s, size_t n)
+{
+    if (!n || n > CONFIG_MASTER_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
+            return false;
+    return true;
+}
+
+/* HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB], the part after any '@' of a
+ * redis[s]+sentinel:// URL. */
+static bool parse_sentinel_part(const char *s, struct config *c, const char **why)
+{
+    size_t list = strcspn(s, "/");
+    for (const char *p = s, *end = s + list; p <= end;) {
+        size_t n = strcspn(p, ",/");
+        if (!n) {
+            *why = list ? "an empty sentinel address (HOST[:PORT],HOST[:PORT]...)"
+                        : "no sentinel (redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER)";
+            return false;
+        }
+        if (c->n_redis_sentinels == CONFIG_SENTINELS_MAX) {
+            *why = "more than 16 sentinels";
+            return false;
+        }
+        struct config_address *a = &c->redis_sentinels[c->n_redis_sentinels];
+        if (!parse_address(p, n, CONFIG_SENTINEL_PORT, a->host, &a->port, why))
+            return false;
+        for (unsigned i = 0; i < c->n_redis_sentinels; i++) {
+            if (strcmp(c->redis_sentinels[i].host, a->host) == 0 &&
+                c->redis_sentinels[i].port == a->port) {
+                *why = "a sentinel listed twice";
+                return false;
+            }
+        }
+        c->n_redis_sentinels++;
+        p += n + 1;
+    }
+    if (s[list] != '/' || !s[list + 1]) {
+        *why = "no master name (redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER)";
+        return false;
+    }
+    const char *name = s + list + 1;
+    size_t n = strcspn(name, "/");
+    if (!valid_master_name(name, n)) {
+        *why = "the master name is not 1 to 128 letters, digits, '.', '-' or '_'";
+        return false;
+    }
+    memcpy(c->redis_master_name, name, n);
+    c->redis_master_name[n] = '\0';
+    return parse_db(name + n, c, why);
 }
 
 /* HOST[:PORT][,HOST[:PORT]...] of redis[s]+cluster://: the seeds, into
@@ -314,19 +420,16 @@ static bool parse_seeds(const char *s, struct config *c, const char **why)
     }
     size_t at = 0;
     for (const char *p = s;; p++) {
-        char one[300];
+        char host[256];
+        int port = 6379;
         size_t n = strcspn(p, ",");
-        if (n >= sizeof(one)) {
-            *why = "a host longer than 255 bytes";
+        if (!parse_address(p, n, 6379, host, &port, why))
             return false;
-        }
-        memcpy(one, p, n);
-        one[n] = '\0';
-        if (!parse_hostpart(one, c, why))
-            return false;
-        bool v6 = strchr(c->redis_host, ':');
+        if (p == s) /* the first seed is the one named in logs and, with TLS, checked */
+            memcpy(c->redis_host, host, sizeof(host)), c->redis_port = port;
+        bool v6 = strchr(host, ':');
         int w = snprintf(c->redis_seeds + at, sizeof(c->redis_seeds) - at, "%s%s%s%s:%d",
-                         at ? "," : "", v6 ? "[" : "", c->redis_host, v6 ? "]" : "", c->redis_port);
+                         at ? "," : "", v6 ? "[" : "", host, v6 ? "]" : "", port);
         if (w < 0 || (size_t)w >= sizeof(c->redis_seeds) - at) {
             *why = "more seeds than 1023 bytes hold";
             return false;
@@ -334,44 +437,42 @@ static bool parse_seeds(const char *s, struct config *c, const char **why)
         at += (size_t)w;
         p += n;
         if (!*p)
-            break;
+            return true;
     }
-    /* The first seed is the one named in logs and, with TLS, checked. */
-    char first[300];
-    size_t n = strcspn(s, ",");
-    memcpy(first, s, n);
-    first[n] = '\0';
-    return parse_hostpart(first, c, why);
 }
 
 bool config_parse_redis_url(const char *s, struct config *c, const char **why)
 {
-    static const char plain[] = "redis://", tls[] = "rediss://";
-    static const char cluster[] = "redis+cluster://", tls_cluster[] = "rediss+cluster://";
+    static const struct {
+        const char *scheme;
+        bool tls, sentinel, cluster;
+    } schemes[] = {
+        {"redis://", false, false, false},         {"rediss://", true, false, false},
+        {"redis+sentinel://", false, true, false}, {"rediss+sentinel://", true, true, false},
+        {"redis+cluster://", false, false, true},  {"rediss+cluster://", true, false, true}};
     forget_redis_login(c);
-    if (strncmp(s, plain, sizeof(plain) - 1) == 0)
-        s += sizeof(plain) - 1;
-    else if (strncmp(s, tls, sizeof(tls) - 1) == 0) {
-        s += sizeof(tls) - 1;
-        c->redis_tls = true;
-    } else if (strncmp(s, cluster, sizeof(cluster) - 1) == 0) {
-        s += sizeof(cluster) - 1;
-        c->redis_cluster = true;
-    } else if (strncmp(s, tls_cluster, sizeof(tls_cluster) - 1) == 0) {
-        s += sizeof(tls_cluster) - 1;
-        c->redis_cluster = c->redis_tls = true;
-    } else {
-        *why = "not redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB] or "
-               "redis[s]+cluster://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]";
+    size_t i = 0, n_schemes = sizeof(schemes) / sizeof(schemes[0]);
+    while (i < n_schemes && strncmp(s, schemes[i].scheme, strlen(schemes[i].scheme)) != 0)
+        i++;
+    if (i == n_schemes) {
+        *why = "not redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], "
+               "redis[s]+sentinel://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB] "
+               "nor redis[s]+cluster://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]";
         return false;
     }
+    s += strlen(schemes[i].scheme);
+    c->redis_tls = schemes[i].tls;
+    c->redis_sentinel = schemes[i].sentinel;
+    c->redis_cluster = schemes[i].cluster;
     /* The credentials end at the last '@', as Python's urllib reads them: a
      * password with an '@' or a '/' that was not encoded still works (a
-     * database number holds neither). */
+     * database number, a sentinel list and a master name hold neither). */
     const char *at = strrchr(s, '@');
-    const char *hosts = at ? at + 1 : s;
+    const char *rest = at ? at + 1 : s;
     bool ok = (!at || parse_userinfo(s, (size_t)(at - s), c, why)) &&
-              (c->redis_cluster ? parse_seeds(hosts, c, why) : parse_hostpart(hosts, c, why));
+              (c->redis_sentinel  ? parse_sentinel_part(rest, c, why)
+               : c->redis_cluster ? parse_seeds(rest, c, why)
+                                  : parse_hostpart(rest, c, why));
     if (!ok) {
         explicit_bzero(c->redis_password, sizeof(c->redis_password));
         c->redis_password_from = CONFIG_SECRET_NONE;
@@ -619,7 +720,9 @@ static bool check_redis_tls(const struct config *c, char *err, size_t errlen)
         /* A TLS setting on a plain connection would be silently ignored:
          * the operator believes the traffic is protected when it is not. */
         if (files[i].value[0] && !(c->redis_enabled && c->redis_tls)) {
-            snprintf(err, errlen, "invalid value for --%s: TLS settings need --redis rediss://...",
+            snprintf(err, errlen,
+                     "invalid value for --%s: TLS settings need --redis rediss://... (or "
+                     "rediss+sentinel://...)",
                      files[i].flag);
             return false;
         }
@@ -669,6 +772,10 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "invalid value for --rate-burst: '0' (at least 1 with a rate limit)");
         return false;
     }
+    if (c->events_stream && !c->redis_enabled) {
+        snprintf(err, errlen, "invalid value for --events-stream: 'on' needs --redis");
+        return false;
+    }
     if (!c->tls_cert[0] != !c->tls_key[0]) {
         snprintf(err, errlen, "invalid value for --%s: --tls-cert and --tls-key go together",
                  c->tls_cert[0] ? "tls-key" : "tls-cert");
@@ -691,37 +798,134 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
                  c->redis_prefix);
         return false;
     }
+    if (c->redis_enabled && c->redis_cluster && (c->api_listen[0] || c->events_stream)) {
+        /* Their scripts read and write keys of many rooms and a stream of
+         * their own in one step, which Redis Cluster refuses across slots. */
+        snprintf(err, errlen,
+                 "invalid value for --%s: not with redis+cluster:// (README: Redis Cluster)",
+                 c->api_listen[0] ? "api-listen" : "events-stream");
+        return false;
+    }
     return check_redis_tls(c, err, errlen);
 }
 
-/* The contents of --redis-password-file into c->redis_password. */
-static bool read_password_file(struct config *c, char *err, size_t errlen)
+/* The contents of a secret file (--flag) into out (cap bytes with the
+ * NUL), a trailing newline dropped: false with err set when it cannot be
+ * read, is empty, too long or holds a NUL. */
+static bool read_secret_file(const char *flag, const char *path, char *out, size_t cap, char *err,
+                             size_t errlen)
 {
-    const char *path = c->redis_password_file;
-    char buf[sizeof(c->redis_password) + 2]; /* room for a newline and one byte too many */
+    char buf[CONFIG_SECRET_FILE_MAX + 2]; /* room for a newline and one byte too many */
+    size_t want = cap + 1 < sizeof(buf) ? cap + 1 : sizeof(buf);
     FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    size_t n = f ? fread(buf, 1, want, f) : 0;
     const char *problem = !f || ferror(f) ? strerror(errno) : NULL;
     if (f)
         fclose(f);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
+    char too_long[48];
+    snprintf(too_long, sizeof(too_long), "it is longer than %zu bytes", cap - 1);
     if (!problem && !n)
         problem = "it is empty";
-    else if (!problem && n >= sizeof(c->redis_password))
-        problem = "the password is longer than 511 bytes";
+    else if (!problem && n >= cap)
+        problem = too_long;
     else if (!problem && memchr(buf, '\0', n))
-        problem = "the password holds a NUL byte";
+        problem = "it holds a NUL byte";
     if (!problem) {
-        memcpy(c->redis_password, buf, n);
-        c->redis_password[n] = '\0';
-        c->redis_password_from = CONFIG_SECRET_FILE;
+        memcpy(out, buf, n);
+        out[n] = '\0';
     }
     explicit_bzero(buf, sizeof(buf));
     if (problem)
-        snprintf(err, errlen, "invalid value for --redis-password-file: cannot use %s: %s", path,
-                 problem);
+        snprintf(err, errlen, "invalid value for --%s: cannot use %s: %s", flag, path, problem);
     return !problem;
+}
+
+/* The contents of --redis-password-file into c->redis_password. */
+static bool read_password_file(struct config *c, char *err, size_t errlen)
+{
+    if (!read_secret_file("redis-password-file", c->redis_password_file, c->redis_password,
+                          sizeof(c->redis_password), err, errlen))
+        return false;
+    c->redis_password_from = CONFIG_SECRET_FILE;
+    return true;
+}
+
+/* --api-listen and --api-key-file go together; the key is read now, so
+ * that a missing or short one is an exit 2 rather than an open API. */
+static bool load_api(struct config *c, char *err, size_t errlen)
+{
+    if (!c->api_listen[0] != !c->api_key_file[0]) {
+        snprintf(err, errlen, "invalid value for --%s: --api-listen and --api-key-file go together",
+                 c->api_listen[0] ? "api-key-file" : "api-listen");
+        return false;
+    }
+    if (!c->api_listen[0])
+        return true;
+    if (!config_parse_hostport(c->api_listen, c->api_host, sizeof(c->api_host), &c->api_port) ||
+        c->api_port == 0) {
+        snprintf(err, errlen, "invalid value for --api-listen: '%s' (HOST:PORT)", c->api_listen);
+        return false;
+    }
+    if (c->api_port == c->listen_port) { /* the API's point is a port of its own */
+        snprintf(err, errlen, "invalid value for --api-listen: '%s' (a port other than --listen's)",
+                 c->api_listen);
+        return false;
+    }
+    if (!read_secret_file("api-key-file", c->api_key_file, c->api_key, sizeof(c->api_key), err,
+                          errlen))
+        return false;
+    if (strlen(c->api_key) < CONFIG_API_KEY_MIN) {
+        snprintf(err, errlen,
+                 "invalid value for --api-key-file: the key in %s is shorter than %d "
+                 "bytes",
+                 c->api_key_file, CONFIG_API_KEY_MIN);
+        explicit_bzero(c->api_key, sizeof(c->api_key));
+        return false;
+    }
+    return true;
+}
+
+/* The sentinels' password from GATEWAY_REDIS_SENTINEL_PASSWORD or
+ * --redis-sentinel-password-file: one of them, and only with
+ * redis[s]+sentinel:// (elsewhere it would be silently unused). */
+static bool load_sentinel_password(struct config *c, char *err, size_t errlen)
+{
+    const char *env = getenv(CONFIG_REDIS_SENTINEL_PASSWORD_ENV);
+    bool from_env = env && *env, from_file = c->redis_sentinel_password_file[0] != '\0';
+    if (!from_env && !from_file)
+        return true;
+    const char *name = from_file ? "--redis-sentinel-password-file"
+                                 : CONFIG_REDIS_SENTINEL_PASSWORD_ENV
+                           " (--redis-sentinel-password-file)";
+    if (!c->redis_enabled || !c->redis_sentinel) {
+        snprintf(err, errlen,
+                 "invalid value for %s: a sentinel password needs --redis redis+sentinel://...",
+                 name);
+        return false;
+    }
+    if (from_env && from_file) {
+        snprintf(err, errlen,
+                 "invalid value for --redis-sentinel-password-file: a password is also given in "
+                 "" CONFIG_REDIS_SENTINEL_PASSWORD_ENV " (give the password one way)");
+        return false;
+    }
+    if (from_file) {
+        if (!read_secret_file("redis-sentinel-password-file", c->redis_sentinel_password_file,
+                              c->redis_sentinel_password, sizeof(c->redis_sentinel_password), err,
+                              errlen))
+            return false;
+        c->redis_sentinel_password_from = CONFIG_SECRET_FILE;
+        return true;
+    }
+    if (strlen(env) >= sizeof(c->redis_sentinel_password)) {
+        snprintf(err, errlen, "invalid value for %s: longer than 511 bytes", name);
+        return false;
+    }
+    strcpy(c->redis_sentinel_password, env);
+    c->redis_sentinel_password_from = CONFIG_SECRET_ENV;
+    return true;
 }
 
 /* The Redis password from GATEWAY_REDIS_PASSWORD or --redis-password-file,
@@ -828,7 +1032,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
         snprintf(err, errlen, "unexpected argument: '%s'", argv[optind]);
         return CONFIG_ERROR;
     }
-    if (!load_redis_password(c, err, errlen) || !check_together(c, err, errlen))
+    if (!load_redis_password(c, err, errlen) || !load_sentinel_password(c, err, errlen) ||
+        !check_together(c, err, errlen) || !load_api(c, err, errlen))
         return CONFIG_ERROR;
     if (!c->id[0])
         snprintf(c->id, sizeof(c->id), "%.50s:%d", c->listen_host, c->listen_port);
@@ -854,10 +1059,14 @@ void config_usage(FILE *out)
     fprintf(out, "    %-20s %-28s %s\n", "", CONFIG_REDIS_PASSWORD_ENV,
             "the Redis password, kept out of the process list (no flag); the password comes "
             "from one of the --redis URL, --redis-password-file or this");
+    fprintf(out, "    %-20s %-28s %s\n", "", CONFIG_REDIS_SENTINEL_PASSWORD_ENV,
+            "the sentinels' own password (no flag); or --redis-sentinel-password-file");
 }
 
 void config_free(struct config *c)
 {
     free_origins(c);
     explicit_bzero(c->redis_password, sizeof(c->redis_password));
+    explicit_bzero(c->api_key, sizeof(c->api_key));
+    explicit_bzero(c->redis_sentinel_password, sizeof(c->redis_sentinel_password));
 }

@@ -59,12 +59,15 @@ int http_serve_endpoint(const struct sessions *ss, struct lws *wsi, const char *
         return respond_text(wsi, 200, "ready");
     }
     if (strcmp(path, "/metrics") == 0) {
-        const struct metrics_gauges g = {
+        char primary[300];
+        struct metrics_gauges g = {
             .connections = (uint64_t)ss->chat_count,
             .rooms = rooms_count(&ss->requests->rooms),
             .redis_up = ss->bus->ops->ready(ss->bus),
             .io_uring = conn_out_batching(&ss->out),
+            .redis_primary = primary,
         };
+        bus_target(ss->bus, &g.redis_mode, primary, sizeof(primary), &g.redis_tls);
         size_t len;
         char *body = metrics_render(&g, &len);
         if (!body)

@@ -9,6 +9,11 @@
 
 struct metrics metrics;
 
+const int metrics_api_status_codes[API_ST_COUNT] = {200, 400, 401, 404, 405, 500, 503};
+static const char *const api_endpoints[API_EP_COUNT] = {"publish",     "broadcast", "presence",
+                                                        "rooms",       "history",   "disconnect",
+                                                        "unsubscribe", "info",      "other"};
+
 /* Upper bounds in microseconds. */
 static const uint64_t latency_bounds[12] = {100,   250,   500,   1000,   2500,   5000,
                                             10000, 25000, 50000, 100000, 250000, 1000000};
@@ -112,6 +117,8 @@ static const struct {
     M(redis_canary_misses, "gateway_redis_canary_misses_total", "counter",
       "Subscription canaries not back in time: the subscriber connection stopped delivering, "
       "and the link to Redis was restarted."),
+    M(redis_failovers, "gateway_redis_failovers_total", "counter",
+      "Failovers followed: the link became ready on another primary than before (Sentinel)."),
     M(dead_gateways_reaped, "gateway_dead_gateways_reaped_total", "counter",
       "Gateways whose heartbeat lapsed that this gateway finished cleaning up after."),
     M(bus_published, "gateway_bus_published_total", "counter", "Messages handed to the bus."),
@@ -135,11 +142,28 @@ char *metrics_render(const struct metrics_gauges *g, size_t *len)
         metric(&o, plain[i].name, plain[i].type, plain[i].help,
                *(const uint64_t *)(const void *)(from + plain[i].offset));
     }
+    /* Label values: a host as a sentinel named it is checked, but escape
+     * what the text format needs escaped anyway. */
+    put(&o,
+        "# HELP gateway_redis_info The Redis this gateway uses: mode (none, single or "
+        "sentinel), the primary used or last used, TLS.\n# TYPE gateway_redis_info gauge\n"
+        "gateway_redis_info{mode=\"%s\",primary=\"",
+        g->redis_mode ? g->redis_mode : "none");
+    for (const char *p = g->redis_primary ? g->redis_primary : ""; *p; p++)
+        put(&o, "%s%c", *p == '\\' || *p == '"' ? "\\" : "", *p == '\n' ? 'n' : *p);
+    put(&o, "\",tls=\"%s\"} 1\n", g->redis_tls ? "on" : "off");
     put(&o, "# HELP gateway_errors_total Error frames sent to clients, by code.\n"
             "# TYPE gateway_errors_total counter\n");
     for (int e = PROTO_OK + 1; e < PROTO_ERROR_COUNT; e++)
         put(&o, "gateway_errors_total{code=\"%s\"} %" PRIu64 "\n",
             proto_error_code((enum proto_error)e), metrics.errors[e]);
+    put(&o, "# HELP gateway_api_requests_total Server API requests answered, by endpoint and "
+            "status (only those that happened).\n# TYPE gateway_api_requests_total counter\n");
+    for (int e = 0; e < API_EP_COUNT; e++)
+        for (int st = 0; st < API_ST_COUNT; st++)
+            if (metrics.api_requests[e][st])
+                put(&o, "gateway_api_requests_total{endpoint=\"%s\",status=\"%d\"} %" PRIu64 "\n",
+                    api_endpoints[e], metrics_api_status_codes[st], metrics.api_requests[e][st]);
     put(&o, "# HELP gateway_publish_latency_seconds From a chat frame's arrival to its return "
             "from the bus on this gateway.\n# TYPE gateway_publish_latency_seconds histogram\n");
     uint64_t cum = 0;

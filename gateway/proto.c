@@ -139,7 +139,7 @@ static bool string_field(json_t *root, const char *key, const char **out, size_t
     return true;
 }
 
-static bool valid_cid(const char *s, size_t len)
+bool proto_valid_cid(const char *s, size_t len)
 {
     if (len == 0 || len > PROTO_CID_MAX)
         return false;
@@ -198,7 +198,7 @@ enum proto_error proto_decode(const char *data, size_t len, struct proto_request
 
     if (req->type == PROTO_CHAT) {
         if (!string_field(root, "cid", &req->cid, &req->cid_len) ||
-            (req->cid && !valid_cid(req->cid, req->cid_len)))
+            (req->cid && !proto_valid_cid(req->cid, req->cid_len)))
             return fail(root, PROTO_BAD_CID, why, "cid must be 1 to 64 bytes of printable ASCII");
     }
 
@@ -304,9 +304,20 @@ struct frame *proto_pong(void)
     return frame_copy(pong, sizeof(pong) - 1);
 }
 
+/* {"type":TYPE,"room":ROOM} */
+static struct frame *room_only(const char *type, const char *room, size_t room_len)
+{
+    return dump(json_pack("{s:s, s:o}", "type", type, "room", room_value(room, room_len)));
+}
+
 struct frame *proto_left(const char *room, size_t room_len)
 {
-    return dump(json_pack("{s:s, s:o}", "type", "left", "room", room_value(room, room_len)));
+    return room_only("left", room, room_len);
+}
+
+struct frame *proto_leave_request(const char *room, size_t room_len)
+{
+    return room_only("leave_room", room, room_len);
 }
 
 static json_t *system_object(const char *room, size_t room_len, const char *content, int64_t ts)
@@ -454,4 +465,63 @@ bool proto_chat_id(const unsigned char *payload, size_t len, struct msgid *out)
     const char *start = (const char *)payload + plen;
     const char *end = memchr(start, '"', len - plen);
     return end && msgid_parse(start, (size_t)(end - start), out);
+}
+
+static const char control_prefix[] = "{\"type\":\"control\",";
+
+struct frame *proto_control(const struct proto_control *c)
+{
+    json_t *o = c->op == PROTO_CONTROL_DISCONNECT
+                    ? json_pack("{s:s, s:s, s:s, s:i, s:s}", "type", "control", "op", "disconnect",
+                                "user", c->user, "code", (int)c->code, "reason", c->reason)
+                    : json_pack("{s:s, s:s, s:s, s:o}", "type", "control", "op", "leave", "user",
+                                c->user, "room", room_value(c->room, c->room_len));
+    return dump(o);
+}
+
+bool proto_is_control(const struct frame *f)
+{
+    size_t n = sizeof(control_prefix) - 1;
+    return f->len >= n && memcmp((f->buf + FRAME_HEADROOM), control_prefix, n) == 0;
+}
+
+/* Copies a string field of o into buf (cap bytes with the NUL) if it is a
+ * valid name of at most max bytes. */
+static bool control_name(json_t *o, const char *key, char *buf, size_t max, size_t *len)
+{
+    const char *s;
+    size_t n;
+    if (!string_field(o, key, &s, &n) || !proto_valid_name(s, n, max))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return true;
+}
+
+bool proto_control_decode(const struct frame *f, struct proto_control *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *o = json_loadb((const char *)(f->buf + FRAME_HEADROOM), f->len, 0, NULL);
+    const char *op = o ? json_string_value(json_object_get(o, "op")) : NULL;
+    bool ok = op && control_name(o, "user", out->user, PROTO_NAME_MAX, NULL);
+    if (ok && strcmp(op, "disconnect") == 0) {
+        json_t *code = json_object_get(o, "code");
+        const char *reason = json_string_value(json_object_get(o, "reason"));
+        out->op = PROTO_CONTROL_DISCONNECT;
+        ok = json_is_integer(code) && json_integer_value(code) >= 1000 &&
+             json_integer_value(code) <= 4999 && reason && strlen(reason) <= PROTO_CLOSE_REASON_MAX;
+        if (ok) {
+            out->code = (uint16_t)json_integer_value(code);
+            snprintf(out->reason, sizeof(out->reason), "%s", reason);
+        }
+    } else if (ok && strcmp(op, "leave") == 0) {
+        out->op = PROTO_CONTROL_LEAVE;
+        ok = control_name(o, "room", out->room, PROTO_ROOM_MAX, &out->room_len);
+    } else {
+        ok = false;
+    }
+    json_decref(o);
+    return ok;
 }

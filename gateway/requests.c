@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 #include "metrics.h"
 
 /* RFC 6455's close code for a client that broke a policy. */
@@ -88,8 +89,9 @@ static void chat_error(struct requests *rq, struct requester *q, enum proto_erro
     send_owned(rq, q, proto_chat_error(e, why, cid, cid_len));
 }
 
-static void chat_done(void *arg, int status, struct frame *original)
+static void chat_done(void *arg, int status, const struct msgid *id, struct frame *original)
 {
+    (void)id;
     struct request_wait *w = arg;
     struct requests *rq = w->rq;
     int64_t started = w->started_us;
@@ -302,6 +304,16 @@ static void on_subscribed(void *ctx, const char *room, size_t room_len, int stat
     rooms_on_subscribed(&rq->rooms, room, room_len, status);
 }
 
+static void on_control(void *ctx, struct frame *f)
+{
+    struct requests *rq = ctx;
+    struct proto_control c;
+    if (proto_control_decode(f, &c))
+        rq->ops->control(rq->ctx, &c);
+    else
+        log_warn("bus: a malformed control frame was ignored");
+}
+
 static void on_history_lost(void *ctx, const char *room, size_t room_len)
 {
     struct requests *rq = ctx;
@@ -310,8 +322,27 @@ static void on_history_lost(void *ctx, const char *room, size_t room_len)
 
 struct bus_handlers requests_bus_handlers(struct requests *rq)
 {
-    return (struct bus_handlers){on_room_frame, on_broadcast_frame, on_subscribed, on_history_lost,
-                                 rq};
+    return (struct bus_handlers){.room_frame = on_room_frame,
+                                 .broadcast_frame = on_broadcast_frame,
+                                 .control = on_control,
+                                 .subscribed = on_subscribed,
+                                 .history_lost = on_history_lost,
+                                 .ctx = rq};
+}
+
+void requests_remove_from_room(struct requests *rq, struct requester *q, const char *room,
+                               size_t room_len)
+{
+    /* As if the client had asked: answered `left`, announced, and after a
+     * join in flight (perhaps of this room) rather than across it. */
+    if (rooms_has(&q->rooms, room, room_len)) {
+        struct frame *f = proto_leave_request(room, room_len);
+        if (f)
+            requests_receive(rq, q, frame_data(f), f->len);
+        else
+            log_error("requests: out of memory: a removal from a room was not done");
+        frame_unref(f);
+    }
 }
 
 void requests_init(struct requests *rq, const struct config *cfg, struct bus *bus,

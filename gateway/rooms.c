@@ -65,6 +65,11 @@ static struct member *find(const struct room_set *set, const char *room, size_t 
     return NULL;
 }
 
+bool rooms_has(const struct room_set *set, const char *room, size_t room_len)
+{
+    return find(set, room, room_len) != NULL;
+}
+
 bool rooms_is_member(const struct room_set *set, const char *room, size_t room_len)
 {
     const struct member *m = find(set, room, room_len);

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <libwebsockets.h>
 
+#include "api.h"
 #include "bus.h"
 #include "clock.h"
 #include "gateway.h"
@@ -30,6 +31,7 @@ static struct {
     struct event_base *base;
     struct lws_context *lws;
     struct gateway gw;
+    struct api *api; /* NULL without --api-listen */
     struct event *sigint, *sigterm, *keepalive_timer, *shutdown_timer;
     int64_t shutdown_deadline_ms;
 } srv;
@@ -250,8 +252,13 @@ int server_run(const struct config *cfg)
     }
 
     srv.lws = create_lws(cfg);
-    if (!srv.lws) {
-        log_error("could not listen on %s:%d", cfg->listen_host, cfg->listen_port);
+    if (cfg->api_listen[0] && srv.lws)
+        srv.api = api_new(srv.base, &srv.gw);
+    if (!srv.lws || (cfg->api_listen[0] && !srv.api)) {
+        if (!srv.lws)
+            log_error("could not listen on %s:%d", cfg->listen_host, cfg->listen_port);
+        else
+            lws_context_destroy(srv.lws);
         gateway_free(&srv.gw);
         event_base_free(srv.base);
         return 1;
@@ -271,6 +278,7 @@ int server_run(const struct config *cfg)
     event_base_dispatch(srv.base);
     log_info("gateway %s stopped", cfg->id);
 
+    api_free(srv.api);
     if (srv.lws)
         lws_context_destroy(srv.lws);
     event_free(srv.sigint);

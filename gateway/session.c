@@ -81,7 +81,28 @@ static void broadcast(void *ctx, struct frame *f)
     }
 }
 
-const struct requester_ops session_requester_ops = {requester_send, requester_close, broadcast};
+/* The server API's disconnect and removal, on every session of the name. */
+static void control(void *ctx, const struct proto_control *c)
+{
+    struct sessions *ss = ctx;
+    struct list *it;
+    list_foreach(it, &ss->all)
+    {
+        struct session *s = list_entry(it, struct session, link);
+        if (s->kind != SESSION_CHAT || s->req.closing || strcmp(s->req.name, c->user) != 0)
+            continue;
+        if (c->op == PROTO_CONTROL_DISCONNECT) {
+            log_info("session %llu (%s): disconnected by the server API (%u %s)",
+                     (unsigned long long)s->id, s->req.name, c->code, c->reason);
+            request_close(s, c->code, c->reason);
+        } else {
+            requests_remove_from_room(ss->requests, &s->req, c->room, c->room_len);
+        }
+    }
+}
+
+const struct requester_ops session_requester_ops = {requester_send, requester_close, broadcast,
+                                                    control};
 
 static void keepalive_fire(struct ka_entry *e, void *ctx)
 {
@@ -193,6 +214,7 @@ int session_open(struct sessions *ss, struct session *s, struct lws *wsi, enum s
         queue(ss, s, counts_last(&ss->counts), false);
     if (ss->cfg->announce_connections)
         ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_ARRIVED, s->req.name);
+    ss->bus->ops->connection_event(ss->bus, true, s->req.name);
     counts_changed(&ss->counts, ss->chat_count);
     return 0;
 }
@@ -322,6 +344,7 @@ void session_closed(struct sessions *ss, struct session *s)
     requests_close(ss->requests, &s->req, tell);
     ss->chat_count--;
     log_info("session %llu (%s): disconnected", (unsigned long long)s->id, s->req.name);
+    ss->bus->ops->connection_event(ss->bus, false, s->req.name);
     if (tell) {
         if (ss->cfg->announce_connections)
             ss->bus->ops->announce(ss->bus, NULL, 0, ANNOUNCE_DEPARTED, s->req.name);

@@ -33,11 +33,12 @@ struct bus_chat {
     const char *cid; /* the client's message id, NULL: none (never deduplicated) */
     size_t cid_len;
 };
-/* status 0: published; or, when original is not NULL, a resend of a message
- * (same room, sender and cid) the cluster accepted within the dedupe window:
- * nothing was published, and original is that message, for the sender
- * alone. status -1: the cluster could not be reached (nothing happened). */
-typedef void (*bus_chat_fn)(void *arg, int status, struct frame *original);
+/* status 0: published with id *id; or, when original is not NULL, a resend
+ * of a message (same room, sender and cid) the cluster accepted within the
+ * dedupe window: nothing was published, and original is that message (its
+ * id in *id), for the sender alone. status -1: the cluster could not be
+ * reached (nothing happened; id NULL). */
+typedef void (*bus_chat_fn)(void *arg, int status, const struct msgid *id, struct frame *original);
 
 struct bus_join_result {
     struct frame **history; /* chat frames after since, oldest first */
@@ -53,6 +54,23 @@ struct bus_join_result {
 typedef void (*bus_join_fn)(void *arg, int status, const struct bus_join_result *r);
 typedef void (*bus_names_fn)(void *arg, int status, const char *const *names, size_t n);
 
+/* For the server API (api.h): the rooms with members across the cluster,
+ * and the gateways of the cluster. */
+struct bus_room_count {
+    const char *room;
+    size_t room_len;
+    long members; /* distinct names */
+};
+typedef void (*bus_rooms_fn)(void *arg, int status, const struct bus_room_count *rooms, size_t n);
+struct bus_gateway {
+    const char *id;
+    bool alive;       /* its heartbeat is current */
+    long connections; /* its clients, as it last published them */
+};
+typedef void (*bus_gateways_fn)(void *arg, int status, const struct bus_gateway *gws, size_t n);
+/* Most rooms a rooms answer lists: the answer is one reply in memory. */
+#define BUS_ROOMS_MAX 10000
+
 struct bus_handlers {
     /* A frame of a room: chat (id set) or system (id NULL). */
     void (*room_frame)(void *ctx, const char *room, size_t room_len, const struct msgid *id,
@@ -60,6 +78,9 @@ struct bus_handlers {
     /* A frame for every local client: global chat, connection events,
      * client_count. */
     void (*broadcast_frame)(void *ctx, struct frame *f);
+    /* A control frame (proto_is_control) that came on the broadcast
+     * channel: an instruction to every gateway, never for clients. */
+    void (*control)(void *ctx, struct frame *f);
     /* The subscription to a room asked for with bus_subscribe is live
      * (status 0) or could not be made now (-1; the bus keeps trying). */
     void (*subscribed)(void *ctx, const char *room, size_t room_len, int status);
@@ -86,6 +107,15 @@ struct bus_ops {
                  const struct msgid *since, bus_join_fn cb, void *arg);
     void (*leave)(struct bus *b, const char *room, size_t room_len, const char *name);
     void (*presence)(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
+    /* A room's history after since (NULL: all kept), with truncated as a
+     * join gets it, for a reader that is no member: nothing is registered
+     * (members is not counted). */
+    void (*history)(struct bus *b, const char *room, size_t room_len, const struct msgid *since,
+                    bus_join_fn cb, void *arg);
+    /* The rooms with members across the cluster (at most BUS_ROOMS_MAX). */
+    void (*rooms)(struct bus *b, bus_rooms_fn cb, void *arg);
+    /* Every gateway the cluster knows, alive or not yet reaped. */
+    void (*gateways)(struct bus *b, bus_gateways_fn cb, void *arg);
     /* "NAME connected" and the like (room NULL: global), coalesced by the
      * base's announcer: both implementations use bus_announce_event. */
     void (*announce)(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
@@ -94,10 +124,18 @@ struct bus_ops {
      * them with what other gateways hold for the scope (best effort). */
     void (*publish_announcement)(struct bus *b, const char *room, size_t room_len,
                                  const struct announce_batch *batch);
+    /* A client connected (or disconnected): an event for backends when
+     * the bus keeps an event stream (best effort: lost while the cluster
+     * is unreachable). */
+    void (*connection_event)(struct bus *b, bool connected, const char *name);
     /* Publishes the cluster-wide client count given this node's count
      * (counts.h calls it at most once per BUS_COUNT_INTERVAL_MS). */
     void (*publish_count)(struct bus *b, long local);
     bool (*ready)(struct bus *b);
+    /* Which Redis, for /metrics: mode "single" or "sentinel", the primary
+     * ("HOST:PORT" used or last used, "" none yet) in primary (ADDR bytes),
+     * TLS. NULL: no Redis (the in-process bus). */
+    void (*target)(struct bus *b, const char **mode, char *primary, size_t len, bool *tls);
     /* Withdraws this gateway from the cluster (presence, counts) and
      * disconnects; done is called when that is over (or given up). */
     void (*close)(struct bus *b, bus_done_fn done, void *arg);
@@ -117,6 +155,8 @@ struct bus {
 struct bus *bus_new(struct event_base *base, const struct config *cfg,
                     const struct bus_handlers *h);
 void bus_free(struct bus *b);
+/* b's target op, or mode "none" for a bus without one. */
+void bus_target(struct bus *b, const char **mode, char *primary, size_t len, bool *tls);
 /* The announce op of both implementations: tallied by b->announcer. */
 void bus_announce_event(struct bus *b, const char *room, size_t room_len, enum announce_kind k,
                         const char *name);

@@ -8,6 +8,9 @@
  *   bus_redis.c           connection and reconnect: the two hiredis
  *                         connections, readiness, heartbeat and liveness,
  *                         backoff, close; the ops table
+ *   bus_redis_sentinel.c  redis[s]+sentinel://: asking the sentinels for the
+ *                         primary before each attempt, the ROLE check, the
+ *                         watch for +switch-master
  *   bus_redis_presence.c  presence, names, client counts, the merge of
  *                         announcements, reaping of dead gateways
  *   bus_redis_channels.c  room subscriptions, publishing, joins and the
@@ -17,13 +20,15 @@
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), the reply
  *                         handling common to them
+ *   bus_redis_tls.c       opening a connection: TCP, then TLS for rediss
  *   bus_redis_cluster.c   Redis Cluster (redis+cluster://): the slot map,
  *                         a command and a sharded-subscriber connection per
  *                         primary, routing by key slot, MOVED and ASK
  *   bus_redis_cluster_presence.c  presence's cleanups under Redis Cluster,
  *                         where each room's keys are on their own node
- * The lower pieces report the link's progress up through rb->link_step, a
- * function the connection piece sets, instead of calling into it. */
+ * The lower pieces report the link's progress up through rb->link_step (and
+ * the sentinel piece through rb->link_found and rb->link_moved), functions
+ * the connection piece sets, instead of calling into it. */
 #ifndef GATEWAY_BUS_REDIS_INTERNAL_H
 #define GATEWAY_BUS_REDIS_INTERNAL_H
 
@@ -52,7 +57,7 @@
 
 /* The scripts, generated from gateway/lua/<name>.lua. */
 extern const char lua_chat[], lua_room[], lua_leave[], lua_count[], lua_reset[], lua_announce[],
-    lua_reap[], lua_forget_room[], lua_reap_pick[];
+    lua_reap[], lua_api[], lua_forget_room[], lua_reap_pick[];
 
 enum script {
     S_CHAT,
@@ -62,6 +67,7 @@ enum script {
     S_RESET,
     S_ANNOUNCE,
     S_REAP,
+    S_API,
     S_FORGET_ROOM, /* Redis Cluster's reset and reap, one room at a time */
     S_REAP_PICK,
     S_COUNT_ALL
@@ -69,9 +75,27 @@ enum script {
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 
+struct sentinel;
+
+/* "HOST:PORT" and room to spare. */
+#define ADDR_MAX 300
+
 struct rbus {
     struct bus base;
     redisAsyncContext *cmd, *sub;
+    /* The server the link goes to: --redis's, or the primary the sentinels
+     * named (redis[s]+sentinel://), known once they answered this attempt
+     * (target_known). direct: the next attempt goes to host:port without
+     * asking (a +switch-master named it). named_by: which sentinel named it,
+     * for the log ("" in single mode). */
+    char host[256];
+    int port;
+    bool target_known, direct;
+    char named_by[ADDR_MAX];
+    /* Where the link was ready last ("" before the first time): a ready
+     * link elsewhere is a failover followed. */
+    char ready_addr[ADDR_MAX];
+    struct sentinel *sentinel; /* NULL without redis[s]+sentinel:// */
     /* rediss://: the context every connection's SSL comes from, and each
      * connection's SSL (owned by its hiredis context) to say why a
      * handshake failed. NULL without TLS. */
@@ -86,6 +110,12 @@ struct rbus {
     char sha[S_COUNT_ALL][41];
     /* A step toward readiness was made (failure NULL) or the link failed. */
     void (*link_step)(struct rbus *rb, const char *failure);
+    /* The sentinel named_by named host:port the primary: connect to it. */
+    void (*link_found)(struct rbus *rb, const char *host, int port, const char *named_by);
+    /* A sentinel says the primary is now host:port (why: its words, for the
+     * log): leave the old one now and connect to it at once. */
+    void (*link_moved)(struct rbus *rb, const char *host, int port, const char *named_by,
+                       const char *why);
     unsigned attempt;
     struct event *reconnect_timer, *heartbeat_timer, *close_timer;
     /* This gateway's clients, as publish_count last said; and the timer of
@@ -108,6 +138,11 @@ struct rbus {
     struct presence presence; /* what this gateway registered, to redo it */
     char broadcast[KEY_MAX];
     size_t broadcast_len;
+    /* The event stream's key ("" when --events-stream is off) and cap, as
+     * the scripts take them (event.lua). */
+    char events[KEY_MAX];
+    size_t events_len;
+    char events_cap[16];
     struct {
         char channel[KEY_MAX]; /* this gateway's own: "<prefix>canary:<id>" */
         size_t channel_len;
@@ -119,14 +154,22 @@ struct rbus {
     } canary;
 };
 
-/* ---- TLS (bus_redis_tls.c) ---- */
+/* ---- opening connections, TLS (bus_redis_tls.c) ---- */
+
+/* A connection to host:port on rb's event base, TLS started when rb->tls
+ * (its SSL into *ssl, owned by the context), with data and the callbacks
+ * set; or NULL with why (whylen bytes) saying why not. */
+redisAsyncContext *redis_open(struct rbus *rb, const char *host, int port, SSL **ssl, void *data,
+                              redisConnectCallback *on_connect,
+                              redisDisconnectCallback *on_disconnect, char *why, size_t whylen);
 
 /* The context for cfg's rediss:// settings (logs the mode once); NULL after
  * logging why it cannot be made. */
 SSL_CTX *redis_tls_ctx_new(const struct config *cfg);
-/* Starts TLS on c, just connecting, with the server name checked unless
+/* Starts TLS on c, just connecting to host, with the server name
+ * (--redis-tls-server-name, else host) checked unless
  * --redis-tls-insecure-skip-verify: the SSL hiredis now owns, or NULL. */
-SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, redisContext *c);
+SSL *redis_tls_start(SSL_CTX *ctx, const struct config *cfg, const char *host, redisContext *c);
 /* Into buf, why a connection failed according to OpenSSL: its error, and
  * the certificate check's result of a or b (either may be NULL); false
  * when OpenSSL has no error to tell. Clears the thread's OpenSSL errors. */
@@ -152,6 +195,8 @@ struct request {
         struct {
             bus_names_fn cb;
         } names;
+        bus_rooms_fn rooms;
+        bus_gateways_fn gateways;
     } u;
     void *arg;
     /* For a retry after NOSCRIPT, MOVED or ASK: the arguments, copied. */
@@ -168,6 +213,20 @@ static inline bool ready(const struct rbus *rb)
 {
     return rb->state == LINK_READY && !rb->closing;
 }
+
+/* ---- Sentinel (bus_redis_sentinel.c) ---- */
+
+/* Starts watching a sentinel for +switch-master; NULL on failure (logged). */
+struct sentinel *sentinel_new(struct rbus *rb);
+/* Asks the sentinels in turn for the primary: rb->link_found with the
+ * first answer, or rb->link_step with why none named one. */
+void sentinel_discover(struct sentinel *s);
+/* Drops a discovery in flight, reporting nothing. */
+void sentinel_cancel(struct sentinel *s);
+/* The primary the last answer named did not work out: the next discovery
+ * starts with another sentinel. */
+void sentinel_distrust(struct sentinel *s);
+void sentinel_free(struct sentinel *s);
 
 /* ---- scripts ---- */
 
@@ -192,6 +251,9 @@ struct request *request_new(struct rbus *rb, enum script s, int argc, const char
 int send_script(struct rbus *rb, struct request *q);
 /* The same to the connection c, after a redirection. */
 int send_script_to(struct rbus *rb, struct request *q, redisAsyncContext *c);
+/* Appends the event stream's two arguments (key, cap) to a script call's
+ * argv at i; returns i + 2. */
+int events_args(const struct rbus *rb, const char **argv, size_t *lens, int i);
 /* Sends a script call whose failure needs nothing but its done. */
 void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv,
                      const size_t *lens, request_done_fn done);
@@ -304,9 +366,14 @@ void register_rooms(struct rbus *rb);
 void room_set_command(struct rbus *rb, const char *verb, const char *room, size_t room_len);
 void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name);
 void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);
+void redis_history(struct bus *b, const char *room, size_t room_len, const struct msgid *since,
+                   bus_join_fn cb, void *arg);
+void redis_rooms(struct bus *b, bus_rooms_fn cb, void *arg);
+void redis_gateways(struct bus *b, bus_gateways_fn cb, void *arg);
 void redis_publish_announcement(struct bus *b, const char *room, size_t room_len,
                                 const struct announce_batch *batch);
 void redis_publish_count(struct bus *b, long local);
+void redis_connection_event(struct bus *b, bool connected, const char *name);
 /* The count_retry timer: sends the held-back total again. */
 void redis_count_retry(evutil_socket_t fd, short what, void *arg);
 

@@ -26,12 +26,41 @@ enum config_secret_from {
 /* The largest database number --redis takes: Redis keeps it in an int. */
 #define CONFIG_REDIS_DB_MAX 2147483647u
 
+/* The server API's key: at least 16 bytes, so that guessing it is hopeless. */
+#define CONFIG_API_KEY_MIN 16
+#define CONFIG_API_KEY_MAX 255
+/* redis+sentinel://: at most this many sentinels, asked in turn; Sentinel's
+ * own default port when one has none; the master name's longest. */
+#define CONFIG_SENTINELS_MAX 16
+#define CONFIG_SENTINEL_PORT 26379
+#define CONFIG_MASTER_NAME_MAX 128
+/* The environment variable that holds the sentinels' own password (their
+ * requirepass); like CONFIG_REDIS_PASSWORD_ENV, no flag. */
+#define CONFIG_REDIS_SENTINEL_PASSWORD_ENV "GATEWAY_REDIS_SENTINEL_PASSWORD"
+
+struct config_address {
+    char host[256];
+    int port;
+};
+
 struct config {
     char listen_host[256];
     int listen_port;
     bool redis_enabled;
+    /* redis[s]://: the one server. redis[s]+sentinel://: "" and 0, the
+     * primary being whatever the sentinels name. */
     char redis_host[256];
     int redis_port;
+    /* redis[s]+sentinel://: the sentinels and the master name they are
+     * asked about; their own password (never logged) from
+     * GATEWAY_REDIS_SENTINEL_PASSWORD or --redis-sentinel-password-file. */
+    bool redis_sentinel;
+    struct config_address redis_sentinels[CONFIG_SENTINELS_MAX];
+    unsigned n_redis_sentinels;
+    char redis_master_name[CONFIG_MASTER_NAME_MAX + 1];
+    char redis_sentinel_password[512]; /* "": no AUTH to the sentinels */
+    enum config_secret_from redis_sentinel_password_from;
+    char redis_sentinel_password_file[1024];
     /* Credentials for AUTH: from the URL, GATEWAY_REDIS_PASSWORD or
      * --redis-password-file (one of them). Never printed or logged. */
     char redis_user[256];     /* "": the default user */
@@ -77,6 +106,19 @@ struct config {
     bool announce_connections; /* every connect costs a frame per client */
     unsigned dedupe_window_ms; /* how long a chat's cid is remembered; 0: off */
     bool io_uring;             /* fan-out writes batched through io_uring */
+    /* The server API (api.h), off while api_listen is "": its own listener,
+     * every request with the key of api_key_file (never logged). */
+    char api_listen[300];
+    char api_host[256];
+    int api_port;
+    char api_key_file[1024];
+    char api_key[CONFIG_API_KEY_MAX + 1];
+    unsigned api_max_connections;
+    size_t api_max_body_bytes;
+    /* Chat, join, leave, connect and disconnect events in one capped Redis
+     * stream for backends (<prefix>events), about events_maxlen long. */
+    bool events_stream;
+    unsigned events_maxlen;
     enum log_level log_level;
 };
 
@@ -138,8 +180,12 @@ bool config_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 /* redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB], with USER and PASSWORD
  * percent-decoded, into c's redis_tls (rediss://), redis_host, redis_port,
  * redis_user, redis_password (redis_password_from set to CONFIG_SECRET_URL
- * when the URL has one) and redis_db. On false, *why says what is wrong, without the
- * password. */
+ * when the URL has one) and redis_db; or
+ * redis[s]+sentinel://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]
+ * into redis_sentinel, redis_sentinels (port 26379 by default) and
+ * redis_master_name instead of redis_host and redis_port (the credentials
+ * and the database are the data nodes'). On false, *why says what is wrong,
+ * without the password. */
 bool config_parse_redis_url(const char *s, struct config *c, const char **why);
 /* The Redis URL s as errors may show it: any USER:PASSWORD@ part replaced
  * by "***@". */

@@ -4,6 +4,7 @@
 #ifndef GATEWAY_METRICS_H
 #define GATEWAY_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,7 +16,37 @@ struct metrics_gauges {
     uint64_t rooms;       /* rooms with local members */
     uint64_t redis_up;    /* the bus is connected and its subscriptions live */
     uint64_t io_uring;    /* fan-out writes go through io_uring */
+    /* Which Redis: gateway_redis_info{mode,primary,tls} 1. */
+    const char *redis_mode;    /* "none", "single" or "sentinel" */
+    const char *redis_primary; /* "HOST:PORT" used or last used, "" none yet */
+    bool redis_tls;
 };
+
+/* The server API's requests are counted by endpoint and status (api.c
+ * maps each to these indexes; metrics.c names them). */
+enum metrics_api_endpoint {
+    API_EP_PUBLISH,
+    API_EP_BROADCAST,
+    API_EP_PRESENCE,
+    API_EP_ROOMS,
+    API_EP_HISTORY,
+    API_EP_DISCONNECT,
+    API_EP_UNSUBSCRIBE,
+    API_EP_INFO,
+    API_EP_OTHER, /* an unknown path */
+    API_EP_COUNT
+};
+enum metrics_api_status {
+    API_ST_200,
+    API_ST_400,
+    API_ST_401,
+    API_ST_404,
+    API_ST_405,
+    API_ST_500,
+    API_ST_503,
+    API_ST_COUNT
+};
+extern const int metrics_api_status_codes[API_ST_COUNT];
 
 struct metrics {
     uint64_t connections_total;
@@ -31,6 +62,7 @@ struct metrics {
     uint64_t redis_replays;       /* rooms' streams replayed after a resubscribe */
     uint64_t redis_history_lost;  /* replays that found the room's history lost messages */
     uint64_t redis_canary_misses; /* canaries not back in time: the link was restarted */
+    uint64_t redis_failovers;     /* ready on another primary than last time */
     uint64_t dead_gateways_reaped;
     uint64_t bus_published;
     uint64_t bus_received;
@@ -40,6 +72,7 @@ struct metrics {
     uint64_t rate_limit_closes;
     uint64_t rejected_upgrades;
     uint64_t incomplete_requests;
+    uint64_t api_requests[API_EP_COUNT][API_ST_COUNT];
     /* Publish-to-delivery latency of this gateway's own chat messages. */
     uint64_t latency_buckets[12];
     uint64_t latency_count;

@@ -31,6 +31,8 @@ bool msgid_parse(const char *s, size_t len, struct msgid *out);
 size_t msgid_format(const struct msgid *id, char *buf);
 int msgid_cmp(const struct msgid *a, const struct msgid *b);
 
+/* A client's message id (cid): 1 to PROTO_CID_MAX bytes of printable ASCII. */
+bool proto_valid_cid(const char *s, size_t len);
 /* 1 to max bytes of valid UTF-8 with no control characters (C0, DEL, C1). */
 bool proto_valid_name(const char *s, size_t len, size_t max);
 
@@ -98,6 +100,8 @@ size_t proto_peek_cid(const char *data, size_t len, char *buf);
 struct frame *proto_echo(const char *content, size_t len);
 struct frame *proto_pong(void);
 struct frame *proto_left(const char *room, size_t room_len);
+/* A client's leave_room request for room, for a removal made on its behalf. */
+struct frame *proto_leave_request(const char *room, size_t room_len);
 struct frame *proto_system(const char *room, size_t room_len, const char *content, int64_t ts);
 /* A system frame announcing people (content as for proto_system), with, for
  * programs, its event ("connected", "disconnected", "joined", "left"), the
@@ -115,6 +119,28 @@ bool proto_is_client_count(const struct frame *f);
 struct frame *proto_presence(const char *room, size_t room_len, const char *const *users, size_t n);
 struct frame *proto_joined(const char *room, size_t room_len, long members,
                            struct frame *const *history, size_t n, bool truncated);
+
+/* Control frames: what one gateway asks of every gateway (the server API's
+ * disconnect and removal from a room), published on the broadcast channel
+ * like a global frame and taken out before any client sees it. Defined
+ * here alone, as {"type":"control","op":...}. */
+enum proto_control_op { PROTO_CONTROL_DISCONNECT, PROTO_CONTROL_LEAVE };
+/* WebSocket close reasons fit a control frame of 125 bytes with the code. */
+#define PROTO_CLOSE_REASON_MAX 123
+struct proto_control {
+    enum proto_control_op op;
+    char user[PROTO_NAME_MAX + 1];
+    char room[PROTO_ROOM_MAX + 1]; /* PROTO_CONTROL_LEAVE */
+    size_t room_len;
+    uint16_t code; /* PROTO_CONTROL_DISCONNECT: the close code and reason */
+    char reason[PROTO_CLOSE_REASON_MAX + 1];
+};
+/* The frame for c (its strings valid as proto_valid_name and the reason at
+ * most PROTO_CLOSE_REASON_MAX bytes of UTF-8), or NULL on OOM. */
+struct frame *proto_control(const struct proto_control *c);
+bool proto_is_control(const struct frame *f);
+/* False for a frame that is not a well-formed control frame. */
+bool proto_control_decode(const struct frame *f, struct proto_control *out);
 
 /* The part of a chat frame after the id: "room":..,"sender":..,"content":..,
  * "cid":..,"timestamp":..} (room and cid when given). Returns a malloc'd

@@ -34,6 +34,8 @@ struct requester_ops {
     void (*close)(void *ctx, struct requester *q, uint16_t code, const char *reason);
     /* Queues f to every client (a global chat, a count, an announcement). */
     void (*broadcast)(void *ctx, struct frame *f);
+    /* Carries out a control frame's instruction on the clients it names. */
+    void (*control)(void *ctx, const struct proto_control *c);
 };
 
 /* What the requests of every client share; the rooms are theirs. */
@@ -77,6 +79,11 @@ void requests_receive(struct requests *rq, struct requester *q, const unsigned c
                       size_t len);
 /* Sends the client an error frame (counted in the metrics). */
 void requests_error(struct requests *rq, struct requester *q, enum proto_error e, const char *why);
+/* Takes the client out of a room (the server API's removal): as its own
+ * leave_room would, after a join still in flight (of that room too);
+ * nothing when it is neither in the room nor joining it. */
+void requests_remove_from_room(struct requests *rq, struct requester *q, const char *room,
+                               size_t room_len);
 /* The client is gone: it leaves its rooms (telling them and presence unless
  * tell is false), answers still to come are dropped, waiting requests
  * freed. */

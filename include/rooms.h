@@ -82,6 +82,8 @@ enum proto_error rooms_leave(struct rooms *r, struct room_set *set, const char *
                              size_t room_len);
 /* Leaves every room (disconnect). announce: tell the rooms and presence. */
 void rooms_leave_all(struct rooms *r, struct room_set *set, bool announce);
+/* True while the owner is in the room or joining it. */
+bool rooms_has(const struct room_set *set, const char *room, size_t room_len);
 /* True once the owner has received `joined` for the room. */
 bool rooms_is_member(const struct room_set *set, const char *room, size_t room_len);
 size_t rooms_count(const struct rooms *r);

@@ -10,9 +10,11 @@
 -- KEYS: stream, cid key. ARGV: channel, history kept, the message's rest
 -- (proto_chat_rest), stream TTL in ms, the frame's prefix up to the id,
 -- dedupe window in ms or '', the newest id the sending gateway delivered
--- in the room or '', how to publish: PUBLISH, or SPUBLISH for a room's
--- shard channel under Redis Cluster.
+-- in the room or '', how to publish (PUBLISH, or SPUBLISH for a room's
+-- shard channel under Redis Cluster), events stream or '' and its cap
+-- (event.lua), the room ('' for global).
 --#include now.lua
+--#include event.lua
 if ARGV[6] ~= '' then
   local old = redis.call('GET', KEYS[2])
   if old then
@@ -38,6 +40,8 @@ if fms and #fseq < 15 and tonumber(fms) >= now_ms() then
 end
 if not id then id = redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, '*', 'r', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call(ARGV[8], ARGV[1], ARGV[5] .. id .. '",' .. ARGV[3])
+local frame = ARGV[5] .. id .. '",' .. ARGV[3]
+redis.call(ARGV[8], ARGV[1], frame)
+event(ARGV[9], ARGV[10], 'type', 'chat', 'room', ARGV[11], 'id', id, 'data', frame)
 if ARGV[6] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[6]) end
 return id

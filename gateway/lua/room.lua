@@ -5,16 +5,19 @@
 -- KEYS: stream, presence hash, gateways (zset of heartbeat deadlines), this
 -- gateway's set of rooms, names hash (see drop_name.lua). ARGV: mode
 -- ('join', 'rejoin', 'presence' or 'fill'), "<gateway>\t<name>", since (''
--- for all kept), the room, history kept, '1' under Redis Cluster. Returns
--- the sorted names for 'presence', else {members, truncated (0, 1 or 2:
--- see below), newest id, entries after since}.
+-- for all kept), the room, history kept, '1' under Redis Cluster, events
+-- stream or '' and its cap (event.lua: a join is one). Returns the sorted
+-- names for 'presence', else {members, truncated (0, 1 or 2: see below),
+-- newest id, entries after since}.
 --
 -- Under Redis Cluster the gateways zset and the room sets are on another
 -- node than the room: KEYS[3] and KEYS[4] are then the stream's key again,
 -- not used; the gateway adds the room to its set itself, and presence
--- counts the names of a dead gateway until the survivors reap it.
+-- counts the names of a dead gateway until the survivors reap it. (The
+-- event stream is not offered under Redis Cluster: config.c refuses it.)
 --#include now.lua
 --#include drop_name.lua
+--#include event.lua
 
 -- Lists the distinct live names of a presence hash, forgetting the entries
 -- of gateways whose heartbeat lapsed. Fields are "<gateway>\t<name>".
@@ -56,6 +59,8 @@ if mode == 'join' then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[5], string.match(ARGV[2], '\t(.*)$'), 1)
   if ARGV[6] ~= '1' then redis.call('SADD', KEYS[4], ARGV[4]) end
+  local gw, name = string.match(ARGV[2], '^(.*)\t(.*)$')
+  event(ARGV[7], ARGV[8], 'type', 'join', 'room', ARGV[4], 'user', name, 'gateway', gw)
 end
 -- Names of a gateway that died count until the survivors reap it (within
 -- about 20 s); presence requests leave them out.

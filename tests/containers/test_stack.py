@@ -135,8 +135,8 @@ def test_runtime_image_runs_as_a_non_root_user(cluster):
 
 
 def test_redis_requires_the_password_the_gateways_read_from_the_secret(cluster):
-    # Without the password Redis refuses; with the one the redis service
-    # wrote to the secret volume it answers; the gateways are up, so they
+    # Without the password Redis refuses; with the one the secrets service
+    # wrote to the secrets volume it answers; the gateways are up, so they
     # logged in with it (the compose file gives it as a file, not argv).
     refused = cluster.compose("exec", "-T", "redis", "redis-cli", "ping", timeout=30).stdout
     assert "NOAUTH" in refused, refused
@@ -146,10 +146,31 @@ def test_redis_requires_the_password_the_gateways_read_from_the_secret(cluster):
     assert answered.strip() == "PONG", answered
     for name in ("gateway1", "gateway2", "gateway3"):
         args = cluster.compose("exec", "-T", name, "cat", "/proc/1/cmdline", timeout=30).stdout
-        password = cluster.compose("exec", "-T", name, "cat", "/run/secrets/redis/password",
+        password = cluster.compose("exec", "-T", name, "cat", "/run/secrets/chat/password",
                                    timeout=30).stdout.strip()
         assert password and password not in args, name
     assert http_status("http://127.0.0.1:8081/readyz") == 200
+
+
+def test_server_api_answers_inside_with_the_generated_key(cluster):
+    # The key the secrets service made; the API on 8090 of a gateway, reached
+    # from inside its container (nothing publishes it), answers for the
+    # cluster with it and refuses without it.
+    key = cluster.compose("exec", "-T", "gateway1", "cat", "/run/secrets/chat/api-key",
+                          timeout=30).stdout.strip()
+    assert len(key) >= 16
+
+    def api(name, header=""):
+        # The runtime image has bash but no curl.
+        script = ('exec 3<>/dev/tcp/127.0.0.1/8090; '
+                  'printf "GET /api/info HTTP/1.0\\r\\nHost: api\\r\\n%s\\r\\n" "$1" >&3; '
+                  'IFS=" " read -r _ status _ <&3; echo "$status"')
+        return cluster.compose("exec", "-T", name, "bash", "-c", script, "_", header,
+                               timeout=30, check=False).stdout.strip()
+
+    for name in ("gateway1", "gateway2", "gateway3"):
+        assert api(name, f"Authorization: Bearer {key}\r\n") == "200", name
+        assert api(name) == "401", name
 
 
 def test_figures_image_size_and_idle_memory(cluster, figures):

@@ -70,20 +70,28 @@ def test_haproxy_cfg_passes_haproxy_c_with_compose_defaults():
 def test_compose_file_is_valid_and_has_the_topology():
     services = compose_config()["services"]
     default = {name for name, service in services.items() if "profiles" not in service}
-    assert default == {"redis", "haproxy", "gateway", *GATEWAY_SERVICES}
+    assert default == {"secrets", "redis", "haproxy", "gateway", *GATEWAY_SERVICES}
     assert "healthcheck" in services["redis"]
     # Redis requires a password, never given on its command line.
     redis_script = services["redis"]["command"][-1]
     assert "requirepass" in redis_script and "--requirepass" not in redis_script
-    assert ("redis-secret", "/secrets", False) in mounts(services["redis"])
+    assert ("secrets", "/secrets", True) in mounts(services["redis"])
+    assert services["redis"]["depends_on"]["secrets"]["condition"] == \
+        "service_completed_successfully"
+    # The secrets are made at the first up, into the volume, never kept in
+    # the repository.
+    maker = services["secrets"]
+    assert ("secrets", "/secrets", False) in mounts(maker)
+    assert "/dev/urandom" in maker["command"][-1] and maker["network_mode"] == "none"
     assert services["redis"]["networks"] == {"redis": None}
     for name in (*GATEWAY_SERVICES, "gateway"):
         gateway = services[name]
         assert gateway["environment"]["GATEWAY_REDIS"] == "redis://redis:6379"
-        # The password from the volume Redis writes it to, as a file.
-        secret = gateway["environment"]["GATEWAY_REDIS_PASSWORD_FILE"]
-        assert secret == "/run/secrets/redis/password", name
-        assert ("redis-secret", "/run/secrets/redis", True) in mounts(gateway), name
+        # The password and the API key from the secrets volume, as files.
+        env = gateway["environment"]
+        assert env["GATEWAY_REDIS_PASSWORD_FILE"] == "/run/secrets/chat/password", name
+        assert env["GATEWAY_API_KEY_FILE"] == "/run/secrets/chat/api-key", name
+        assert ("secrets", "/run/secrets/chat", True) in mounts(gateway), name
         assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
         assert seconds(gateway["stop_grace_period"]) > SHUTDOWN_TIMEOUT_S
         assert gateway["build"]["dockerfile"] == "deploy/Dockerfile"
@@ -173,7 +181,7 @@ def test_k8s_gateway_deployment_probes_shutdown_and_resources():
     pod = objects[("Deployment", "chat-gateway")]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": 8080}
+    assert ports == {"http": 8080, "api": 8090}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
@@ -185,8 +193,8 @@ def test_k8s_gateway_deployment_probes_shutdown_and_resources():
     assert env["GATEWAY_REDIS"]["value"] == "redis://redis:6379"
     # Redis's password from the Secret both Deployments mount as a file.
     assert env["GATEWAY_REDIS_PASSWORD_FILE"]["value"] == "/run/secrets/redis/password"
-    (mount,) = container["volumeMounts"]
-    assert mount["mountPath"] == "/run/secrets/redis" and mount["readOnly"] is True
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/run/secrets/redis"]
+    assert mount["readOnly"] is True
     (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     assert volume["secret"]["secretName"] == "redis-auth"
     redis_pod = objects[("Deployment", "redis")]["spec"]["template"]["spec"]
@@ -209,6 +217,32 @@ def test_k8s_services_select_their_pods():
         assert service["spec"]["ports"][0]["targetPort"] == port
     backend = objects[("Ingress", "chat-gateway")]["spec"]["rules"][0]["http"]["paths"][0]
     assert backend["backend"]["service"] == {"name": "chat-gateway", "port": {"name": "http"}}
+
+
+def test_server_api_stays_inside():
+    """The server API listens on its own port, which no public path reaches:
+    compose publishes no 8090, the public Service and the Ingress name only
+    http, and the API's Service is ClusterIP behind a NetworkPolicy."""
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name in (*GATEWAY_SERVICES, "gateway"):
+        assert "8090" not in str(services[name].get("ports", [])), name
+    objects = k8s_objects()
+    pod = objects[("Deployment", "chat-gateway")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["GATEWAY_API_LISTEN"] == "0.0.0.0:8090"
+    assert env["GATEWAY_API_KEY_FILE"].startswith("/etc/chat-gateway-api/")
+    public = objects[("Service", "chat-gateway")]["spec"]
+    assert [p["targetPort"] for p in public["ports"]] == ["http"]
+    assert public.get("type", "ClusterIP") == "ClusterIP"
+    api = objects[("Service", "chat-gateway-api")]["spec"]
+    assert api["type"] == "ClusterIP" and [p["targetPort"] for p in api["ports"]] == ["api"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "api-key"]
+    assert mount["readOnly"] is True and env["GATEWAY_API_KEY_FILE"].startswith(mount["mountPath"])
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "api-key"]
+    assert volume["secret"]["secretName"] == "chat-gateway-api-key"
+    policy = objects[("NetworkPolicy", "chat-gateway-api")]["spec"]
+    api_rules = [r for r in policy["ingress"] if {"port": "api", "protocol": "TCP"} in r["ports"]]
+    assert api_rules and all(r.get("from") for r in api_rules)
 
 
 def test_dockerfile_stages_user_healthcheck_and_signal():

@@ -33,7 +33,23 @@ static void broadcast(void *ctx, struct frame *f)
             send_frame(h, &h->clients[i]->req, f);
 }
 
-const struct requester_ops client_ops = {send_frame, close_client, broadcast};
+/* As a session's: the server API's instructions, on the clients of the
+ * name (the fuzzer's clients make none, but the wiring is the gateway's). */
+static void control(void *ctx, const struct proto_control *c)
+{
+    struct harness *h = ctx;
+    for (int i = 0; i < CLIENTS; i++) {
+        struct client *cl = h->clients[i];
+        if (!cl || cl->req.closing || strcmp(cl->req.name, c->user) != 0)
+            continue;
+        if (c->op == PROTO_CONTROL_DISCONNECT)
+            cl->req.closing = true;
+        else
+            requests_remove_from_room(&h->rq, &cl->req, c->room, c->room_len);
+    }
+}
+
+const struct requester_ops client_ops = {send_frame, close_client, broadcast, control};
 
 void clients_check_received(struct harness *h, const char *room, size_t room_len,
                             const struct msgid *id)

@@ -60,7 +60,7 @@ static void d_publish_chat(struct bus *b, const struct bus_chat *m, bus_chat_fn 
 {
     struct defer_bus *d = self(b);
     if (d->down)
-        done(arg, -1, NULL);
+        done(arg, -1, NULL, NULL);
     else
         d->inner->ops->publish_chat(d->inner, m, done, arg);
 }

@@ -8,7 +8,9 @@
  *
  * Checks: a parse that succeeds leaves a configuration config_parse
  * promises (NUL-terminated strings, a valid id, every number in its row's
- * range, the rules between settings); an
+ * range, the rules between settings, 1 to 16 distinct sentinels and a valid
+ * master name with redis[s]+sentinel://, seeds and database 0 with
+ * redis[s]+cluster://); an
  * error leaves a message; durations and sizes have the value exact
  * arithmetic gives. */
 #include <ctype.h>
@@ -135,6 +137,31 @@ static bool ref_escapes_ok(const char *s, size_t n)
     return true;
 }
 
+/* The sentinels and the master name of a redis[s]+sentinel:// setting:
+ * 1 to 16 distinct sentinels with a host and a port in range, a master name
+ * of 1 to 128 letters, digits, '.', '-' or '_'. */
+static bool sentinel_violation(const struct config *c)
+{
+    if (c->n_redis_sentinels < 1 || c->n_redis_sentinels > CONFIG_SENTINELS_MAX ||
+        !TERMINATED(c, redis_master_name))
+        return true;
+    for (unsigned i = 0; i < c->n_redis_sentinels; i++) {
+        const struct config_address *a = &c->redis_sentinels[i];
+        if (strnlen(a->host, sizeof(a->host)) == sizeof(a->host) || !a->host[0] || a->port < 1 ||
+            a->port > 65535)
+            return true;
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(c->redis_sentinels[j].host, a->host) == 0 &&
+                c->redis_sentinels[j].port == a->port)
+                return true;
+    }
+    size_t n = strlen(c->redis_master_name);
+    if (!n || strspn(c->redis_master_name,
+                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != n)
+        return true;
+    return false;
+}
+
 static void check_redis_url(const char *s)
 {
     struct config *c = calloc(1, sizeof(*c));
@@ -146,16 +173,34 @@ static void check_redis_url(const char *s)
         fail("a Redis URL refused without a reason", s);
     if (!ok && (c->redis_password[0] || c->redis_password_from != CONFIG_SECRET_NONE))
         fail("a refused Redis URL left a password behind", s);
-    if (ok && (!TERMINATED(c, redis_host) || !TERMINATED(c, redis_user) ||
-               !TERMINATED(c, redis_password) || c->redis_port < 1 || c->redis_port > 65535 ||
-               c->redis_db > CONFIG_REDIS_DB_MAX || !c->redis_host[0]))
+    if (ok &&
+        (!TERMINATED(c, redis_host) || !TERMINATED(c, redis_user) ||
+         !TERMINATED(c, redis_password) || c->redis_db > CONFIG_REDIS_DB_MAX ||
+         (!c->redis_sentinel && (c->redis_port < 1 || c->redis_port > 65535 || !c->redis_host[0]))))
         fail("a Redis URL accepted with an unterminated field or a value out of range", s);
+    if (ok && c->redis_sentinel && sentinel_violation(c))
+        fail("a sentinel URL accepted with a sentinel or master name out of bounds", s);
     if (ok && (c->redis_password[0] != '\0') != (c->redis_password_from == CONFIG_SECRET_URL))
         fail("a Redis URL's password and its source disagree", s);
-    /* The credentials, before the last '@', hold only complete escapes. */
-    if (ok && c->redis_tls != (strncmp(s, "rediss://", 9) == 0))
-        fail("a Redis URL whose TLS setting disagrees with its scheme", s);
-    size_t scheme = c->redis_tls ? 9 : 8;
+    if (ok && c->redis_cluster &&
+        (!TERMINATED(c, redis_seeds) || !c->redis_seeds[0] || c->redis_db != 0))
+        fail("a cluster URL accepted without seeds or with a database", s);
+    /* The scheme decides TLS, Sentinel and Cluster; the credentials, before
+     * the last '@', hold only complete escapes. */
+    static const struct {
+        const char *name;
+        bool tls, sentinel, cluster;
+    } schemes[] = {
+        {"redis://", false, false, false},         {"rediss://", true, false, false},
+        {"redis+sentinel://", false, true, false}, {"rediss+sentinel://", true, true, false},
+        {"redis+cluster://", false, false, true},  {"rediss+cluster://", true, false, true}};
+    size_t i = 0, n_schemes = sizeof(schemes) / sizeof(schemes[0]);
+    while (i < n_schemes && strncmp(s, schemes[i].name, strlen(schemes[i].name)) != 0)
+        i++;
+    if (ok && (i == n_schemes || c->redis_tls != schemes[i].tls ||
+               c->redis_sentinel != schemes[i].sentinel || c->redis_cluster != schemes[i].cluster))
+        fail("a Redis URL whose TLS, Sentinel or Cluster setting disagrees with its scheme", s);
+    size_t scheme = i < n_schemes ? strlen(schemes[i].name) : 0;
     const char *at = strrchr(s, '@');
     if (ok && at && !ref_escapes_ok(s + scheme, (size_t)(at - s) - scheme))
         fail("a Redis URL accepted with a bad escape in its credentials", s);
@@ -185,7 +230,9 @@ static const char *config_violation(const struct config *c)
         !TERMINATED(c, redis_password_file) || !TERMINATED(c, id) || !TERMINATED(c, client_dir) ||
         !TERMINATED(c, jwt_secret) || !TERMINATED(c, tls_cert) || !TERMINATED(c, tls_key) ||
         !TERMINATED(c, redis_tls_ca) || !TERMINATED(c, redis_tls_cert) ||
-        !TERMINATED(c, redis_tls_key) || !TERMINATED(c, redis_tls_server_name))
+        !TERMINATED(c, redis_tls_key) || !TERMINATED(c, redis_tls_server_name) ||
+        !TERMINATED(c, redis_sentinel_password) || !TERMINATED(c, redis_sentinel_password_file) ||
+        !TERMINATED(c, redis_master_name))
         return "a string setting without its NUL";
     if (!proto_valid_name(c->id, strlen(c->id), GATEWAY_ID_MAX))
         return "a gateway id that is not 1 to 64 bytes without control characters";
@@ -197,8 +244,17 @@ static const char *config_violation(const struct config *c)
     if (c->pong_timeout_ms <= c->ping_interval_ms || !c->tls_cert[0] != !c->tls_key[0] ||
         (c->rate_limit && !c->rate_burst) || c->send_queue_limit / 2 < c->max_message_bytes)
         return "a configuration that breaks a rule between settings";
-    if (c->redis_enabled && (c->redis_port < 1 || c->redis_port > 65535))
+    if (c->redis_enabled && !c->redis_sentinel && (c->redis_port < 1 || c->redis_port > 65535))
         return "a Redis port out of range";
+    if (c->redis_enabled && c->redis_sentinel && sentinel_violation(c))
+        return "sentinels or a master name out of bounds";
+    if ((c->redis_sentinel_password_from == CONFIG_SECRET_NONE) != !c->redis_sentinel_password[0])
+        return "a sentinel password without its source, or a source without one";
+    if (c->redis_sentinel_password[0] && !(c->redis_enabled && c->redis_sentinel))
+        return "a sentinel password without sentinels";
+    if (c->redis_enabled && c->redis_cluster &&
+        (strpbrk(c->redis_prefix, "{}") || c->api_listen[0] || c->events_stream))
+        return "Redis Cluster with a braced prefix, the server API or the event stream";
     if (c->redis_enabled && c->redis_user[0] && !c->redis_password[0])
         return "a Redis user without a password";
     if ((c->redis_password_from == CONFIG_SECRET_NONE) != !c->redis_password[0])

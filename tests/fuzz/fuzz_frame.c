@@ -71,6 +71,12 @@ static void on_broadcast(void *ctx, struct frame *f)
     h->wired.broadcast_frame(h->wired.ctx, f);
 }
 
+static void on_control(void *ctx, struct frame *f)
+{
+    struct harness *h = ctx;
+    h->wired.control(h->wired.ctx, f);
+}
+
 static void on_subscribed(void *ctx, const char *room, size_t room_len, int status)
 {
     struct harness *h = ctx;
@@ -94,7 +100,12 @@ static void setup(struct harness *h, uint8_t settings, bool deferred)
     h->cfg.max_rooms = VIEW_ROOMS_MAX;
     snprintf(h->cfg.id, sizeof(h->cfg.id), "fuzz-gw");
     h->wired = requests_bus_handlers(&h->rq);
-    struct bus_handlers handlers = {on_room_frame, on_broadcast, on_subscribed, on_history_lost, h};
+    struct bus_handlers handlers = {.room_frame = on_room_frame,
+                                    .broadcast_frame = on_broadcast,
+                                    .control = on_control,
+                                    .subscribed = on_subscribed,
+                                    .history_lost = on_history_lost,
+                                    .ctx = h};
     h->bus = bus_local_new(base, &h->cfg, &handlers);
     if (h->bus && deferred)
         h->bus = defer_bus_new(h->bus);

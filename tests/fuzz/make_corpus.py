@@ -150,6 +150,12 @@ CONFIG_SEEDS = {
     "ping_vs_pong": b"--ping-interval\n60s\n--pong-timeout\n60s",
     "long_id": b"--id\n" + b"g" * 65,
     "nul_separated": b"--listen\x00localhost:80\x00--id\x00caf\xc3\xa9",
+    "redis_sentinel": b"--redis\nrediss+sentinel://gw:p%40ss@10.0.0.1,[::1]:26380,h:1/mymaster/3"
+                      b"\nGATEWAY_REDIS_SENTINEL_PASSWORD=s\n--redis-sentinel-password-file\n/pw"
+                      b"\nredis+sentinel://h,,h/m\nredis+sentinel://h/bad name",
+    "redis_cluster": b"--redis\nrediss+cluster://gw:p%40ss@10.0.0.1:7000,[::1]:7001,h\n"
+                     b"--redis-prefix\nchat:\nredis+cluster://h,,h\nredis+cluster://h:7000/1\n"
+                     b"--events-stream\non\n--api-listen\n127.0.0.1:1",
     "values": b"0\n18446744073709551615\n999999999999999999\n1.\n.5\n1e3\n-1\n+1\n0x10"
               b"\n1.5ms\n1k\n1m\n1g\n1048576m\nredis://h\nredis://h:0\nredis://h/0\nh:65536",
 }

@@ -32,38 +32,54 @@ def _read_reply(f):
     raise ConnectionError(f"unexpected reply from redis: {line!r}")
 
 
-def redis_command(port, *args, timeout=2.0):
-    """Run one command on a fresh connection, e.g. redis_command(p, "PUBSUB", "CHANNELS")."""
+def _encode(args):
     parts = [f"*{len(args)}\r\n".encode()]
     for arg in args:
         data = str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def redis_command(port, *args, timeout=2.0, password=None):
+    """Run one command on a fresh connection, e.g. redis_command(p, "PUBSUB", "CHANNELS");
+    after AUTH password when one is given."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"".join(parts))
         with s.makefile("rb") as f:
+            if password is not None:
+                s.sendall(_encode(("AUTH", password)))
+                _read_reply(f)
+            s.sendall(_encode(args))
             return _read_reply(f)
 
 
-def redis_ping(port, timeout=1.0):
-    return redis_command(port, "PING", timeout=timeout) == "PONG"
+def redis_ping(port, timeout=1.0, password=None):
+    return redis_command(port, "PING", timeout=timeout, password=password) == "PONG"
 
 
 class RedisServer:
     """extra: more redis-server flags, after the defaults so they win (e.g.
-    ["--appendonly", "yes"] for a server whose restart keeps its data)."""
+    ["--appendonly", "yes"] for a server whose restart keeps its data).
+    password: requirepass (and masterauth, for a replica of a server with
+    the same password); the harness's own commands AUTH with it."""
 
-    def __init__(self, workdir, extra=()):
+    def __init__(self, workdir, extra=(), password=None):
         self.extra = list(extra)
+        self.password = password
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = None
         self.process = None
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
 
+    def argv(self):
+        """The command line (the port is chosen): a subclass may run another kind."""
+        secret = ["--requirepass", self.password, "--masterauth", self.password] \
+            if self.password is not None else []
+        return [self.binary, "--port", self.port, "--bind", "127.0.0.1",
+                "--dir", self.workdir, "--save", "", "--appendonly", "no", *secret, *self.extra]
+
     def _launch(self, timeout):
-        argv = [self.binary, "--port", self.port, "--bind", "127.0.0.1",
-                "--dir", self.workdir, "--save", "", "--appendonly", "no", *self.extra]
-        self.process = Process(argv, self.workdir / "redis.log").start()
+        self.process = Process(self.argv(), self.workdir / "redis.log").start()
         try:
             wait_until(self._ready, timeout, what=f"redis-server on port {self.port}")
         except AssertionError:
@@ -73,7 +89,7 @@ class RedisServer:
     def _ready(self):
         if not self.process.running():
             raise GiveUp("redis-server exited")
-        return redis_ping(self.port)
+        return redis_ping(self.port, password=self.password)
 
     def start(self, timeout=10.0):
         """Start on a fresh free port (retrying if another process grabbed it)."""
@@ -94,7 +110,7 @@ class RedisServer:
         return self
 
     def command(self, *args):
-        return redis_command(self.port, *args)
+        return redis_command(self.port, *args, password=self.password)
 
     def stop(self, timeout=10.0):
         return self.process.stop(timeout) if self.process else None

@@ -708,12 +708,15 @@ static void test_redis_cluster_url(void)
     CHECK(redis_url("rediss+cluster://u:p%40w@a:7000", "a", 7000) && url_cfg.redis_cluster &&
           url_cfg.redis_tls && strcmp(url_cfg.redis_user, "u") == 0 &&
           strcmp(url_cfg.redis_password, "p@w") == 0 && strcmp(url_cfg.redis_seeds, "a:7000") == 0);
-    CHECK(bad_redis_url("redis+cluster://a:7000/1", "database 0 only"));
-    CHECK(bad_redis_url("redis+cluster://a:7000/", "database 0 only"));
-    CHECK(bad_redis_url("redis+cluster://a:7000,", "no host"));
-    CHECK(bad_redis_url("redis+cluster://,a:7000", "no host"));
-    CHECK(bad_redis_url("redis+cluster://a:7000,b:0", "port"));
-    CHECK(bad_redis_url("redis+cluster://u:p@", "no host"));
+    static const char *const bad[][2] = {{"redis+cluster://a:7000/1", "database 0 only"},
+                                         {"redis+cluster://a:7000/", "database 0 only"},
+                                         {"redis+cluster://a:7000,", "no host"},
+                                         {"redis+cluster://,a:7000", "no host"},
+                                         {"redis+cluster://a:7000,b:0", "port"},
+                                         {"redis+cluster://u:p@", "no host"},
+                                         {"redis+sentinel+cluster://a:7000/m", "not redis[s]://"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(bad_redis_url(bad[i][0], bad[i][1]));
     char many[1200] = "redis+cluster://";
     while (strlen(many) < sizeof(many) - 20)
         strcat(many, "host-name-a:7000,");
@@ -996,6 +999,192 @@ static void test_redis_password_sources(void)
     clear_env();
 }
 
+/* redis[s]+sentinel://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]. */
+static bool sentinel_url(const char *s, unsigned n, const char *master)
+{
+    memset(&url_cfg, 0, sizeof(url_cfg));
+    url_why = NULL;
+    if (!config_parse_redis_url(s, &url_cfg, &url_why)) {
+        fprintf(stderr, "  %s: refused: %s\n", s, url_why ? url_why : "(none)");
+        return false;
+    }
+    return url_cfg.redis_sentinel && url_cfg.n_redis_sentinels == n &&
+           strcmp(url_cfg.redis_master_name, master) == 0 && !url_cfg.redis_host[0] &&
+           url_cfg.redis_port == 0;
+}
+
+static void test_redis_sentinel_url(void)
+{
+    CHECK(sentinel_url("redis+sentinel://10.0.0.1:26380/mymaster", 1, "mymaster"));
+    CHECK_STR(url_cfg.redis_sentinels[0].host, "10.0.0.1");
+    CHECK_INT(url_cfg.redis_sentinels[0].port, ==, 26380);
+    CHECK(!url_cfg.redis_tls && url_cfg.redis_db == 0 && !url_cfg.redis_password[0]);
+    /* Sentinel's own default port; IPv6; several; a database; TLS. */
+    CHECK(sentinel_url("rediss+sentinel://a,b:1,[::1],[::1]:2/chat-primary.v2_x/7", 4,
+                       "chat-primary.v2_x"));
+    CHECK(url_cfg.redis_tls && url_cfg.redis_db == 7);
+    CHECK_STR(url_cfg.redis_sentinels[0].host, "a");
+    CHECK_INT(url_cfg.redis_sentinels[0].port, ==, CONFIG_SENTINEL_PORT);
+    CHECK_INT(url_cfg.redis_sentinels[1].port, ==, 1);
+    CHECK_STR(url_cfg.redis_sentinels[2].host, "::1");
+    CHECK_INT(url_cfg.redis_sentinels[2].port, ==, 26379);
+    CHECK_INT(url_cfg.redis_sentinels[3].port, ==, 2);
+    CHECK(sentinel_url("redis+sentinel://h/m/", 1, "m") && url_cfg.redis_db == 0);
+    /* The credentials are the data nodes', decoded as with redis://. */
+    CHECK(sentinel_url("redis+sentinel://gw:p%40ss@s1,s2/m", 2, "m"));
+    CHECK_STR(url_cfg.redis_user, "gw");
+    CHECK_STR(url_cfg.redis_password, "p@ss");
+    CHECK(url_cfg.redis_password_from == CONFIG_SECRET_URL);
+    CHECK(sentinel_url("redis+sentinel://:a/b@c@s1/m", 1, "m"));
+    CHECK_STR(url_cfg.redis_password, "a/b@c");
+    /* 16 sentinels, not 17. */
+    char url[400] = "redis+sentinel://";
+    for (int i = 0; i < 17; i++)
+        snprintf(url + strlen(url), sizeof(url) - strlen(url), "%sh%d", i ? "," : "", i);
+    CHECK(bad_redis_url(url, "more than 16 sentinels"));
+    *strrchr(url, ',') = '\0';
+    strcat(url, "/m");
+    CHECK(sentinel_url(url, 16, "m"));
+
+    CHECK(bad_redis_url("redis+sentinel://", "no sentinel"));
+    CHECK(bad_redis_url("redis+sentinel:///m", "no sentinel"));
+    CHECK(bad_redis_url("redis+sentinel://h", "no master name"));
+    CHECK(bad_redis_url("redis+sentinel://h/", "no master name"));
+    CHECK(bad_redis_url("redis+sentinel://h,/m", "an empty sentinel address"));
+    CHECK(bad_redis_url("redis+sentinel://,h/m", "an empty sentinel address"));
+    CHECK(bad_redis_url("redis+sentinel://h,,i/m", "an empty sentinel address"));
+    CHECK(bad_redis_url("redis+sentinel://h:0/m", "port"));
+    CHECK(bad_redis_url("redis+sentinel://h,i:65536/m", "port"));
+    CHECK(bad_redis_url("redis+sentinel://bad host/m", "host"));
+    CHECK(bad_redis_url("redis+sentinel://h:26379,h/m", "a sentinel listed twice"));
+    CHECK(bad_redis_url("redis+sentinel://h/my%20master", "master name"));
+    CHECK(bad_redis_url("redis+sentinel://h/a b", "master name"));
+    CHECK(bad_redis_url("redis+sentinel://h/m/x", "database"));
+    CHECK(bad_redis_url("redis+sentinel://h/m/1/2", "database"));
+    CHECK(bad_redis_url("redis+sentinel://u:@h/m", "empty password"));
+    CHECK(bad_redis_url("redis+sentinel://u:p%zz@h/m", "two hex digits in the password"));
+    char name[200];
+    memset(name, 'n', 129);
+    name[129] = '\0';
+    snprintf(url, sizeof(url), "redis+sentinel://h/%s", name);
+    CHECK(bad_redis_url(url, "master name"));
+    name[128] = '\0';
+    snprintf(url, sizeof(url), "redis+sentinel://h/%s", name);
+    CHECK(sentinel_url(url, 1, name));
+    static const char *const bad_schemes[] = {"redis-sentinel://h/m", "sentinel://h/m",
+                                              "redis+sentinels://h/m", "REDIS+SENTINEL://h/m"};
+    for (size_t i = 0; i < sizeof(bad_schemes) / sizeof(bad_schemes[0]); i++)
+        CHECK(bad_redis_url(bad_schemes[i], "redis[s]+sentinel://"));
+
+    /* A later URL replaces an earlier one whole: the twin's sentinels are
+     * not kept under the flag's redis://, nor its host under sentinels. */
+    clear_env();
+    struct config c;
+    setenv("GATEWAY_REDIS", "redis+sentinel://s1,s2/m", 1);
+    CHECK_INT(parse(&c, "--redis", "redis://h:1", NULL), ==, CONFIG_OK);
+    CHECK(!c.redis_sentinel && c.n_redis_sentinels == 0 && !c.redis_master_name[0]);
+    CHECK_STR(c.redis_host, "h");
+    config_free(&c);
+    setenv("GATEWAY_REDIS", "redis://h:1", 1);
+    CHECK_INT(parse(&c, "--redis", "redis+sentinel://s1/m", NULL), ==, CONFIG_OK);
+    CHECK(c.redis_sentinel && c.n_redis_sentinels == 1 && !c.redis_host[0]);
+    config_free(&c);
+    clear_env();
+    /* TLS settings go with rediss+sentinel:// as with rediss://. */
+    CHECK_INT(parse(&c, "--redis", "redis+sentinel://s1/m", "--redis-tls-server-name", "x", NULL),
+              ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-tls-server-name") && strstr(err, "rediss+sentinel://"));
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis", "rediss+sentinel://s1/m", "--redis-tls-server-name", "x", NULL),
+              ==, CONFIG_OK);
+    config_free(&c);
+}
+
+/* The sentinels' own password: GATEWAY_REDIS_SENTINEL_PASSWORD or
+ * --redis-sentinel-password-file, one of them, only with sentinels. */
+static void test_redis_sentinel_password(void)
+{
+    clear_env();
+    unsetenv(CONFIG_REDIS_PASSWORD_ENV);
+    unsetenv(CONFIG_REDIS_SENTINEL_PASSWORD_ENV);
+    struct config c;
+    snprintf(pwfile, sizeof(pwfile), "/tmp/test_config_spw.%d", (int)getpid());
+    write_file(pwfile, "sentinel-file\n", 14);
+    const char *url = "redis+sentinel://:data@s1,s2/m";
+
+    CHECK_INT(parse(&c, "--redis", url, NULL), ==, CONFIG_OK);
+    CHECK(!c.redis_sentinel_password[0] && c.redis_sentinel_password_from == CONFIG_SECRET_NONE);
+    CHECK_STR(c.redis_password, "data");
+    config_free(&c);
+    CHECK_INT(parse(&c, "--redis", url, "--redis-sentinel-password-file", pwfile, NULL), ==,
+              CONFIG_OK);
+    CHECK_STR(c.redis_sentinel_password, "sentinel-file");
+    CHECK(c.redis_sentinel_password_from == CONFIG_SECRET_FILE);
+    CHECK_STR(c.redis_password, "data"); /* the data nodes' stays theirs */
+    config_free(&c);
+    CHECK(!c.redis_sentinel_password[0]); /* zeroed */
+    setenv("GATEWAY_REDIS_SENTINEL_PASSWORD_FILE", pwfile, 1);
+    CHECK_INT(parse(&c, "--redis", url, NULL), ==, CONFIG_OK);
+    CHECK_STR(c.redis_sentinel_password, "sentinel-file");
+    config_free(&c);
+    unsetenv("GATEWAY_REDIS_SENTINEL_PASSWORD_FILE");
+    setenv(CONFIG_REDIS_SENTINEL_PASSWORD_ENV, "sentinel env", 1);
+    CHECK_INT(parse(&c, "--redis", url, NULL), ==, CONFIG_OK);
+    CHECK_STR(c.redis_sentinel_password, "sentinel env");
+    CHECK(c.redis_sentinel_password_from == CONFIG_SECRET_ENV);
+    config_free(&c);
+
+    /* Both: an error naming the flag and the variable, not the secrets. */
+    CHECK_INT(parse(&c, "--redis", url, "--redis-sentinel-password-file", pwfile, NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-sentinel-password-file") &&
+          strstr(err, CONFIG_REDIS_SENTINEL_PASSWORD_ENV) && !strstr(err, "sentinel env") &&
+          !strstr(err, "sentinel-file"));
+    config_free(&c);
+    /* Without sentinels: it would be silently unused. */
+    CHECK_INT(parse(&c, "--redis", "redis://h", NULL), ==, CONFIG_ERROR);
+    CHECK(strstr(err, CONFIG_REDIS_SENTINEL_PASSWORD_ENV " (--redis-sentinel-password-file)") &&
+          strstr(err, "redis+sentinel://"));
+    config_free(&c);
+    CHECK_INT(parse(&c, NULL), ==, CONFIG_ERROR);
+    config_free(&c);
+    setenv(CONFIG_REDIS_SENTINEL_PASSWORD_ENV, "", 1); /* empty: unset */
+    CHECK_INT(parse(&c, "--redis", "redis://h", NULL), ==, CONFIG_OK);
+    config_free(&c);
+    unsetenv(CONFIG_REDIS_SENTINEL_PASSWORD_ENV);
+    CHECK_INT(parse(&c, "--redis", "rediss://h", "--redis-sentinel-password-file", pwfile, NULL),
+              ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-sentinel-password-file") && strstr(err, "redis+sentinel://"));
+    config_free(&c);
+
+    /* Unreadable, empty, too long: exit 2 naming the flag. */
+    CHECK_INT(parse(&c, "--redis", url, "--redis-sentinel-password-file", "/nonexistent/spw", NULL),
+              ==, CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-sentinel-password-file") && strstr(err, "/nonexistent/spw") &&
+          strstr(err, "No such file"));
+    config_free(&c);
+    write_file(pwfile, "\r\n", 2);
+    CHECK_INT(parse(&c, "--redis", url, "--redis-sentinel-password-file", pwfile, NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-sentinel-password-file") && strstr(err, "empty"));
+    config_free(&c);
+    char big[600];
+    memset(big, 'x', sizeof(big));
+    write_file(pwfile, big, sizeof(big));
+    CHECK_INT(parse(&c, "--redis", url, "--redis-sentinel-password-file", pwfile, NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis-sentinel-password-file") && strstr(err, "longer"));
+    config_free(&c);
+    unlink(pwfile);
+    /* A malformed sentinel URL's error names --redis and shows no password. */
+    CHECK_INT(parse(&c, "--redis", "redis+sentinel://u:topsecret@s1/bad name", NULL), ==,
+              CONFIG_ERROR);
+    CHECK(strstr(err, "--redis") && strstr(err, "'redis+sentinel://***@s1/bad name'") &&
+          strstr(err, "master name") && !strstr(err, "topsecret"));
+    config_free(&c);
+    clear_env();
+}
+
 int main(int argc, char **argv)
 {
     CHECK_ARGS(argc, argv);
@@ -1021,5 +1210,7 @@ int main(int argc, char **argv)
     RUN(test_redact_url);
     RUN(test_redis_password_sources);
     RUN(test_redis_tls_flags);
+    RUN(test_redis_sentinel_url);
+    RUN(test_redis_sentinel_password);
     return CHECK_DONE("test_config");
 }

@@ -656,6 +656,52 @@ static void test_joined(void)
     }
 }
 
+/* Control frames: what one gateway encodes, every other decodes the same;
+ * anything else on the broadcast channel is refused. */
+static void test_control_round_trip(void)
+{
+    struct proto_control in = {.op = PROTO_CONTROL_DISCONNECT,
+                               .user = "mallory",
+                               .code = 4003,
+                               .reason = "banned \"for\" spam"};
+    struct frame *f = proto_control(&in);
+    struct proto_control out;
+    if (CHECK(f != NULL) && CHECK(proto_is_control(f)) && CHECK(proto_control_decode(f, &out))) {
+        CHECK_INT(out.op, ==, PROTO_CONTROL_DISCONNECT);
+        CHECK_STR(out.user, "mallory");
+        CHECK_INT(out.code, ==, 4003);
+        CHECK_STR(out.reason, "banned \"for\" spam");
+    }
+    frame_unref(f);
+    struct proto_control leave = {.op = PROTO_CONTROL_LEAVE, .user = "bob", .room_len = 6};
+    memcpy(leave.room, "部屋", 6);
+    f = proto_control(&leave);
+    if (CHECK(f != NULL) && CHECK(proto_control_decode(f, &out))) {
+        CHECK_INT(out.op, ==, PROTO_CONTROL_LEAVE);
+        CHECK_STR(out.room, "部屋");
+        CHECK_INT(out.room_len, ==, 6);
+    }
+    frame_unref(f);
+    static const char *const bad[] = {
+        "{\"type\":\"control\",\"op\":\"explode\",\"user\":\"a\"}",
+        "{\"type\":\"control\",\"op\":\"disconnect\",\"user\":\"a\",\"code\":70000,"
+        "\"reason\":\"\"}",
+        "{\"type\":\"control\",\"op\":\"disconnect\",\"user\":\"a\",\"code\":1000}",
+        "{\"type\":\"control\",\"op\":\"leave\",\"user\":\"a\"}",
+        "{\"type\":\"control\",\"op\":\"leave\",\"user\":\"\",\"room\":\"r\"}",
+        "{\"type\":\"control\",",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        f = frame_copy(bad[i], strlen(bad[i]));
+        CHECK(proto_is_control(f));
+        CHECK(!proto_control_decode(f, &out));
+        frame_unref(f);
+    }
+    f = frame_copy("{\"type\":\"chat\"}", 15);
+    CHECK(!proto_is_control(f));
+    frame_unref(f);
+}
+
 int main(int argc, char **argv)
 {
     CHECK_ARGS(argc, argv);
@@ -671,5 +717,6 @@ int main(int argc, char **argv)
     RUN(test_chat_round_trip);
     RUN(test_chat_id_rejects);
     RUN(test_joined);
+    RUN(test_control_round_trip);
     return CHECK_DONE("test_proto");
 }
