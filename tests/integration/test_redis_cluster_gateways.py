@@ -62,6 +62,10 @@ async def test_rooms_spread_over_the_primaries(gateways, redis_cluster):
     channels = [ch for chans in per_node.values() for ch in chans]
     assert len(channels) == len(set(channels)) == len(ROOMS)
     assert {n for chans in per_node.values() for n in chans.values()} == {3}
+    # The mode is cluster; the server named is one of the seeds.
+    labels = [k for k in gws[0].metrics() if k.startswith("gateway_redis_info{")]
+    assert len(labels) == 1 and labels[0].startswith('gateway_redis_info{mode="cluster",'), labels
+    assert any(f'primary="127.0.0.1:{n.port}"' in labels[0] for n in redis_cluster.nodes), labels
     for node in redis_cluster.primaries():
         # Classic pub/sub holds the broadcast channel only.
         assert node.command("PUBSUB", "CHANNELS", "chat:room:*") == []
