@@ -83,6 +83,51 @@ def test_nginx_profile_refuses_the_same_paths(cluster):
         cluster.compose("--profile", "nginx", "rm", "-s", "-f", "nginx", timeout=60)
 
 
+CLUSTER_SERVICES = [*(f"redis-cluster-{i}" for i in range(1, 7)), "redis-cluster-init",
+                    "cluster-gateway1", "cluster-gateway2", "cluster-gateway3"]
+CLUSTER_GATEWAY_PORTS = (8084, 8085, 8086)
+
+
+def test_redis_cluster_profile_chats_across_its_gateways(cluster):
+    """`--profile redis-cluster`: six password-protected Redis nodes made a
+    cluster of 3 primaries and 3 replicas by the one-shot init service, and
+    three gateways on redis+cluster:// (8084-8086) that chat across it, each
+    room on its slot's primary with sharded pub/sub."""
+    profile = ("--profile", "redis-cluster")
+    cluster.compose(*profile, "up", "-d", *CLUSTER_SERVICES, timeout=300)
+    try:
+        for port in CLUSTER_GATEWAY_PORTS:
+            wait_for(lambda: http_status(f"http://127.0.0.1:{port}/readyz") == 200, 120,
+                     f"cluster gateway on {port} ready")
+
+        def redis_cli(*args):
+            script = 'REDISCLI_AUTH="$(cat /secrets/password)" redis-cli "$@"'
+            return cluster.compose("exec", "-T", "redis-cluster-1", "sh", "-c", script, "_",
+                                   *args, timeout=30).stdout
+
+        assert "cluster_state:ok" in redis_cli("cluster", "info")
+        rooms = [f"room-{i}" for i in range(6)]
+
+        async def scenario():
+            clients = [await Client.connect(port, f"c{port}") for port in CLUSTER_GATEWAY_PORTS]
+            for room in rooms:
+                for c in clients:
+                    await c.join(room)
+                await clients[0].chat(f"hello {room}", room=room)
+                for c in clients:
+                    assert (await c.recv_chat(f"hello {room}", timeout=10))["room"] == room
+            await asyncio.gather(*(c.close() for c in clients))
+
+        run_async(scenario(), 90)
+        # Room channels are sharded ones, each on its slot's node: classic
+        # pub/sub carries none of them.
+        classic = redis_cli("--cluster", "call", "redis-cluster-1:6379", "pubsub", "channels")
+        assert not any(room in classic for room in rooms), classic
+    finally:
+        cluster.compose(*profile, "rm", "-s", "-f", *CLUSTER_SERVICES, timeout=120,
+                        check=False)
+
+
 def test_gateway_io_uring_under_the_compose_security_settings(cluster, figures):
     """Says whether the gateways write with io_uring as the compose file runs
     them; where the engine's seccomp profile refuses it, the gateway must say
