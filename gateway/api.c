@@ -24,6 +24,9 @@
 /* How often closed connections are looked for (see sweep). */
 #define SWEEP_MS 100
 #define LISTEN_BACKLOG 128
+/* Bodies up to this many times --api-max-body-bytes are read and refused
+ * by the API itself; larger ones by evhttp while they arrive. */
+#define BODY_HARD_CAP 4
 /* What a disconnect closes with unless the backend says. */
 #define DEFAULT_CLOSE_CODE 1008
 #define DEFAULT_CLOSE_REASON "disconnected by the server"
@@ -528,6 +531,14 @@ static void handle(struct evhttp_request *req, void *arg)
         fail(req, ep, 404, "not_found", "no such endpoint");
         return;
     }
+    size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (body > a->cfg->api_max_body_bytes) {
+        char why[96];
+        snprintf(why, sizeof(why), "the body is over %zu bytes (--api-max-body-bytes)",
+                 a->cfg->api_max_body_bytes);
+        fail(req, ep, 413, "too_large", why);
+        return;
+    }
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd != (r->method == GET ? EVHTTP_REQ_GET : EVHTTP_REQ_POST)) {
         struct evkeyvalq *out = evhttp_request_get_output_headers(req);
@@ -683,7 +694,9 @@ struct api *api_new(struct event_base *base, struct gateway *g)
     }
     evhttp_set_gencb(a->http, handle, a);
     evhttp_set_bevcb(a->http, new_connection, a);
-    evhttp_set_max_body_size(a->http, (ev_ssize_t)cfg->api_max_body_bytes);
+    /* evhttp's own refusal is an uncounted HTML page: it only stops bodies
+     * far over the limit, which handle answers (JSON, counted). */
+    evhttp_set_max_body_size(a->http, (ev_ssize_t)(BODY_HARD_CAP * cfg->api_max_body_bytes));
     evhttp_set_max_headers_size(a->http, (ev_ssize_t)cfg->max_header_bytes);
     evhttp_set_timeout(a->http, (int)((cfg->handshake_timeout_ms + 999) / 1000));
     /* Every method reaches handle, which answers 405 for the wrong one

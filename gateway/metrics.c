@@ -9,7 +9,7 @@
 
 struct metrics metrics;
 
-const int metrics_api_status_codes[API_ST_COUNT] = {200, 400, 401, 404, 405, 500, 503};
+const int metrics_api_status_codes[API_ST_COUNT] = {200, 400, 401, 404, 405, 413, 500, 503};
 static const char *const api_endpoints[API_EP_COUNT] = {"publish",     "broadcast", "presence",
                                                         "rooms",       "history",   "disconnect",
                                                         "unsubscribe", "info",      "other"};

@@ -42,6 +42,7 @@ enum metrics_api_status {
     API_ST_401,
     API_ST_404,
     API_ST_405,
+    API_ST_413,
     API_ST_500,
     API_ST_503,
     API_ST_COUNT
