@@ -74,7 +74,9 @@ static int on_verify(int ok, X509_STORE_CTX *store)
     return ok;
 }
 
-SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
+/* The context with cfg's CA, certificate and key loaded; NULL after
+ * logging which flag's file cannot be used. */
+static SSL_CTX *load_ctx(const struct config *cfg)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
@@ -106,6 +108,23 @@ SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
         SSL_CTX_free(ctx);
         return NULL;
     }
+    return ctx;
+}
+
+bool bus_redis_check(const struct config *cfg)
+{
+    if (!cfg->redis_enabled || !cfg->redis_tls)
+        return true;
+    SSL_CTX *ctx = load_ctx(cfg);
+    SSL_CTX_free(ctx);
+    return ctx != NULL;
+}
+
+SSL_CTX *redis_tls_ctx_new(const struct config *cfg)
+{
+    SSL_CTX *ctx = load_ctx(cfg);
+    if (!ctx)
+        return NULL;
     SSL_CTX_set_verify(ctx, cfg->redis_tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, on_verify);
     const char *ca = cfg->redis_tls_ca[0] ? cfg->redis_tls_ca : "system";
     const char *client = cfg->redis_tls_cert[0] ? "yes" : "no";

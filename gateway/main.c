@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -28,6 +29,10 @@ int main(int argc, char **argv)
         break;
     }
     log_set_level(cfg.log_level);
+    if (!bus_redis_check(&cfg)) {
+        config_free(&cfg);
+        return 2;
+    }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     int rc = server_run(&cfg);
     config_free(&cfg);

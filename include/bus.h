@@ -180,5 +180,10 @@ struct bus *bus_local_new(struct event_base *base, const struct config *cfg,
                           const struct bus_handlers *h);
 struct bus *bus_redis_new(struct event_base *base, const struct config *cfg,
                           const struct bus_handlers *h);
+/* Whether the files of cfg's Redis TLS settings hold a usable CA,
+ * certificate and key (true without rediss): main checks it at start, so
+ * that a file that is readable but unusable is a bad flag (exit status 2)
+ * like an unreadable one. Logs which flag when not. */
+bool bus_redis_check(const struct config *cfg);
 
 #endif

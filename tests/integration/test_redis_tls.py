@@ -194,6 +194,18 @@ def test_bad_tls_input_exits_2(tmp_path, pki):
     assert_exit_2_naming(run_gateway([*tls, "--redis-tls-key", key]), "--redis-tls-key")
     assert_exit_2_naming(run_gateway([*tls, "--redis-tls-cert", cert, "--redis-tls-key",
                                       str(tmp_path / "nope.key")]), "--redis-tls-key")
+    # Readable, but not what the flag needs: refused at start the same way.
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    for flags, flag in ((["--redis-tls-ca", str(junk)], "--redis-tls-ca"),
+                        (["--redis-tls-cert", str(junk), "--redis-tls-key", key],
+                         "--redis-tls-cert"),
+                        (["--redis-tls-cert", cert, "--redis-tls-key", str(junk)],
+                         "--redis-tls-key"),
+                        (["--redis-tls-cert", cert, "--redis-tls-key", pki["server"][1]],
+                         "--redis-tls-key")):
+        line = assert_exit_2_naming(run_gateway([*tls, *flags]), flag)
+        assert "cannot use" in line, line
     plain = [*listen, "--redis", "redis://localhost:6390"]
     line = assert_exit_2_naming(run_gateway([*plain, "--redis-tls-ca", pki["ca"]]),
                                 "--redis-tls-ca")
