@@ -43,6 +43,9 @@ SMOKE = dict(gateways=2, conns=40, rooms=2, publishers=4, rate=50, size=100,
              reconnect_deadline=20, reconnect_tail=1)
 
 
+# The kernel's least CFS quota is 1 ms of a 100 ms period.
+MIN_CPU_QUOTA_PCT = 1
+
 # --reconnect-NAME options: (NAME, type, default, help).
 RECONNECT_ARGS = (
     ("conns", int, 20000, "members, through the load balancer"),
@@ -83,6 +86,14 @@ def parse_args(argv):
                     help="a Redis Cluster of N primaries (no replicas) "
                          "instead of one Redis, through redis+cluster:// "
                          "(0: one Redis); fanout reports each one's CPU")
+    ap.add_argument("--redis-cpu-quota", type=float, default=0,
+                    metavar="PCT",
+                    help="hold every redis-server to PCT %% of one core "
+                         "(%g to 100; cgroup v1 cpu controller, root only; "
+                         "0: no limit), so that Redis is the bottleneck "
+                         "before the gateways; fanout and max report each "
+                         "one's share of a core and of throttled periods"
+                    % MIN_CPU_QUOTA_PCT)
     ap.add_argument("--gateways", type=int, default=2,
                     help="gateways for fanout and max (2)")
     ap.add_argument("--gateway-args", default="",
@@ -163,6 +174,14 @@ def parse_args(argv):
         ap.error("unknown scenario %s" % ",".join(bad))
     if p.single_node:
         p.gateways = p.idle_gateways = 1
+    if p.redis_cpu_quota:
+        if not MIN_CPU_QUOTA_PCT <= p.redis_cpu_quota <= 100:
+            ap.error("--redis-cpu-quota must be from %g to 100"
+                     % MIN_CPU_QUOTA_PCT)
+        why = procs.cpu_quota_problem()
+        if why or p.single_node:
+            ap.error("--redis-cpu-quota: %s" % (why or "no Redis with "
+                                                 "--single-node"))
     return p
 
 
@@ -222,16 +241,15 @@ def _run_on_cluster(name, p, cb, gateway_bin, log_dir, variant):
     if name == "idle":
         extra += ["--ping-interval", p.ping_interval,
                   "--pong-timeout", pong_timeout(p.ping_interval)]
-        cluster = procs.Cluster(gateway_bin, p.idle_gateways, log_dir, redis,
-                                extra, p.redis_cluster)
+        gateways = p.idle_gateways
     elif name == "storm":
-        cluster = procs.Cluster(gateway_bin, p.storm_gateways, log_dir, redis,
-                                extra, p.redis_cluster)
+        gateways = p.storm_gateways
     elif name == "reconnect":
         return _reconnect(p, cb, gateway_bin, log_dir, extra)
     else:
-        cluster = procs.Cluster(gateway_bin, p.gateways, log_dir, redis,
-                                extra, p.redis_cluster)
+        gateways = p.gateways
+    cluster = procs.Cluster(gateway_bin, gateways, log_dir, redis, extra,
+                            p.redis_cluster, p.redis_cpu_quota)
     try:
         if name == "fanout":
             return scenarios.fanout(cluster, cb, p), table.fanout
@@ -249,7 +267,7 @@ def _reconnect(p, cb, gateway_bin, log_dir, extra):
     if p.single_node or p.reconnect_gateways < 2:
         raise ValueError("reconnect needs Redis and at least 2 gateways")
     cluster = procs.Cluster(gateway_bin, p.reconnect_gateways, log_dir, True,
-                            extra)
+                            extra, redis_cpu_quota=p.redis_cpu_quota)
     try:
         lb = procs.Haproxy(cluster, p.reconnect_conns, p.lb_balance, log_dir)
         try:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -122,6 +123,66 @@ def _redis_info(port, *words):
         return b""
 
 
+# cgroup v1's cpu controller, where CpuQuota puts a process in a group of
+# its own; CFS bandwidth control gives the group QUOTA of every PERIOD.
+CPU_CGROUP = "/sys/fs/cgroup/cpu"
+CPU_PERIOD_US = 100000
+
+
+def cpu_quota_problem():
+    """Why CpuQuota cannot work here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (it writes to %s)" % CPU_CGROUP
+    if not os.path.exists(os.path.join(CPU_CGROUP, "cpu.cfs_quota_us")):
+        return "no cgroup v1 cpu controller with CFS bandwidth at %s" % \
+            CPU_CGROUP
+    return None
+
+
+class CpuQuota:
+    """Process pid alone in the cpu cgroup chatbench-NAME, held to pct % of
+    one core; close() takes it out and removes the group."""
+
+    def __init__(self, name, pid, pct):
+        self.path = os.path.join(CPU_CGROUP, "chatbench-" + name)
+        os.mkdir(self.path)
+        try:
+            self._write("cpu.cfs_period_us", CPU_PERIOD_US)
+            self._write("cpu.cfs_quota_us", round(CPU_PERIOD_US * pct / 100))
+            # cgroup.procs, not tasks: every thread of the process moves.
+            self._write("cgroup.procs", pid)
+        except BaseException:
+            self.close()
+            raise
+
+    def _write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write("%d\n" % value)
+
+    def periods(self):
+        """(periods, periods throttled) so far: a process throttled in
+        nearly every period is at its quota."""
+        with open(os.path.join(self.path, "cpu.stat")) as f:
+            stat = dict(line.split() for line in f)
+        return int(stat["nr_periods"]), int(stat["nr_throttled"])
+
+    def close(self):
+        # A group that still holds a process cannot be removed: one not
+        # stopped yet (an error at start) goes back to the root group.
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                pids = f.read().split()
+        except FileNotFoundError:
+            return
+        for pid in pids:
+            try:
+                with open(os.path.join(CPU_CGROUP, "cgroup.procs"), "w") as f:
+                    f.write(pid + "\n")
+            except ProcessLookupError:
+                pass  # it exited meanwhile
+        os.rmdir(self.path)
+
+
 def _http_ok(url):
     try:
         with urllib.request.urlopen(url, timeout=1) as r:
@@ -160,13 +221,17 @@ def _scrape(port):
 class Cluster:
     """Redis (unless single node) and N gateways, stopped on close().
     redis_primaries > 0: a Redis Cluster of that many primaries (no
-    replicas) instead of one Redis, reached with redis+cluster://."""
+    replicas) instead of one Redis, reached with redis+cluster://.
+    redis_cpu_quota > 0: every redis-server held to that % of one core
+    (CpuQuota), so that Redis can be the bottleneck on a small machine."""
 
     def __init__(self, gateway_bin, gateways, log_dir, redis=True,
-                 gateway_args=(), redis_primaries=0):
+                 gateway_args=(), redis_primaries=0, redis_cpu_quota=0):
         self.procs = []
         self.redis = None
         self.redis_nodes = []  # every redis-server (one, or the primaries)
+        self.redis_cpu_quota = redis_cpu_quota
+        self.quotas = []  # CpuQuota of each redis-server, when limited
         self.gateways = []  # (Proc, port)
         try:
             if redis and redis_primaries:
@@ -191,6 +256,9 @@ class Cluster:
             "redis-server", "--port", str(port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", *flags], log_dir)
         _wait(lambda: _redis_pong(port), name, proc)
+        if self.redis_cpu_quota:
+            self.quotas.append(CpuQuota("redis-%d" % port, proc.pid,
+                                        self.redis_cpu_quota))
         self.redis_nodes.append(proc)
         self.redis = self.redis or proc
         return port
@@ -215,6 +283,10 @@ class Cluster:
     def redis_cpu_s(self):
         """CPU-seconds used so far by each redis-server."""
         return [proc.cpu_s() for proc in self.redis_nodes]
+
+    def redis_periods(self):
+        """CpuQuota.periods() of each redis-server ([] when not limited)."""
+        return [q.periods() for q in self.quotas]
 
     def _start_gateway(self, gateway_bin, n, log_dir, extra):
         port = free_port()
@@ -273,6 +345,13 @@ class Cluster:
         for proc in reversed(self.procs):
             proc.terminate()
         self.procs = []
+        for quota in self.quotas:
+            try:
+                quota.close()
+            except OSError as e:  # the others are still removed
+                print("bench: cannot remove %s: %s" % (quota.path, e),
+                      file=sys.stderr)
+        self.quotas = []
 
 
 class BareServer:

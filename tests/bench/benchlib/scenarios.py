@@ -1,4 +1,6 @@
 """The scenarios: each takes a running Cluster and returns its JSON result."""
+import time
+
 from . import chatbench
 
 MAX_P99_US_DEFAULT = 50000
@@ -12,10 +14,42 @@ def _fanout_args(p, rate, warmup, duration):
     return args + (["--workers", p.workers] if p.workers else [])
 
 
+def _share(before, after, over):
+    """(after - before) / over, or None when a figure is missing."""
+    return round((after - before) / over, 3) \
+        if over > 0 and None not in (before, after) else None
+
+
+def _run_fanout(cluster, cb, args):
+    """chatbench fanout ARGS, and what each redis-server did over its
+    measured seconds (chatbench samples one Redis only): its share of a
+    core (redis_cpu_share_by_node) and, under --redis-cpu-quota, the share
+    of the quota's periods it was throttled in (redis_throttled_by_node;
+    near 1: Redis is at its quota, the bottleneck)."""
+    marks = []
+
+    def on_event(event):
+        if event.get("event") in ("measure_start", "measure_end"):
+            marks.append((time.monotonic(), cluster.redis_cpu_s(),
+                           cluster.redis_periods()))
+
+    r = chatbench.run(cb, "fanout", args, on_event)
+    r["redis_cpu_quota_pct"] = cluster.redis_cpu_quota or None
+    r["redis_cpu_share_by_node"] = r["redis_throttled_by_node"] = None
+    if len(marks) == 2:
+        (t0, cpu0, per0), (t1, cpu1, per1) = marks
+        r["redis_cpu_share_by_node"] = [_share(a, b, t1 - t0)
+                                        for a, b in zip(cpu0, cpu1)]
+        if per0:
+            r["redis_throttled_by_node"] = [
+                _share(a[1], b[1], b[0] - a[0]) for a, b in zip(per0, per1)]
+    return r
+
+
 def fanout(cluster, cb, p):
     before = cluster.redis_cpu_s()
-    result = chatbench.run(cb, "fanout", cluster.chatbench_args() +
-                           _fanout_args(p, p.rate, p.warmup, p.duration))
+    result = _run_fanout(cluster, cb, cluster.chatbench_args() +
+                         _fanout_args(p, p.rate, p.warmup, p.duration))
     result["redis"] = cluster.redis is not None
     _redis_per_node(result, cluster, before)
     return result
@@ -58,18 +92,21 @@ def _step(cluster, cb, p, rate):
     that fails (its reason is on stderr) is a failed step: under load the
     gateways may stop answering, and that too ends the search."""
     try:
-        r = chatbench.run(cb, "fanout", cluster.chatbench_args() +
-                          _fanout_args(p, round(rate, 3), p.max_warmup,
-                                       p.max_step_duration))
+        r = _run_fanout(cluster, cb, cluster.chatbench_args() +
+                        _fanout_args(p, round(rate, 3), p.max_warmup,
+                                     p.max_step_duration))
     except chatbench.ChatbenchError as e:
         return None, {"rate": round(rate, 3), "deliveries_per_s": None,
                       "loss_pct": None, "p99_us": None,
                       "gateway_cpu_per_100k": None, "generator_busy": None,
-                      "failed": str(e)}
+                      "redis_cpu_share_by_node": None,
+                      "redis_throttled_by_node": None, "failed": str(e)}
     return r, {"rate": r["rate"], "deliveries_per_s": r["deliveries_per_s"],
                "loss_pct": r["loss_pct"], "p99_us": r["latency_us"]["p99"],
                "gateway_cpu_per_100k": r["gateway_cpu_per_100k"],
                "generator_busy": r["generator_busy"],
+               "redis_cpu_share_by_node": r["redis_cpu_share_by_node"],
+               "redis_throttled_by_node": r["redis_throttled_by_node"],
                "failed": _step_verdict(r, p.max_p99_ms * 1000)}
 
 
@@ -91,6 +128,8 @@ def max_rate(cluster, cb, p):
     return {
         "tool": "chatbench", "scenario": "max",
         "gateways": len(cluster.gateways), "redis": cluster.redis is not None,
+        "redis_primaries": p.redis_cluster,
+        "redis_cpu_quota_pct": cluster.redis_cpu_quota or None,
         "conns": p.conns, "rooms": p.rooms, "publishers": p.publishers,
         "size": p.size, "max_p99_ms": p.max_p99_ms,
         "last_good_rate": last_good["rate"] if last_good else None,

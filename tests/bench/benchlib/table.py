@@ -117,16 +117,39 @@ def fanout(r):
           (r["gateway_cpu_per_100k"], ".3f"),
           (r["redis_cpu_per_100k"], ".3f"),
           (r["generator_cpu_per_100k"], ".3f"), r["generator_busy"]]]) + \
-        warnings(r)
+        _redis_line(r) + warnings(r)
+
+
+def _per_node(values):
+    """Figures of each redis-server, joined by '/'."""
+    return None if not values else "/".join(_fmt(v, ".2f") for v in values)
+
+
+def _redis_line(r):
+    """Each redis-server's share of a core over the measured seconds, and
+    of the periods its quota throttled it in."""
+    if not r.get("redis_cpu_share_by_node"):
+        return ""
+    line = "\n  redis: cores %s" % _per_node(r["redis_cpu_share_by_node"])
+    if r.get("redis_throttled_by_node"):
+        line += ", throttled in %s of the periods (quota %g%% of a core)" % (
+            _per_node(r["redis_throttled_by_node"]), r["redis_cpu_quota_pct"])
+    return line
 
 
 def max_rate(r):
     rows = [[s["rate"], s["deliveries_per_s"], (s["loss_pct"], ".3f"),
              (_ms(s["p99_us"]), ".2f"), (s["gateway_cpu_per_100k"], ".3f"),
-             s["generator_busy"], s["failed"] or "ok"] for s in r["steps"]]
-    table = _render("max (p99 limit %s ms)" % r["max_p99_ms"],
+             s["generator_busy"], _per_node(s.get("redis_cpu_share_by_node")),
+             _per_node(s.get("redis_throttled_by_node")),
+             s["failed"] or "ok"] for s in r["steps"]]
+    quota = r.get("redis_cpu_quota_pct")
+    table = _render("max (p99 limit %s ms%s)" % (
+        r["max_p99_ms"], ", every redis-server held to %g%% of a core" % quota
+        if quota else ""),
                     ["msg/s", "deliveries/s", "loss%", "p99 ms",
-                     "cpu gw", "gen busy", "verdict"], rows)
+                     "cpu gw", "gen busy", "redis cores", "throttled",
+                     "verdict"], rows)
     return table + "\n  last good: %s deliveries/s (%s msg/s)" % (
         _fmt(r["last_good_deliveries_per_s"]), _fmt(r["last_good_rate"])) + \
         warnings(r)

@@ -237,6 +237,13 @@ static int wait_setup(struct coord *c, struct run_result *r)
     return 0;
 }
 
+/* One {"event":NAME} line on stdout, at once: the caller acts on it. */
+static void event(const char *name)
+{
+    printf("{\"event\":\"%s\"}\n", name);
+    fflush(stdout);
+}
+
 static int run_fanout(struct coord *c, struct run_result *r)
 {
     const struct options *o = c->o;
@@ -256,10 +263,14 @@ static int run_fanout(struct coord *c, struct run_result *r)
     if (wait_until(c, sh->m_start))
         return -1;
     sample(c, &a, &r->have_gw, &have_redis);
+    /* The caller samples what only it knows (e.g. each node of a Redis
+     * Cluster) over the same window. */
+    event("measure_start");
     c->stage = "measure";
     if (wait_until(c, sh->m_end))
         return -1;
     sample(c, &b, &r->have_gw, &r->have_redis);
+    event("measure_end");
     r->have_redis = r->have_redis && have_redis;
     r->window_s = o->duration_s;
     usage_between(c, &a, &b, r);
@@ -300,8 +311,7 @@ static int run_idle(struct coord *c, struct run_result *r, const struct usage *b
     atomic_store_explicit(&c->sh->phase, PH_SHUTDOWN, memory_order_release);
     if (o->shutdown_wait_s > 0) {
         /* The caller stops the gateways when it reads this line. */
-        fputs("{\"event\":\"idle_done\"}\n", stdout);
-        fflush(stdout);
+        event("idle_done");
     }
     c->stage = "shutdown";
     return wait_state(c, WK_DONE, o->shutdown_wait_s + REAP_GRACE_US / 1e6,

@@ -18,6 +18,8 @@ static const char usage[] =
     "          first PUBLISHERS of them also publish, RATE messages/s in all,\n"
     "          for WARMUP + DURATION seconds. Reports deliveries/s, loss,\n"
     "          duplicates, out-of-order, latency, CPU per 100,000 deliveries.\n"
+    "          Prints {\"event\":\"measure_start\"} and _end around the\n"
+    "          measured seconds.\n"
     "  idle    CONNS connections that only keep alive. Reports handshakes/s,\n"
     "          RSS per connection, keepalive CPU, close codes at shutdown.\n"
     "  storm   CONNS connections opened as fast as possible, each joining room\n"
