@@ -88,8 +88,9 @@ async def test_history_larger_than_the_send_queue_limit(gateways, redis_server, 
     """100 messages of 60 KB make a `joined` of about 6 MB, over the 1 MB
     send-queue limit: the joiner gets it whole, not a slow-consumer close."""
     extra = ["--rate-limit", "0"]
+    # Ready first: a join before the bus is up is rightly answered `unavailable`.
     gw = gateways.start("big", redis_port=redis_server.port if cluster_mode else None,
-                        extra=extra)
+                        extra=extra, wait_ready=True)
     a = await Client.connect(gw.port, "alice")
     await a.join("big")
     body = "x" * 60_000
