@@ -153,6 +153,10 @@ CONFIG_SEEDS = {
     "redis_sentinel": b"--redis\nrediss+sentinel://gw:p%40ss@10.0.0.1,[::1]:26380,h:1/mymaster/3"
                       b"\nGATEWAY_REDIS_SENTINEL_PASSWORD=s\n--redis-sentinel-password-file\n/pw"
                       b"\nredis+sentinel://h,,h/m\nredis+sentinel://h/bad name",
+    "redis_credentials": b"--redis\nredis://gate%40way:p%40ss%3Aword@[::1]:6380/3\n"
+                         b"GATEWAY_REDIS_PASSWORD=x\n--redis-password-file\n/dev/null\n",
+    "redis_password_sources": b"GATEWAY_REDIS=redis://gateway@127.0.0.1/0\n"
+                              b"GATEWAY_REDIS_PASSWORD=secret\n--redis-password-file\n/etc/hostname\n",
     "redis_cluster": b"--redis\nrediss+cluster://gw:p%40ss@10.0.0.1:7000,[::1]:7001,h\n"
                      b"--redis-prefix\nchat:\nredis+cluster://h,,h\nredis+cluster://h:7000/1\n"
                      b"--events-stream\non\n--api-listen\n127.0.0.1:1",
