@@ -17,6 +17,8 @@
  *                         replay of streams after a resubscribe
  *   bus_redis_canary.c    the subscription canary: a message to itself
  *                         that must come back, or the link is restarted
+ *                         (under Redis Cluster on every primary's sharded
+ *                         subscriber too)
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), the reply
  *                         handling common to them

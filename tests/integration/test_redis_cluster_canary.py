@@ -8,6 +8,7 @@ published in the gap once, by the replay. A canary channel's slot that
 moves is no miss: the primary gets another channel."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -166,6 +167,7 @@ async def test_stalled_sharded_subscriber_is_noticed_and_replayed(gateways, redi
     # the seeds are reached directly, the command connection subscribes
     # nothing.
     assert await asyncio.to_thread(proxy.stall_subscribers) == 1
+    stalled_at = time.monotonic()
     await a.chat("in the gap", room=room)
     await a.chat("elsewhere", room=other)
     got = {c.username: [] for c in (a, b)}
@@ -173,6 +175,8 @@ async def test_stalled_sharded_subscriber_is_noticed_and_replayed(gateways, redi
         # The other primary's room is not held up by the stall.
         while not got[c.username] or got[c.username][-1]["content"] != "in the gap":
             got[c.username].append(await c.recv_until("chat", RECOVERED_WITHIN))
+    print(f"the gap's message was replayed {time.monotonic() - stalled_at:.1f} s after the "
+          f"stall (canary interval {INTERVAL_MS} ms)")
     await eventually(lambda: asyncio.to_thread(gw.readyz_status), lambda s: s == 200,
                      RECOVERED_WITHIN, "the gateway ready again")
     await a.chat("after", room=room)
