@@ -254,9 +254,9 @@ static void on_shard_published(redisAsyncContext *c, void *r, void *privdata)
             refused(rb, reply);
         return;
     }
-    /* Taken, whatever count of subscribers Redis gave: 0 means that this
-     * connection's subscription is gone on Redis's side, which is as
-     * stuck as one that does not deliver. */
+    /* Taken, whatever count of subscribers Redis gave. 0 is a subscription
+     * Redis has not taken yet, whose confirmation then drops this canary,
+     * or one gone on Redis's side, as stuck as one that does not deliver. */
     due(rb, &s->heard, s->deadline);
 }
 
