@@ -112,8 +112,10 @@ static void check_ready(struct rbus *rb)
                  "(--redis-tls-insecure-skip-verify)");
     /* Presence is registered when the answer says so (count_done). */
     send_count(rb, rb->local_clients, "connect", false);
-    channels_link_up(rb);
+    /* The canary first: under Redis Cluster its channels are then the
+     * first subscriptions each primary confirms. */
     canary_link_up(rb);
+    channels_link_up(rb);
 }
 
 static void link_step(struct rbus *rb, const char *failure)

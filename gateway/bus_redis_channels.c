@@ -142,14 +142,13 @@ static void on_subscribed(struct rbus *rb, struct channel *ch)
 
 static void on_sub_message(redisAsyncContext *c, void *r, void *privdata)
 {
-    (void)c;
     struct rbus *rb = privdata;
     redisReply *reply = r;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING)
         return;
-    rb->canary.heard = true;
+    canary_heard(rb, c);
     const char *kind = reply->element[0]->str;
     const redisReply *name = reply->element[1];
     if (canary_message(rb, reply->element[0], name, reply->element[2]))

@@ -219,6 +219,7 @@ static void on_slots(redisAsyncContext *c, void *r, void *privdata)
     cluster_map_free(next);
     free(next);
     channels_link_up(rb); /* the subscriptions a move ended */
+    canary_map_changed(rb);
 }
 
 void cluster_link_open(struct rbus *rb)
@@ -348,6 +349,27 @@ unsigned cluster_ping_all(struct rbus *rb, redisCallbackFn *fn)
         sent +=
             cl->nodes[i].cmd && redisAsyncCommand(cl->nodes[i].cmd, fn, NULL, "PING") == REDIS_OK;
     return sent;
+}
+
+/* ---- for the canary: the primaries by index ---- */
+
+const struct cluster_map *cluster_map_now(const struct rbus *rb)
+{
+    return rb->cluster && rb->cluster->nodes ? &rb->cluster->map : NULL;
+}
+
+redisAsyncContext *cluster_node_conn(struct rbus *rb, size_t i, bool sub)
+{
+    struct rcluster *cl = rb->cluster;
+    if (!cl || !cl->nodes || i >= cl->map.n_nodes)
+        return NULL;
+    return sub ? cl->nodes[i].sub : cl->nodes[i].cmd;
+}
+
+long cluster_node_index(struct rbus *rb, const redisAsyncContext *c)
+{
+    struct cnode *n = rb->cluster ? node_of(rb->cluster, c) : NULL;
+    return n ? (long)(n - rb->cluster->nodes) : -1;
 }
 
 /* ---- routing ---- */

@@ -57,6 +57,30 @@ const struct cluster_node *cluster_map_owner(const struct cluster_map *m, unsign
     return &m->nodes[m->owner[slot]];
 }
 
+size_t cluster_canary_tag(char *out, unsigned k)
+{
+    return (size_t)snprintf(out, CLUSTER_CANARY_TAG_MAX, "{c%u}", k % CLUSTER_CANARY_TAGS);
+}
+
+bool cluster_canary_find(const struct cluster_map *m, size_t node, unsigned *k)
+{
+    /* A node without slots would cost the whole list of candidates. */
+    size_t s = 0;
+    while (s < CLUSTER_SLOTS && m->owner[s] != node)
+        s++;
+    if (s == CLUSTER_SLOTS)
+        return false;
+    char tag[CLUSTER_CANARY_TAG_MAX];
+    for (unsigned i = 0; i < CLUSTER_CANARY_TAGS; i++) {
+        unsigned c = (*k + i) % CLUSTER_CANARY_TAGS;
+        if (m->owner[cluster_key_slot(tag, cluster_canary_tag(tag, c))] == node) {
+            *k = c;
+            return true;
+        }
+    }
+    return false; /* not reached: the candidates reach every slot */
+}
+
 /* One node of a range, [host, port, id, ...], into n. */
 static bool parse_node(const redisReply *r, const char *asked_host, struct cluster_node *n)
 {

@@ -115,8 +115,9 @@ static const struct {
       "Replays that found the room's history had lost messages (Redis restarted empty or a "
       "failover lost writes): the members were told."),
     M(redis_canary_misses, "gateway_redis_canary_misses_total", "counter",
-      "Subscription canaries not back in time: the subscriber connection stopped delivering, "
-      "and the link to Redis was restarted."),
+      "Subscription canaries not back in time: a subscriber connection (the seed's or a "
+      "primary's sharded one under Redis Cluster) stopped delivering, and the link to Redis "
+      "was restarted."),
     M(redis_failovers, "gateway_redis_failovers_total", "counter",
       "Failovers followed: the link became ready on another primary than before (Sentinel)."),
     M(dead_gateways_reaped, "gateway_dead_gateways_reaped_total", "counter",

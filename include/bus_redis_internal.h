@@ -17,6 +17,8 @@
  *                         replay of streams after a resubscribe
  *   bus_redis_canary.c    the subscription canary: a message to itself
  *                         that must come back, or the link is restarted
+ *                         (under Redis Cluster on every primary's sharded
+ *                         subscriber too)
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), the reply
  *                         handling common to them
@@ -76,6 +78,8 @@ enum script {
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_READY };
 
 struct sentinel;
+struct cluster_map;
+struct shard_canary;
 
 /* "HOST:PORT" and room to spare. */
 #define ADDR_MAX 300
@@ -151,6 +155,10 @@ struct rbus {
         bool out;     /* it is on its way */
         bool refused; /* Redis refused to publish it; said once per link */
         bool heard;   /* the subscriber delivered since the deadline was set */
+        /* Redis Cluster: one canary per primary, on its sharded subscriber
+         * (bus_redis_canary.c), while the link is up; NULL otherwise. */
+        struct shard_canary *shards;
+        size_t n_shards;
     } canary;
 };
 
@@ -308,6 +316,14 @@ bool cluster_beat(struct rbus *rb, unsigned missed_max, char *silent, size_t len
 /* c, a node's command connection, answered: the node is alive, if behind
  * (its heartbeat may wait behind thousands of queued joins). */
 void cluster_heard(struct rbus *rb, const redisAsyncContext *c);
+/* The slot map of the primaries connected to, or NULL (no node connected:
+ * one Redis, or the link is down). */
+const struct cluster_map *cluster_map_now(const struct rbus *rb);
+/* Primary i's (index of cluster_map_now's nodes) sharded-subscriber (sub
+ * true) or command connection; NULL when it has none now. */
+redisAsyncContext *cluster_node_conn(struct rbus *rb, size_t i, bool sub);
+/* The index of the primary c is a connection of, or -1. */
+long cluster_node_index(struct rbus *rb, const redisAsyncContext *c);
 /* PING with fn on every node's command connection: how many were sent. */
 unsigned cluster_ping_all(struct rbus *rb, redisCallbackFn *fn);
 /* Presence under Redis Cluster (bus_redis_cluster_presence.c): reregister,
@@ -343,13 +359,20 @@ int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct
  * was made). */
 int canary_init(struct rbus *rb);
 void canary_free(struct rbus *rb);
-/* The link is ready: canaries go out every interval. */
+/* The link is ready: canaries go out every interval (under Redis Cluster
+ * each primary's canary channel is subscribed first). */
 void canary_link_up(struct rbus *rb);
 void canary_link_down(struct rbus *rb);
 /* Whether a reply on the subscriber connection (kind "message",
  * "subscribe"...) is about the canary's channel: then it is handled. */
 bool canary_message(struct rbus *rb, const redisReply *kind, const redisReply *chan,
                     const redisReply *payload);
+/* Something came on subscriber connection c (the seed's or a primary's):
+ * it is alive, if behind. */
+void canary_heard(struct rbus *rb, const redisAsyncContext *c);
+/* The slot map was read again: a primary whose canary channel's slot left
+ * it, or whose subscription Redis ended, gets another channel. */
+void canary_map_changed(struct rbus *rb);
 
 /* ---- presence and counts ---- */
 

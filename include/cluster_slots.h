@@ -51,6 +51,19 @@ bool cluster_map_parse(struct cluster_map *m, const redisReply *r, const char *a
 /* The primary serving slot, or NULL when none does. */
 const struct cluster_node *cluster_map_owner(const struct cluster_map *m, unsigned slot);
 
+/* The hash tags of the subscription canary's channel on each primary
+ * (bus_redis_canary.c): candidates "{c0}", "{c1}", ..., the first
+ * CLUSTER_CANARY_TAGS of which hash to every slot (c0 to c117595 already
+ * do), so a primary that serves any slot has one of them. */
+#define CLUSTER_CANARY_TAGS 131072u
+#define CLUSTER_CANARY_TAG_MAX 10 /* "{c131071}" and its NUL */
+/* Candidate k's tag (k modulo CLUSTER_CANARY_TAGS) into out
+ * (CLUSTER_CANARY_TAG_MAX bytes); returns its length. */
+size_t cluster_canary_tag(char *out, unsigned k);
+/* The first candidate from *k on, then from 0 (each is tried once), whose
+ * slot node serves in m, into *k; false when node serves no slot. */
+bool cluster_canary_find(const struct cluster_map *m, size_t node, unsigned *k);
+
 /* "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>". */
 struct cluster_redirect {
     bool ask; /* ASK: this one command only, after ASKING; MOVED: the map is old */

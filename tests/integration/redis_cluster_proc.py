@@ -25,6 +25,7 @@ class RedisCluster:
         self.count = primaries * (1 + replicas)
         self.replicas = replicas
         self.nodes = []
+        self.announced = {}   # port announced -> the node (see announce)
         self.cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
     def start(self, timeout=30.0):
@@ -75,6 +76,27 @@ class RedisCluster:
         return [n for n in self.nodes if n.running() and
                 n.command("ROLE")[0] == "master"]
 
+    def node_at(self, port):
+        """The node a client reaches at port: its own, or the one it announces."""
+        return self.announced.get(port) or next(n for n in self.nodes if n.port == port)
+
+    def announce(self, node, port=None):
+        """node tells clients (CLUSTER SLOTS, redirections) that it is at port, a
+        proxy's say, as `cluster-announce-port` does; None: at its own port
+        again. Returns when every running node says so."""
+        node.command("CONFIG", "SET", "cluster-announce-port", port or 0)
+        self.announced = {p: n for p, n in self.announced.items() if n is not node}
+        if port:
+            self.announced[port] = node
+        node_id, shown = node.command("CLUSTER", "MYID"), port or node.port
+
+        def everywhere():
+            return all(entry[1] == shown
+                       for n in self.nodes if n.running()
+                       for _, _, *entries in n.command("CLUSTER", "SLOTS")
+                       for entry in entries if entry[2] == node_id)
+        wait_until(everywhere, 15, interval=0.1, what=f"every node to show {node_id} at {shown}")
+
     @property
     def seeds(self):
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
@@ -88,7 +110,7 @@ class RedisCluster:
         asked = asked or self.primaries()[0]
         for first, last, primary, *_ in asked.command("CLUSTER", "SLOTS"):
             if first <= slot <= last:
-                return next(n for n in self.nodes if n.port == primary[1])
+                return self.node_at(primary[1])
         raise AssertionError(f"no primary serves slot {slot}")
 
     def stop(self):

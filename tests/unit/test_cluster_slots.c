@@ -170,6 +170,56 @@ static void test_redirects(void)
     CHECK(!cluster_redirect_parse(longer, sizeof(longer), &d));
 }
 
+/* The canary's candidates reach every slot, so each primary serving a slot
+ * gets a tag of its own, found from where the last one was. */
+static void test_canary_tags(void)
+{
+    static bool hit[CLUSTER_SLOTS];
+    char tag[CLUSTER_CANARY_TAG_MAX];
+    size_t hits = 0;
+    for (unsigned k = 0; k < CLUSTER_CANARY_TAGS; k++) {
+        size_t len = cluster_canary_tag(tag, k);
+        CHECK(len < CLUSTER_CANARY_TAG_MAX && tag[0] == '{' && tag[len - 1] == '}');
+        unsigned slot = cluster_key_slot(tag, len);
+        hits += !hit[slot];
+        hit[slot] = true;
+    }
+    CHECK(hits == CLUSTER_SLOTS);
+    CHECK(cluster_canary_tag(tag, CLUSTER_CANARY_TAGS + 2) == 4 && strcmp(tag, "{c2}") == 0);
+
+    struct cluster_map *m = malloc(sizeof(*m));
+    cluster_map_init(m);
+    redisReply *r = reply_of(slots_3x2);
+    char why[200];
+    CHECK(r && cluster_map_parse(m, r, "h", why, sizeof(why)));
+    freeReplyObject(r);
+    for (size_t node = 0; node < m->n_nodes; node++) {
+        unsigned k = 0;
+        CHECK(cluster_canary_find(m, node, &k));
+        unsigned first = k;
+        CHECK(m->owner[cluster_key_slot(tag, cluster_canary_tag(tag, k))] == node);
+        /* The next one is another candidate of the same node... */
+        k++;
+        CHECK(cluster_canary_find(m, node, &k) && k > first);
+        CHECK(m->owner[cluster_key_slot(tag, cluster_canary_tag(tag, k))] == node);
+        /* ...and past the last candidate the search starts over. */
+        k = CLUSTER_CANARY_TAGS - 1;
+        CHECK(cluster_canary_find(m, node, &k));
+        CHECK(m->owner[cluster_key_slot(tag, cluster_canary_tag(tag, k))] == node);
+    }
+    /* A node with one slot has a tag; one without slots has none. */
+    for (size_t s = 0; s < CLUSTER_SLOTS; s++)
+        m->owner[s] = 0;
+    m->owner[12345] = 1;
+    unsigned k = 0;
+    CHECK(cluster_canary_find(m, 1, &k));
+    CHECK(cluster_key_slot(tag, cluster_canary_tag(tag, k)) == 12345);
+    k = 0;
+    CHECK(!cluster_canary_find(m, 2, &k) && k == 0);
+    cluster_map_free(m);
+    free(m);
+}
+
 int main(int argc, char **argv)
 {
     CHECK_ARGS(argc, argv);
@@ -178,5 +228,6 @@ int main(int argc, char **argv)
     RUN(test_map_of_cluster_slots);
     RUN(test_map_refuses_bad_replies);
     RUN(test_redirects);
+    RUN(test_canary_tags);
     return CHECK_DONE("test_cluster_slots");
 }
