@@ -421,7 +421,9 @@ static struct request *call_api(struct rbus *rb, const char *mode, request_done_
     lens[1] = make_key(clients, rb, "clients", "", 0);
     lens[2] = strlen(mode);
     lens[3] = make_key(gwrooms, rb, "gwrooms:", "", 0);
-    lens[4] = make_key(pnames, rb, "pnames:", "", 0);
+    /* Under Redis Cluster the rooms' names hashes are on other nodes:
+     * api.lua then only names the rooms (cluster_rooms_named counts). */
+    lens[4] = rb->cluster ? 0 : make_key(pnames, rb, "pnames:", "", 0);
     lens[5] = (size_t)snprintf(most, sizeof(most), "%d", BUS_ROOMS_MAX);
     struct request *q = ready(rb) ? request_new(rb, S_API, 6, argv, lens, done) : NULL;
     if (q && send_script(rb, q) < 0) {
@@ -433,7 +435,8 @@ static struct request *call_api(struct rbus *rb, const char *mode, request_done_
 
 void redis_rooms(struct bus *b, bus_rooms_fn cb, void *arg)
 {
-    struct request *q = call_api((struct rbus *)b, "rooms", rooms_done);
+    struct rbus *rb = (struct rbus *)b;
+    struct request *q = call_api(rb, "rooms", rb->cluster ? cluster_rooms_named : rooms_done);
     if (!q) {
         cb(arg, -1, NULL, 0);
         return;

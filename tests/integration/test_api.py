@@ -1,6 +1,8 @@
 """The server API (--api-listen): two gateways sharing one real Redis, real
 WebSocket clients, requests as a backend makes them (http.client). Any
-gateway answers for the whole cluster."""
+gateway answers for the whole cluster. The tests of two gateways
+(api_cluster) run on a Redis Cluster too (3 primaries, 3 replicas,
+redis+cluster://); test_redis_cluster_api.py has what is the cluster's own."""
 
 import os
 import socket
@@ -16,10 +18,20 @@ from netutil import metrics
 from wsclient import Client, announces
 
 
-@pytest.fixture
-def api_cluster(redis_server, gateways, tmp_path):
-    """gw1 and gw2 on one Redis, each with its API: [(gateway, Api), ...]."""
-    return [start_with_api(gateways, tmp_path, f"gw{i}", redis_server.port) for i in (1, 2)]
+@pytest.fixture(params=["redis", "redis-cluster"])
+def api_cluster(request, tmp_path):
+    """gw1 and gw2 on one Redis, or on a Redis Cluster emptied first, each
+    with its API: [(gateway, Api), ...]."""
+    # Redis is set up first so it is torn down last, after the gateways.
+    if request.param == "redis":
+        port, url = request.getfixturevalue("redis_server").port, None
+    else:
+        rc = request.getfixturevalue("redis_cluster")
+        for node in rc.primaries():
+            node.command("FLUSHALL")
+        port, url = None, f"redis+cluster://{rc.seeds}"
+    gateways = request.getfixturevalue("gateways")
+    return [start_with_api(gateways, tmp_path, f"gw{i}", port, redis_url=url) for i in (1, 2)]
 
 
 def api_count(gw, endpoint, status):
