@@ -24,9 +24,8 @@
  *   bus_redis_cluster.c   Redis Cluster (redis+cluster://): the slot map,
  *                         a command and a sharded-subscriber connection per
  *                         primary, routing by key slot, MOVED and ASK
- *   bus_redis_cluster_presence.c  presence's cleanups and the server
- *                         API's rooms listing under Redis Cluster, where
- *                         each room's keys are on their own node
+ *   bus_redis_cluster_presence.c  presence's cleanups under Redis Cluster,
+ *                         where each room's keys are on their own node
  * The lower pieces report the link's progress up through rb->link_step (and
  * the sentinel piece through rb->link_found and rb->link_moved), functions
  * the connection piece sets, instead of calling into it. */
@@ -316,10 +315,6 @@ unsigned cluster_ping_all(struct rbus *rb, redisCallbackFn *fn);
 void cluster_reregister(struct rbus *rb);
 void cluster_reap(struct rbus *rb);
 void cluster_withdraw(struct rbus *rb);
-/* The server API's rooms listing under Redis Cluster: the done of api.lua's
- * 'rooms' call, which named the rooms of live gateways; counts each room's
- * members on its own node, then answers q's callback (u.rooms) once. */
-void cluster_rooms_named(struct request *q, const redisReply *reply);
 
 /* ---- channels ---- */
 
