@@ -363,7 +363,16 @@ void redis_connection_event(struct bus *b, bool connected, const char *name)
     redisAsyncCommandArgv(rb->cmd, NULL, NULL, 12, argv, lens);
 }
 
-/* ---- the server API's views (api.lua) ---- */
+/* ---- the server API's views (api.lua) ----
+ *
+ * The rooms listing takes two steps. api.lua names the rooms of live
+ * gateways (at most BUS_ROOMS_MAX) where the gateways' keys are; then
+ * room_members.lua counts each room's distinct names where the room's keys
+ * are: under Redis Cluster on each room's node, one call per node, all
+ * sent at once; on one Redis in one call after the first. The answer is
+ * put together when every call has answered. On one Redis too this costs
+ * Redis less than one script doing both, and blocks it for less at a time
+ * (tests/bench/rooms_listing.py). */
 
 /* An api.lua row: an array of a string and integers after it. */
 static bool is_row(const redisReply *r, size_t n)
@@ -375,23 +384,6 @@ static bool is_row(const redisReply *r, size_t n)
         if (r->element[i]->type != REDIS_REPLY_INTEGER)
             return false;
     return true;
-}
-
-static void rooms_done(struct request *q, const redisReply *reply)
-{
-    size_t n = 0;
-    struct bus_room_count *out = NULL;
-    bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
-    if (ok && reply->elements && !(out = malloc(sizeof(*out) * reply->elements)))
-        ok = false;
-    for (size_t i = 0; ok && i < reply->elements; i++) {
-        const redisReply *r = reply->element[i];
-        if (is_row(r, 2))
-            out[n++] = (struct bus_room_count){r->element[0]->str, r->element[0]->len,
-                                               (long)r->element[1]->integer};
-    }
-    q->u.rooms(q->arg, ok ? 0 : -1, out, n);
-    free(out);
 }
 
 static void gateways_done(struct request *q, const redisReply *reply)
@@ -411,19 +403,209 @@ static void gateways_done(struct request *q, const redisReply *reply)
     free(out);
 }
 
+/* One node's share of a listing (the one Redis's, or a cluster primary's):
+ * its connection and how many rooms it counts. */
+struct rooms_part {
+    struct rooms_read *rr;
+    redisAsyncContext *c;
+    size_t n;
+};
+
+/* A listed room's names key and the part that counts it. */
+struct room_at {
+    const char *key;
+    size_t len, part;
+};
+
+/* A listing under way. Every part sent is awaited, answered or failed
+ * (hiredis calls back with no reply when a connection goes), so that the
+ * callback is called once, when nothing is in flight any more. */
+struct rooms_read {
+    bus_rooms_fn cb;
+    void *arg;
+    size_t n, n_parts;
+    struct bus_room_count *rooms; /* the answer, counted in place */
+    struct room_at *at;           /* index for index with rooms */
+    struct rooms_part *parts;     /* at most one per room */
+    char *bytes;                  /* every room's names key, then its name */
+    unsigned pending;             /* parts unanswered, and one while sending */
+    bool failed;
+};
+
+static void rooms_read_free(struct rooms_read *rr)
+{
+    free(rr->rooms);
+    free(rr->at);
+    free(rr->parts);
+    free(rr->bytes);
+    free(rr);
+}
+
+/* Answers with the rooms that have members (none when a part failed). */
+static void rooms_read_finish(struct rooms_read *rr)
+{
+    size_t m = 0;
+    for (size_t i = 0; !rr->failed && i < rr->n; i++)
+        if (rr->rooms[i].members > 0)
+            rr->rooms[m++] = rr->rooms[i];
+    rr->cb(rr->arg, rr->failed ? -1 : 0, rr->rooms, m);
+    rooms_read_free(rr);
+}
+
+/* room_members.lua's answer from one node: a count per room, in the order
+ * its keys were sent. */
+static void on_room_members(redisAsyncContext *c, void *r, void *privdata)
+{
+    struct rooms_part *p = privdata;
+    struct rooms_read *rr = p->rr;
+    const redisReply *reply = r;
+    struct rbus *rb = c->data; /* NULL when the bus freed the connection */
+    if (rb && reply) {         /* alive, as any answer tells */
+        rb->replies_since_beat++;
+        if (rb->cluster)
+            cluster_heard(rb, c);
+    }
+    size_t part = (size_t)(p - rr->parts);
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == p->n;
+    for (size_t i = 0, j = 0; ok && i < rr->n; i++) {
+        if (rr->at[i].part != part)
+            continue;
+        const redisReply *e = reply->element[j++];
+        ok = e->type == REDIS_REPLY_INTEGER;
+        rr->rooms[i].members = ok ? (long)e->integer : 0;
+    }
+    if (!ok) {
+        rr->failed = true;
+        /* No reply: the link went, and its loss is logged. An error under
+         * Redis Cluster: most likely a slot the node no longer serves, so
+         * the map is read again for the next listing. */
+        if (reply)
+            log_error("redis: could not count the members of the rooms listed: %s",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
+        if (reply && rb && rb->cluster)
+            cluster_refresh(rb);
+    }
+    if (--rr->pending == 0)
+        rooms_read_finish(rr);
+}
+
+/* The listing of api.lua's room names (reply's strings), each with its
+ * names key and the node that serves it; NULL when out of memory (logged)
+ * or when a room's node has no connection now (the link is going). */
+static struct rooms_read *rooms_read_new(struct rbus *rb, const redisReply *reply)
+{
+    struct rooms_read *rr = calloc(1, sizeof(*rr));
+    size_t n = reply->elements, total = 0;
+    char key[KEY_MAX];
+    for (size_t i = 0; i < n; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            total += room_key(key, rb, "pnames:", reply->element[i]->str, reply->element[i]->len) +
+                     reply->element[i]->len;
+    if (!rr || !(rr->rooms = malloc(sizeof(*rr->rooms) * n)) ||
+        !(rr->at = malloc(sizeof(*rr->at) * n)) || !(rr->parts = malloc(sizeof(*rr->parts) * n)) ||
+        !(rr->bytes = malloc(total ? total : 1))) {
+        log_error("redis: out of memory listing the rooms");
+        if (rr)
+            rooms_read_free(rr);
+        return NULL;
+    }
+    char *p = rr->bytes;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        struct room_at *at = &rr->at[rr->n];
+        at->key = p;
+        at->len = room_key(p, rb, "pnames:", e->str, e->len);
+        p += at->len;
+        memcpy(p, e->str, e->len);
+        rr->rooms[rr->n] = (struct bus_room_count){p, e->len, 0};
+        p += e->len;
+        redisAsyncContext *c = cmd_for(rb, at->key, at->len);
+        if (!c) {
+            rooms_read_free(rr);
+            return NULL;
+        }
+        for (at->part = 0; at->part < rr->n_parts && rr->parts[at->part].c != c; at->part++)
+            ;
+        if (at->part == rr->n_parts)
+            rr->parts[rr->n_parts++] = (struct rooms_part){rr, c, 0};
+        rr->parts[at->part].n++;
+        rr->n++;
+    }
+    return rr;
+}
+
+/* Sends each part its keys, one script call per node, and answers when
+ * nothing was sent. */
+static void rooms_read_send(struct rooms_read *rr)
+{
+    size_t most = 0;
+    for (size_t i = 0; i < rr->n_parts; i++)
+        most = rr->parts[i].n > most ? rr->parts[i].n : most;
+    const char **argv = malloc(sizeof(*argv) * (3 + most));
+    size_t *lens = malloc(sizeof(*lens) * (3 + most));
+    rr->pending = 1;
+    if (!argv || !lens) {
+        log_error("redis: out of memory listing the rooms");
+        rr->failed = true;
+    }
+    /* EVAL rather than EVALSHA: the text is short beside the keys, and a
+     * flushed script cache needs no second try. */
+    for (size_t i = 0; !rr->failed && i < rr->n_parts; i++) {
+        struct rooms_part *part = &rr->parts[i];
+        argv[0] = "EVAL", lens[0] = 4;
+        argv[1] = lua_room_members, lens[1] = strlen(lua_room_members);
+        argv[2] = "0", lens[2] = 1;
+        int argc = 3;
+        for (size_t j = 0; j < rr->n; j++)
+            if (rr->at[j].part == i) {
+                argv[argc] = rr->at[j].key;
+                lens[argc++] = rr->at[j].len;
+            }
+        if (redisAsyncCommandArgv(part->c, on_room_members, part, argc, argv, lens) == REDIS_OK)
+            rr->pending++;
+        else
+            rr->failed = true;
+    }
+    free(argv);
+    free(lens);
+    if (--rr->pending == 0)
+        rooms_read_finish(rr);
+}
+
+/* api.lua's 'rooms' answer: the names of the rooms of live gateways. */
+static void rooms_named(struct request *q, const redisReply *reply)
+{
+    struct rbus *rb = q->rb;
+    struct rooms_read *rr = NULL;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0) {
+        q->u.rooms(q->arg, 0, NULL, 0);
+        return;
+    }
+    if (reply && reply->type == REDIS_REPLY_ARRAY && ready(rb))
+        rr = rooms_read_new(rb, reply);
+    if (!rr) {
+        q->u.rooms(q->arg, -1, NULL, 0);
+        return;
+    }
+    rr->cb = q->u.rooms;
+    rr->arg = q->arg;
+    rooms_read_send(rr);
+}
+
 /* api.lua in a mode; NULL (nothing sent) when Redis is not there. */
 static struct request *call_api(struct rbus *rb, const char *mode, request_done_fn done)
 {
-    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], pnames[KEY_MAX], most[16];
-    const char *argv[6] = {gws, clients, mode, gwrooms, pnames, most};
-    size_t lens[6];
+    char gws[KEY_MAX], clients[KEY_MAX], gwrooms[KEY_MAX], most[16];
+    const char *argv[5] = {gws, clients, mode, gwrooms, most};
+    size_t lens[5];
     lens[0] = make_key(gws, rb, "gateways", "", 0);
     lens[1] = make_key(clients, rb, "clients", "", 0);
     lens[2] = strlen(mode);
     lens[3] = make_key(gwrooms, rb, "gwrooms:", "", 0);
-    lens[4] = make_key(pnames, rb, "pnames:", "", 0);
-    lens[5] = (size_t)snprintf(most, sizeof(most), "%d", BUS_ROOMS_MAX);
-    struct request *q = ready(rb) ? request_new(rb, S_API, 6, argv, lens, done) : NULL;
+    lens[4] = (size_t)snprintf(most, sizeof(most), "%d", BUS_ROOMS_MAX);
+    struct request *q = ready(rb) ? request_new(rb, S_API, 5, argv, lens, done) : NULL;
     if (q && send_script(rb, q) < 0) {
         free(q);
         q = NULL;
@@ -433,7 +615,7 @@ static struct request *call_api(struct rbus *rb, const char *mode, request_done_
 
 void redis_rooms(struct bus *b, bus_rooms_fn cb, void *arg)
 {
-    struct request *q = call_api((struct rbus *)b, "rooms", rooms_done);
+    struct request *q = call_api((struct rbus *)b, "rooms", rooms_named);
     if (!q) {
         cb(arg, -1, NULL, 0);
         return;

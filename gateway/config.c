@@ -152,8 +152,7 @@ const struct config_option config_options[] = {
     /* The server API: off unless given, on a port of its own so that it
      * stays off the public load balancer. */
     {"api-listen", "GATEWAY_API_LISTEN", CONFIG_STRING, FIELD(api_listen), NULL, NONE,
-     "HOST:PORT of the server API for backends (with --api-key-file; not with "
-     "redis+cluster://); absent: no API"},
+     "HOST:PORT of the server API for backends (with --api-key-file); absent: no API"},
     {"api-key-file", "GATEWAY_API_KEY_FILE", CONFIG_STRING, FIELD(api_key_file), NULL, NONE,
      "file holding the server API's bearer key, 16 to 255 bytes (a trailing newline is dropped)"},
     /* Each connection is at most one request in flight: this bounds what
@@ -798,12 +797,13 @@ static bool check_together(const struct config *c, char *err, size_t errlen)
                  c->redis_prefix);
         return false;
     }
-    if (c->redis_enabled && c->redis_cluster && (c->api_listen[0] || c->events_stream)) {
-        /* Their scripts read and write keys of many rooms and a stream of
-         * their own in one step, which Redis Cluster refuses across slots. */
+    if (c->redis_enabled && c->redis_cluster && c->events_stream) {
+        /* The one stream would have to be written in the same step as each
+         * room's change, by scripts on the room's node: Redis Cluster
+         * refuses keys of other slots in one step. */
         snprintf(err, errlen,
-                 "invalid value for --%s: not with redis+cluster:// (README: Redis Cluster)",
-                 c->api_listen[0] ? "api-listen" : "events-stream");
+                 "invalid value for --events-stream: not with redis+cluster:// (README: Redis "
+                 "Cluster)");
         return false;
     }
     return check_redis_tls(c, err, errlen);

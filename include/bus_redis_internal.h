@@ -59,7 +59,7 @@
 
 /* The scripts, generated from gateway/lua/<name>.lua. */
 extern const char lua_chat[], lua_room[], lua_leave[], lua_count[], lua_reset[], lua_announce[],
-    lua_reap[], lua_api[], lua_forget_room[], lua_reap_pick[];
+    lua_reap[], lua_api[], lua_forget_room[], lua_reap_pick[], lua_room_members[];
 
 enum script {
     S_CHAT,

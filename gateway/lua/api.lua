@@ -1,10 +1,14 @@
 -- Read-only views of the cluster for the server API. 'gateways': every
 -- gateway of the heartbeat zset, {id, 1 when its heartbeat is current,
--- its client count}. 'rooms': the rooms that live gateways have members
--- in, {room, distinct names}, at most ARGV[4] of them.
+-- its client count}. 'rooms': the names of the rooms in live gateways'
+-- sets, each once, at most ARGV[3] of them; the gateway then counts their
+-- members where each room's keys are (room_members.lua: under Redis Cluster
+-- the room sets share the KEYS' hash tag, the rooms' keys are on the nodes
+-- of their own slots). A room stays in a gateway's set only while it has
+-- members there.
 --
 -- KEYS: gateways (zset of heartbeat deadlines), counts hash. ARGV: mode,
--- gateway room set prefix, names key prefix (drop_name.lua), most rooms.
+-- gateway room set prefix, most rooms.
 --#include now.lua
 local now = now_ms()
 local gws = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
@@ -17,14 +21,13 @@ if ARGV[1] == 'gateways' then
   end
   return out
 end
-local seen, most = {}, tonumber(ARGV[4])
+local seen, most = {}, tonumber(ARGV[3])
 for i = 1, #gws, 2 do
   if tonumber(gws[i + 1]) > now then
     for _, room in ipairs(redis.call('SMEMBERS', ARGV[2] .. gws[i])) do
       if not seen[room] and #out < most then
         seen[room] = true
-        local n = redis.call('HLEN', ARGV[3] .. room)
-        if n > 0 then out[#out + 1] = {room, n} end
+        out[#out + 1] = room
       end
     end
   end

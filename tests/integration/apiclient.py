@@ -21,10 +21,15 @@ def api_flags(workdir, port=None, key=KEY):
     return ["--api-listen", f"127.0.0.1:{port}", "--api-key-file", str(key_file)], port
 
 
-def start_with_api(gateways, tmp_path, name, redis_port=None, extra=()):
-    """A gateway of the factory with the API on; returns (gateway, Api)."""
+def start_with_api(gateways, tmp_path, name, redis_port=None, extra=(), redis_url=None):
+    """A gateway of the factory with the API on, on the Redis of redis_port
+    or of redis_url (a redis+cluster:// URL, say), else a single node;
+    returns (gateway, Api)."""
     flags, port = api_flags(tmp_path / f"api-{name}")
-    gw = gateways.start(name, redis_port, [*flags, *extra], wait_ready=redis_port is not None)
+    if redis_url:
+        flags += ["--redis", redis_url]
+    gw = gateways.start(name, redis_port, [*flags, *extra],
+                        wait_ready=redis_port is not None or redis_url is not None)
     return gw, Api(port)
 
 

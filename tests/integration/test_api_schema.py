@@ -34,13 +34,21 @@ def run_schemathesis(port, workdir):
                           stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.parametrize("with_redis", [True, False], ids=["cluster", "single-node"])
-def test_api_conforms_to_openapi(with_redis, request, gateways, tmp_path):
-    redis_port = None
-    if with_redis:
+@pytest.mark.parametrize("redis", ["redis", "redis-cluster", None],
+                         ids=["cluster", "redis-cluster", "single-node"])
+def test_api_conforms_to_openapi(redis, request, tmp_path):
+    """Two gateways on one Redis or on a Redis Cluster (3 primaries), or a
+    single node."""
+    redis_port = redis_url = None
+    # Redis is set up first so it is torn down last, after the gateways.
+    if redis == "redis":
         redis_port = request.getfixturevalue("redis_server").port
-        start_with_api(gateways, tmp_path, "gw2", redis_port)   # receives the control frames
-    gw, api = start_with_api(gateways, tmp_path, "gw1", redis_port)
+    elif redis == "redis-cluster":
+        redis_url = f"redis+cluster://{request.getfixturevalue('redis_cluster').seeds}"
+    gateways = request.getfixturevalue("gateways")
+    if redis:   # a second gateway receives the control frames
+        start_with_api(gateways, tmp_path, "gw2", redis_port, redis_url=redis_url)
+    gw, api = start_with_api(gateways, tmp_path, "gw1", redis_port, redis_url=redis_url)
     result = run_schemathesis(api.port, tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout, result.stdout[-3000:]
