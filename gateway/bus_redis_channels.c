@@ -556,10 +556,15 @@ int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct
     size_t clen = room ? room_channel(chan, rb, room, room_len)
                        : (size_t)snprintf(chan, sizeof(chan), "%s", rb->broadcast);
     bool sharded = rb->cluster && room;
-    redisAsyncContext *c = sharded ? cmd_for(rb, chan, clen) : rb->cmd;
     const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", chan, (const char *)frame_data(f)};
     size_t lens[3] = {strlen(argv[0]), clen, f->len};
-    return c && redisAsyncCommandArgv(c, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0 : -1;
+    /* A shard channel is on its slot's node, which a resharding moves: a
+     * command that follows it. Classic pub/sub reaches every node from
+     * any. */
+    if (sharded)
+        return send_command(rb, 3, argv, lens, NULL, NULL);
+    return rb->cmd && redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0
+                                                                                            : -1;
 }
 
 /* ---- the link ---- */
