@@ -322,3 +322,26 @@ async def test_global_slot_moved_step_by_step(gateways, redis_cluster):
     # The heartbeats went on: both gateways are alive on the new owner.
     assert sorted(third.command("ZRANGE", GATEWAYS_KEY, 0, -1)) == ["gw1", "gw2"]
     assert_no_lost_commands(gw1, gw2)
+
+
+@pytest.mark.timeout(60)
+async def test_new_room_on_a_moved_slot(gateways, redis_cluster):
+    """The first member of a room whose slot moved since the gateways read
+    the map: the gateway subscribes on the new owner (a read of the room's
+    stream on the old one is answered MOVED first; an SSUBSCRIBE would be,
+    and hiredis would close the connection), and the link stays up."""
+    flush(redis_cluster)
+    gw1, gw2 = start_gateways(gateways, redis_cluster, count=2)
+    room = "fresh"
+    slot = slot_of(redis_cluster, room_key("room", room))
+    src = redis_cluster.owner_of_slot(slot)
+    dst = next(n for n in redis_cluster.primaries() if n is not src)
+    a, b = await Client.connect(gw1.port, "a"), await Client.connect(gw2.port, "b")
+    await asyncio.to_thread(move_slot, redis_cluster, slot, src, dst)
+    await a.join(room)
+    await b.join(room)
+    await a.chat("hello", room=room)
+    assert (await b.recv_chat("hello"))["sender"] == "a"
+    assert shard_channels(dst).get(room_key("room", room)) == 2
+    assert [gw.metrics()["gateway_redis_reconnects_total"] for gw in (gw1, gw2)] == [0, 0]
+    assert_no_lost_commands(gw1, gw2)
