@@ -244,8 +244,8 @@ int send_command(struct rbus *rb, int argc, const char **argv, const size_t *len
                  request_done_fn done, void *arg)
 {
     if (!rb->cluster && !done) {
-        /* One Redis redirects nothing: no copy to keep, no answer to read
-         * (an error is Redis's to log). */
+        /* One Redis redirects nothing: the command goes as it always
+         * did, nothing copied, its answer unread. */
         redisAsyncContext *c = cmd_for(rb, argv[1], lens[1]);
         return c && redisAsyncCommandArgv(c, NULL, NULL, argc, argv, lens) == REDIS_OK ? 0 : -1;
     }

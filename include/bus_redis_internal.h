@@ -18,12 +18,15 @@
  *   bus_redis_canary.c    the subscription canary: a message to itself
  *                         that must come back, or the link is restarted
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
- *                         (gateway/lua/, embedded at build time), the reply
- *                         handling common to them
+ *                         (gateway/lua/, embedded at build time), and the
+ *                         requests: script calls and plain commands
+ *                         (send_command), the answer handling common to
+ *                         them
  *   bus_redis_tls.c       opening a connection: TCP, then TLS for rediss
  *   bus_redis_cluster.c   Redis Cluster (redis+cluster://): the slot map,
  *                         a command and a sharded-subscriber connection per
- *                         primary, routing by key slot, MOVED and ASK
+ *                         primary, routing by key slot, every request's
+ *                         MOVED, ASK and TRYAGAIN
  *   bus_redis_cluster_presence.c  presence's cleanups under Redis Cluster,
  *                         where each room's keys are on their own node
  * The lower pieces report the link's progress up through rb->link_step (and

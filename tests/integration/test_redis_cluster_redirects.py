@@ -345,3 +345,36 @@ async def test_new_room_on_a_moved_slot(gateways, redis_cluster):
     assert shard_channels(dst).get(room_key("room", room)) == 2
     assert [gw.metrics()["gateway_redis_reconnects_total"] for gw in (gw1, gw2)] == [0, 0]
     assert_no_lost_commands(gw1, gw2)
+
+
+@pytest.mark.timeout(60)
+async def test_tryagain_for_too_long(gateways, redis_cluster):
+    """A chat answered TRYAGAIN longer than the gateway waits (its room's
+    slot stays open with the keys moved) is refused `unavailable` after
+    about a second, one line logged; one still waiting when the link is
+    lost is refused then. Once the slot is closed chat goes again."""
+    flush(redis_cluster)
+    gw1, = start_gateways(gateways, redis_cluster, count=1)
+    room = "stuck"
+    slot = slot_of(redis_cluster, room_key("room", room))
+    src = redis_cluster.owner_of_slot(slot)
+    dst = next(n for n in redis_cluster.primaries() if n is not src)
+    a = await Client.connect(gw1.port, "a")
+    await a.join(room)
+    await send_chat(a, "c0", [], room=room)
+    open_slot(slot, src, dst)
+    migrate_keys(slot, src, dst)
+    await a.chat("c1", room=room)
+    await a.expect_error("unavailable", timeout=10)
+    assert gw1.log_text().count("redis: script chat failed: TRYAGAIN") == 1
+    before = gw1.metrics()["gateway_redis_reconnects_total"]
+    await a.chat("c2", room=room)
+    await asyncio.sleep(0.3)
+    src.command("CLIENT", "KILL", "TYPE", "pubsub")
+    await a.expect_error("unavailable", timeout=10)
+    await reconnected([gw1], [before])
+    await asyncio.to_thread(close_slot, redis_cluster, slot, src, dst)
+    await send_chat(a, "c3", [], room=room)
+    # The refused chats are in no history.
+    b = await Client.connect(gw1.port, "b")
+    assert [m["content"] for m in (await b.join(room))["history"]] == ["c0", "c3"]
