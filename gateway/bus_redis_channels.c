@@ -605,8 +605,9 @@ int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct
      * any. */
     if (sharded)
         return send_command(rb, 3, argv, lens, NULL, NULL);
-    return rb->cmd && redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0
-                                                                                            : -1;
+    if (!rb->cmd || redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, argv, lens) != REDIS_OK)
+        return -1;
+    return 0;
 }
 
 /* ---- the link ---- */
