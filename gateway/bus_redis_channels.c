@@ -65,9 +65,9 @@ static bool sub_command(struct rbus *rb, const char *verb, const char *chan, siz
     return c && redisAsyncCommandArgv(c, on_sub_message, rb, 2, argv, lens) == REDIS_OK;
 }
 
-/* Subscribes a wanted channel; when its node is unknown the slot map is
- * asked for again, which renews it. */
-static void channel_subscribe(struct rbus *rb, struct channel *ch)
+/* Subscribes a channel; when its node is unknown the slot map is asked for
+ * again, which renews it. */
+static void subscribe_now(struct rbus *rb, struct channel *ch)
 {
     char chan[KEY_MAX];
     size_t len = room_channel(chan, rb, ch->room, ch->room_len);
@@ -76,6 +76,48 @@ static void channel_subscribe(struct rbus *rb, struct channel *ch)
         ch->state = SUB_NONE;
         if (rb->cluster)
             cluster_refresh(rb);
+    }
+}
+
+static void channel_step(struct rbus *rb, struct channel *ch);
+
+/* The probe's answer, whatever it was: the map names the node of the
+ * channel's slot as well as it can now. */
+static void probed(struct request *q, const redisReply *reply)
+{
+    (void)reply;
+    struct rbus *rb = q->rb;
+    struct channel *ch = q->arg; /* kept while SUB_PENDING */
+    if (!ready(rb))
+        return; /* the link's end resets the channel */
+    if (ch->wanted) {
+        subscribe_now(rb, ch);
+    } else {
+        ch->state = SUB_NONE;
+        channel_step(rb, ch);
+    }
+}
+
+/* Subscribes a wanted channel. Under Redis Cluster a read on the node of
+ * its slot (the room stream's length) goes first: a node that lost the
+ * slot since the map was read answers an SSUBSCRIBE with MOVED, which
+ * hiredis takes for the end of the subscriber connection (and the whole
+ * link with it), while the read follows the MOVED like any command and
+ * corrects the map. During a move (ASK) the old owner keeps the slot's
+ * subscriptions until it ends them, which sends the channel here again. */
+static void channel_subscribe(struct rbus *rb, struct channel *ch)
+{
+    ch->state = SUB_PENDING;
+    if (!rb->cluster) {
+        subscribe_now(rb, ch);
+        return;
+    }
+    char stream[KEY_MAX];
+    const char *argv[2] = {"XLEN", stream};
+    size_t lens[2] = {4, room_key(stream, rb, "history:", ch->room, ch->room_len)};
+    if (send_command(rb, 2, argv, lens, probed, ch) < 0) {
+        ch->state = SUB_NONE;
+        cluster_refresh(rb);
     }
 }
 
@@ -555,10 +597,16 @@ int redis_publish_frame(struct bus *b, const char *room, size_t room_len, struct
     size_t clen = room ? room_channel(chan, rb, room, room_len)
                        : (size_t)snprintf(chan, sizeof(chan), "%s", rb->broadcast);
     bool sharded = rb->cluster && room;
-    redisAsyncContext *c = sharded ? cmd_for(rb, chan, clen) : rb->cmd;
     const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", chan, (const char *)frame_data(f)};
     size_t lens[3] = {strlen(argv[0]), clen, f->len};
-    return c && redisAsyncCommandArgv(c, NULL, NULL, 3, argv, lens) == REDIS_OK ? 0 : -1;
+    /* A shard channel is on its slot's node, which a resharding moves: a
+     * command that follows it. Classic pub/sub reaches every node from
+     * any. */
+    if (sharded)
+        return send_command(rb, 3, argv, lens, NULL, NULL);
+    if (!rb->cmd || redisAsyncCommandArgv(rb->cmd, NULL, NULL, 3, argv, lens) != REDIS_OK)
+        return -1;
+    return 0;
 }
 
 /* ---- the link ---- */

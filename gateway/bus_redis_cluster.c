@@ -11,8 +11,11 @@
  * SSUBSCRIBE goes to the one node that serves the room's slot; the keys of
  * no room (counts, heartbeats, the room sets) share the global tag.
  *
- * Changes of topology: a MOVED or ASK answer to a script is followed (at
- * most REDIRECTS_MAX times) and asks for the map again; a slot that leaves
+ * Changes of topology: a MOVED or ASK answer to any request, a script
+ * call or a plain command, is followed (at most REDIRECTS_MAX times) and
+ * asks for the map again, and a TRYAGAIN (a command of several keys whose
+ * slot is half moved) is sent again a little later, at most TRYAGAIN_MAX
+ * times; a slot that leaves
  * a node ends its shard subscriptions with a sunsubscribe, after which the
  * channels piece subscribes again on the new owner and replays the stream;
  * a primary that fails closes its connections, and the whole link is
@@ -31,6 +34,12 @@
 #define REDIRECTS_MAX 3
 /* Map refreshes asked for within this long are one. */
 #define REFRESH_DELAY_MS 100
+/* TRYAGAIN lasts while a resharding moves a slot's keys, one MIGRATE batch
+ * after another, and until it says where the slot is (CLUSTER SETSLOT
+ * NODE): a request waits this long between tries, about a second in all,
+ * before it fails. */
+#define TRYAGAIN_DELAY_MS 100
+#define TRYAGAIN_MAX 10
 
 struct cnode {
     redisAsyncContext *cmd, *sub;
@@ -49,9 +58,14 @@ struct rcluster {
     unsigned opening; /* node connections whose handshake is not done */
     struct event *refresh_timer;
     bool refreshing; /* a CLUSTER SLOTS in flight */
+    /* Requests answered TRYAGAIN, in order, sent again when retry_timer
+     * fires. */
+    struct request *waiting, **waiting_tail;
+    struct event *retry_timer;
 };
 
 static void refresh_now(evutil_socket_t fd, short what, void *arg);
+static void retry_now(evutil_socket_t fd, short what, void *arg);
 
 struct rcluster *cluster_new(struct rbus *rb)
 {
@@ -64,11 +78,15 @@ struct rcluster *cluster_new(struct rbus *rb)
     for (const char *p = seeds; *p; p++)
         n += *p == ',';
     cl->seeds = calloc(n, sizeof(*cl->seeds));
+    cl->waiting_tail = &cl->waiting;
     cl->refresh_timer = evtimer_new(rb->base.base, refresh_now, rb);
-    if (!cl->seeds || !cl->refresh_timer) {
+    cl->retry_timer = evtimer_new(rb->base.base, retry_now, rb);
+    if (!cl->seeds || !cl->refresh_timer || !cl->retry_timer) {
         free(cl->seeds);
         if (cl->refresh_timer)
             event_free(cl->refresh_timer);
+        if (cl->retry_timer)
+            event_free(cl->retry_timer);
         free(cl);
         return NULL;
     }
@@ -84,6 +102,7 @@ struct rcluster *cluster_new(struct rbus *rb)
     }
     if (!cl->n_seeds) { /* not reached: config_parse_redis_url lets none through */
         event_free(cl->refresh_timer);
+        event_free(cl->retry_timer);
         free(cl->seeds);
         free(cl);
         return NULL;
@@ -96,6 +115,7 @@ void cluster_free(struct rbus *rb)
     struct rcluster *cl = rb->cluster;
     cluster_link_down(rb);
     event_free(cl->refresh_timer);
+    event_free(cl->retry_timer);
     free(cl->seeds);
     free(cl);
     rb->cluster = NULL;
@@ -295,9 +315,20 @@ bool cluster_forget(struct rbus *rb, const redisAsyncContext *c, char *what, siz
     return true;
 }
 
+/* Takes the requests waiting to try again out of the queue, in order. */
+static struct request *take_waiting(struct rcluster *cl)
+{
+    struct request *q = cl->waiting;
+    cl->waiting = NULL;
+    cl->waiting_tail = &cl->waiting;
+    evtimer_del(cl->retry_timer);
+    return q;
+}
+
 void cluster_link_down(struct rbus *rb)
 {
     struct rcluster *cl = rb->cluster;
+    struct request *waiting = take_waiting(cl);
     for (size_t i = 0; cl->nodes && i < cl->map.n_nodes; i++) {
         redis_free_ctx(&cl->nodes[i].cmd, &cl->nodes[i].cmd_ssl);
         redis_free_ctx(&cl->nodes[i].sub, &cl->nodes[i].sub_ssl);
@@ -308,6 +339,12 @@ void cluster_link_down(struct rbus *rb)
     cl->refreshing = false;
     evtimer_del(cl->refresh_timer);
     cluster_map_free(&cl->map);
+    /* They fail as those in flight just did. */
+    while (waiting) {
+        struct request *q = waiting;
+        waiting = q->next;
+        request_fail(q);
+    }
 }
 
 void cluster_heard(struct rbus *rb, const redisAsyncContext *c)
@@ -397,10 +434,43 @@ redisAsyncContext *sub_for(struct rbus *rb, const char *chan, size_t len)
     return n ? n->sub : NULL;
 }
 
+static void retry_now(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct rbus *rb = arg;
+    /* Each goes by the map again: to the slot's owner, which answers ASK
+     * while the slot is still on its way. */
+    for (struct request *q = take_waiting(rb->cluster), *next; q; q = next) {
+        next = q->next;
+        if (send_request_to(rb, q, NULL) < 0)
+            request_fail(q);
+    }
+}
+
+/* TRYAGAIN: q waits in the queue for the next retry, with its
+ * redirections counted afresh; false when it tried often enough. */
+static bool try_again(struct rbus *rb, struct request *q)
+{
+    struct rcluster *cl = rb->cluster;
+    if (q->tryagains++ >= TRYAGAIN_MAX || !cl->nodes)
+        return false;
+    q->redirects = 0;
+    q->next = NULL;
+    *cl->waiting_tail = q;
+    cl->waiting_tail = &q->next;
+    if (!evtimer_pending(cl->retry_timer, NULL)) {
+        struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000};
+        evtimer_add(cl->retry_timer, &tv);
+    }
+    return true;
+}
+
 bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_t len)
 {
     struct rcluster *cl = rb->cluster;
     struct cluster_redirect d;
+    if (len >= 8 && memcmp(err, "TRYAGAIN", 8) == 0)
+        return try_again(rb, q);
     if (!cluster_redirect_parse(err, len, &d))
         return false;
     cluster_refresh(rb); /* the map is old, or a slot is on its way */
@@ -412,5 +482,5 @@ bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_
         cl->map.owner[d.slot] = (uint16_t)i;
     else if (redisAsyncCommand(n->cmd, NULL, NULL, "ASKING") != REDIS_OK)
         return false;
-    return send_script_to(rb, q, n->cmd) == 0;
+    return send_request_to(rb, q, n->cmd) == 0;
 }

@@ -26,27 +26,26 @@ static void forget_room(struct rbus *rb, const char *room, size_t room_len, cons
     fire_and_forget(rb, S_FORGET_ROOM, 3, argv, lens, NULL);
 }
 
-/* This gateway's room set: its key into buf, the connection of its node. */
-static redisAsyncContext *own_rooms(struct rbus *rb, char *buf, size_t *len)
+/* verb (SMEMBERS or DEL) of this gateway's room set, done with the answer. */
+static int own_rooms(struct rbus *rb, const char *verb, request_done_fn done)
 {
+    char set[KEY_MAX];
     const char *id = rb->base.cfg->id;
-    *len = make_key(buf, rb, "gwrooms:", id, strlen(id));
-    return cmd_for(rb, buf, *len);
+    const char *argv[2] = {verb, set};
+    size_t lens[2] = {strlen(verb), make_key(set, rb, "gwrooms:", id, strlen(id))};
+    return send_command(rb, 2, argv, lens, done, NULL);
 }
 
 /* The rooms this gateway had registered (another life of the process, or
  * before an outage): each is cleaned, then what it has now is registered
  * anew, behind the cleanup on each node. */
-static void on_own_rooms(redisAsyncContext *c, void *r, void *privdata)
+static void own_rooms_listed(struct request *q, const redisReply *reply)
 {
-    (void)privdata;
-    struct rbus *rb = c->data;
-    const redisReply *reply = r;
-    if (!rb || !reply || !ready(rb))
-        return;
+    struct rbus *rb = q->rb;
+    if (!reply || !ready(rb))
+        return; /* a failure is logged; a reconnect registers anew */
     if (reply->type != REDIS_REPLY_ARRAY) {
-        log_error("redis: cannot list this gateway's rooms: %s",
-                  reply->type == REDIS_REPLY_ERROR ? reply->str : "not an array");
+        log_error("redis: cannot list this gateway's rooms: not an array");
         return;
     }
     const char *id = rb->base.cfg->id;
@@ -59,10 +58,7 @@ static void on_own_rooms(redisAsyncContext *c, void *r, void *privdata)
 
 void cluster_reregister(struct rbus *rb)
 {
-    char set[KEY_MAX];
-    size_t len;
-    redisAsyncContext *c = own_rooms(rb, set, &len);
-    if (!c || redisAsyncCommand(c, on_own_rooms, NULL, "SMEMBERS %b", set, len) != REDIS_OK)
+    if (own_rooms(rb, "SMEMBERS", own_rooms_listed) < 0)
         log_error("redis: cannot list this gateway's rooms: no connection to their node");
 }
 
@@ -72,11 +68,7 @@ void cluster_withdraw(struct rbus *rb)
     const struct strmap_slot *room;
     for (size_t i = 0; strmap_next(&rb->presence.rooms, &i, &room);)
         forget_room(rb, room->key, room->len, id, strlen(id));
-    char set[KEY_MAX];
-    size_t len;
-    redisAsyncContext *c = own_rooms(rb, set, &len);
-    if (c)
-        redisAsyncCommand(c, NULL, NULL, "DEL %b", set, len);
+    own_rooms(rb, "DEL", NULL);
 }
 
 /* reap_pick.lua's answer: {}, {gateway, 1} or {gateway, 0, room...}. */

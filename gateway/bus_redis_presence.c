@@ -101,9 +101,7 @@ void room_set_command(struct rbus *rb, const char *verb, const char *room, size_
     const char *id = rb->base.cfg->id;
     const char *argv[3] = {verb, gwrooms, room};
     size_t lens[3] = {strlen(verb), make_key(gwrooms, rb, "gwrooms:", id, strlen(id)), room_len};
-    redisAsyncContext *c = cmd_for(rb, gwrooms, lens[1]);
-    if (c)
-        redisAsyncCommandArgv(c, NULL, NULL, 3, argv, lens);
+    send_command(rb, 3, argv, lens, NULL, NULL);
 }
 
 /* The room script's answer in presence mode: the sorted names. */
@@ -311,14 +309,6 @@ void reregister(struct rbus *rb)
     register_rooms(rb);
 }
 
-/* A command with no answer to wait for, on the node of its key argv[1]. */
-static void send_keyed(struct rbus *rb, int argc, const char **argv, const size_t *lens)
-{
-    redisAsyncContext *c = cmd_for(rb, argv[1], lens[1]);
-    if (c)
-        redisAsyncCommandArgv(c, NULL, NULL, argc, argv, lens);
-}
-
 void register_rooms(struct rbus *rb)
 {
     char gwrooms[KEY_MAX];
@@ -335,14 +325,14 @@ void register_rooms(struct rbus *rb)
             int clen = snprintf(count, sizeof(count), "%lu", (unsigned long)(uintptr_t)name->value);
             const char *hset[4] = {"HSET", key, field, count};
             size_t hl[4] = {4, klen, (size_t)flen, (size_t)clen};
-            send_keyed(rb, 4, hset, hl);
+            send_command(rb, 4, hset, hl, NULL, NULL);
             const char *incr[4] = {"HINCRBY", nkey, name->key, count};
             size_t il[4] = {7, nlen, name->len, (size_t)clen};
-            send_keyed(rb, 4, incr, il);
+            send_command(rb, 4, incr, il, NULL, NULL);
         }
         const char *sadd[3] = {"SADD", gwrooms, room->key};
         size_t sl[3] = {4, glen, room->len};
-        send_keyed(rb, 3, sadd, sl);
+        send_command(rb, 3, sadd, sl, NULL, NULL);
     }
 }
 
@@ -360,7 +350,7 @@ void redis_connection_event(struct bus *b, bool connected, const char *name)
     size_t lens[12];
     for (int i = 0; i < 12; i++)
         lens[i] = strlen(argv[i]);
-    redisAsyncCommandArgv(rb->cmd, NULL, NULL, 12, argv, lens);
+    send_command(rb, 12, argv, lens, NULL, NULL);
 }
 
 /* ---- the server API's views (api.lua) ----

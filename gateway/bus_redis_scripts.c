@@ -2,20 +2,30 @@
  * gateway/lua/ and embedded at build time) when the command connection
  * comes up, calling them by SHA1, and what every answer goes through: an
  * unknown SHA1 (Redis's script cache was flushed) is retried with EVAL,
- * which caches the script again, and errors are logged here once. */
+ * which caches the script again, a redirection under Redis Cluster is
+ * followed, and errors are logged here once. Under Redis Cluster plain
+ * commands go the same way (send_command), so that none is lost to a
+ * slot that moved. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus_redis_internal.h"
+#include "clock.h"
 #include "cluster_slots.h"
 #include "log.h"
 
 static const char *const script_src[S_COUNT_ALL] = {
     lua_chat,     lua_room, lua_leave, lua_count,       lua_reset,
     lua_announce, lua_reap, lua_api,   lua_forget_room, lua_reap_pick};
+/* Their names, for the log: gateway/lua/<name>.lua. */
+static const char *const script_name[S_COUNT_ALL] = {"chat",        "room",     "leave", "count",
+                                                     "reset",       "announce", "reap",  "api",
+                                                     "forget_room", "reap_pick"};
 /* How many of a script's arguments are KEYS. */
 static const int keys_of[S_COUNT_ALL] = {2, 5, 2, 3, 1, 1, 2, 2, 2, 2};
+/* Failed requests logged: one line per this long at most. */
+#define FAILURE_LOG_MS 1000
 
 /* The hash tag of the keys that belong to no room under Redis Cluster:
  * they live together on the node of its slot. */
@@ -80,28 +90,33 @@ void scripts_load(struct rbus *rb, redisAsyncContext *c)
     }
 }
 
-static void on_script_reply(redisAsyncContext *c, void *r, void *privdata);
+static void on_reply(redisAsyncContext *c, void *r, void *privdata);
 
-/* EVALSHA, or EVAL (which also caches the script) when the sha is unknown,
- * on c, or on the connection of the first key's node when c is NULL. */
+/* Sends q on c, or on the connection of its key's node when c is NULL: a
+ * command as it is, a script with EVALSHA, or EVAL (which also caches the
+ * script) when the sha is unknown. */
 static int send_call(struct rbus *rb, struct request *q, bool eval, redisAsyncContext *c)
 {
     const char *argv[3 + MAX_ARGS];
     size_t lens[3 + MAX_ARGS];
     char nkeys[4];
-    argv[0] = eval ? "EVAL" : "EVALSHA";
-    argv[1] = eval ? script_src[q->script] : rb->sha[q->script];
-    snprintf(nkeys, sizeof(nkeys), "%d", keys_of[q->script]);
-    argv[2] = nkeys;
-    for (int i = 0; i < 3; i++)
-        lens[i] = strlen(argv[i]);
-    for (int i = 0; i < q->argc; i++) {
-        argv[3 + i] = q->argv[i];
-        lens[3 + i] = q->argvlen[i];
+    int n = 0;
+    if (!q->command) {
+        argv[0] = eval ? "EVAL" : "EVALSHA";
+        argv[1] = eval ? script_src[q->script] : rb->sha[q->script];
+        snprintf(nkeys, sizeof(nkeys), "%d", keys_of[q->script]);
+        argv[2] = nkeys;
+        for (; n < 3; n++)
+            lens[n] = strlen(argv[n]);
     }
+    for (int i = 0; i < q->argc; i++) {
+        argv[n + i] = q->argv[i];
+        lens[n + i] = q->argvlen[i];
+    }
+    int key = q->command; /* a command's name comes before its key */
     if (!c)
-        c = cmd_for(rb, q->argv[0], q->argvlen[0]);
-    if (!c || redisAsyncCommandArgv(c, on_script_reply, q, 3 + q->argc, argv, lens) != REDIS_OK)
+        c = cmd_for(rb, q->argv[key], q->argvlen[key]);
+    if (!c || redisAsyncCommandArgv(c, on_reply, q, n + q->argc, argv, lens) != REDIS_OK)
         return -1;
     return 0;
 }
@@ -111,27 +126,29 @@ int send_script(struct rbus *rb, struct request *q)
     return send_call(rb, q, false, NULL);
 }
 
-int send_script_to(struct rbus *rb, struct request *q, redisAsyncContext *c)
+int send_request_to(struct rbus *rb, struct request *q, redisAsyncContext *c)
 {
     return send_call(rb, q, false, c);
 }
 
-struct request *request_new(struct rbus *rb, enum script s, int argc, const char **argv,
-                            const size_t *lens, request_done_fn done)
+/* A request with copies of argv, or NULL (logged). */
+static struct request *request_alloc(struct rbus *rb, int argc, const char **argv,
+                                     const size_t *lens, request_done_fn done)
 {
     if (argc > MAX_ARGS) { /* a caller's mistake: fail the call rather than overrun */
-        log_error("redis: a script call with %d arguments, more than %d", argc, MAX_ARGS);
+        log_error("redis: a request with %d arguments, more than %d", argc, MAX_ARGS);
         return NULL;
     }
     size_t total = 0;
     for (int i = 0; i < argc; i++)
         total += lens[i];
     struct request *q = malloc(sizeof(*q) + total);
-    if (!q)
+    if (!q) {
+        log_error("redis: out of memory: a request was not sent");
         return NULL;
+    }
     memset(q, 0, sizeof(*q));
     q->rb = rb;
-    q->script = s;
     q->done = done;
     q->argc = argc;
     char *p = q->data;
@@ -144,6 +161,15 @@ struct request *request_new(struct rbus *rb, enum script s, int argc, const char
     return q;
 }
 
+struct request *request_new(struct rbus *rb, enum script s, int argc, const char **argv,
+                            const size_t *lens, request_done_fn done)
+{
+    struct request *q = request_alloc(rb, argc, argv, lens, done);
+    if (q)
+        q->script = s;
+    return q;
+}
+
 /* Completes a request with a failure (reply NULL) or its reply. */
 static void complete(struct request *q, const redisReply *reply)
 {
@@ -151,29 +177,56 @@ static void complete(struct request *q, const redisReply *reply)
         q->done(q, reply);
 }
 
-static void on_script_reply(redisAsyncContext *c, void *r, void *privdata)
+void request_fail(struct request *q)
+{
+    complete(q, NULL);
+    free(q);
+}
+
+/* An error answer: one line, unless one was written less than
+ * FAILURE_LOG_MS ago (then it is counted, and the next line says so). */
+static void log_failure(struct rbus *rb, const struct request *q, const char *err)
+{
+    int64_t now = clock_mono_ms();
+    if (rb->failure_logged_ms && now - rb->failure_logged_ms < FAILURE_LOG_MS) {
+        rb->failures_unlogged++;
+        return;
+    }
+    char more[80] = "";
+    if (rb->failures_unlogged)
+        snprintf(more, sizeof(more), " (and %u more failures not logged since the last line)",
+                 rb->failures_unlogged);
+    if (q->command)
+        log_error("redis: %.*s failed: %s%s", (int)q->argvlen[0], q->argv[0], err, more);
+    else
+        log_error("redis: script %s failed: %s%s", script_name[q->script], err, more);
+    rb->failure_logged_ms = now;
+    rb->failures_unlogged = 0;
+}
+
+static void on_reply(redisAsyncContext *c, void *r, void *privdata)
 {
     struct request *q = privdata;
+    struct rbus *rb = q->rb;
     redisReply *reply = r;
     if (reply)
-        q->rb->replies_since_beat++;
-    if (reply && q->rb->cluster)
-        cluster_heard(q->rb, c);
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
-        send_call(q->rb, q, true, c) == 0) {
+        rb->replies_since_beat++;
+    if (reply && rb->cluster)
+        cluster_heard(rb, c);
+    bool error = reply && reply->type == REDIS_REPLY_ERROR;
+    if (error && !q->command && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+        send_call(rb, q, true, c) == 0) {
         log_warn("redis: script cache was flushed, loading it again");
         return;
     }
-    if (reply && reply->type == REDIS_REPLY_ERROR && q->rb->cluster &&
-        cluster_redirect(q->rb, q, reply->str, reply->len))
+    if (error && rb->cluster && cluster_redirect(rb, q, reply->str, reply->len))
         return;
-    if (reply && reply->type == REDIS_REPLY_ERROR)
-        log_error("redis: script failed: %s", reply->str);
+    if (error)
+        log_failure(rb, q, reply->str);
     /* A primary turned replica (a failover, or a DNS name that moved)
      * refuses every write from now on: leave it and find the primary. */
-    bool readonly = reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "READONLY");
-    struct rbus *rb = q->rb;
-    complete(q, reply && reply->type != REDIS_REPLY_ERROR ? reply : NULL);
+    bool readonly = error && strstr(reply->str, "READONLY");
+    complete(q, reply && !error ? reply : NULL);
     free(q);
     if (readonly && ready(rb))
         rb->link_step(rb, "the server is a read-only replica now (READONLY)");
@@ -183,8 +236,27 @@ void fire_and_forget(struct rbus *rb, enum script s, int argc, const char **argv
                      const size_t *lens, request_done_fn done)
 {
     struct request *q = request_new(rb, s, argc, argv, lens, done);
-    if (q && send_script(rb, q) < 0) {
-        complete(q, NULL);
-        free(q);
+    if (q && send_script(rb, q) < 0)
+        request_fail(q);
+}
+
+int send_command(struct rbus *rb, int argc, const char **argv, const size_t *lens,
+                 request_done_fn done, void *arg)
+{
+    if (!rb->cluster && !done) {
+        /* One Redis redirects nothing: the command goes as it always
+         * did, nothing copied, its answer unread. */
+        redisAsyncContext *c = cmd_for(rb, argv[1], lens[1]);
+        return c && redisAsyncCommandArgv(c, NULL, NULL, argc, argv, lens) == REDIS_OK ? 0 : -1;
     }
+    struct request *q = request_alloc(rb, argc, argv, lens, done);
+    if (!q)
+        return -1;
+    q->command = true;
+    q->arg = arg;
+    if (send_call(rb, q, false, NULL) < 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
 }

@@ -20,12 +20,15 @@
  *                         (under Redis Cluster on every primary's sharded
  *                         subscriber too)
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
- *                         (gateway/lua/, embedded at build time), the reply
- *                         handling common to them
+ *                         (gateway/lua/, embedded at build time), and the
+ *                         requests: script calls and plain commands
+ *                         (send_command), the answer handling common to
+ *                         them
  *   bus_redis_tls.c       opening a connection: TCP, then TLS for rediss
  *   bus_redis_cluster.c   Redis Cluster (redis+cluster://): the slot map,
  *                         a command and a sharded-subscriber connection per
- *                         primary, routing by key slot, MOVED and ASK
+ *                         primary, routing by key slot, every request's
+ *                         MOVED, ASK and TRYAGAIN
  *   bus_redis_cluster_presence.c  presence's cleanups under Redis Cluster,
  *                         where each room's keys are on their own node
  * The lower pieces report the link's progress up through rb->link_step (and
@@ -54,7 +57,7 @@
 #include "strmap.h"
 
 #define KEY_MAX 256
-/* Most arguments (keys and ARGV) a script takes: the count script's 13. */
+/* Most arguments a request takes: the count script's 13 (keys and ARGV). */
 #define MAX_ARGS 13
 
 /* The scripts, generated from gateway/lua/<name>.lua. */
@@ -128,7 +131,11 @@ struct rbus {
     long local_clients;
     struct event *count_retry;
     unsigned heartbeats_unanswered; /* reset by the heartbeat's answer */
-    unsigned replies_since_beat;    /* script answers since the last heartbeat */
+    unsigned replies_since_beat;    /* request answers since the last heartbeat */
+    /* Requests that failed (an error answer): one log line per second at
+     * most, since a Redis that refuses everything would make one each. */
+    int64_t failure_logged_ms;
+    unsigned failures_unlogged;
     bool closing;
     unsigned close_pending; /* PINGs behind the withdrawal, unanswered */
     bus_done_fn close_done;
@@ -185,12 +192,17 @@ bool redis_tls_why(SSL *a, SSL *b, char *buf, size_t len);
 void redis_tls_ctx_free(SSL_CTX *ctx);
 
 struct request;
-/* A script's answer: reply is NULL when the call failed (error logged). */
+/* A request's answer: reply is NULL when it failed (error logged). */
 typedef void (*request_done_fn)(struct request *q, const redisReply *reply);
 
-/* A request in flight on the command connection. */
+/* A request in flight on a command connection: a script call, or under
+ * Redis Cluster a plain command (send_command), kept so that it can be
+ * sent again where a redirection says. */
 struct request {
     struct rbus *rb;
+    /* command: argv is a whole command, its name then its key; else the
+     * script's keys and ARGV. */
+    bool command;
     enum script script;
     request_done_fn done; /* NULL: nothing to do with the answer */
     union {
@@ -207,8 +219,10 @@ struct request {
         bus_gateways_fn gateways;
     } u;
     void *arg;
-    /* For a retry after NOSCRIPT, MOVED or ASK: the arguments, copied. */
-    unsigned redirects;
+    /* For a retry after NOSCRIPT, MOVED, ASK or TRYAGAIN: the arguments,
+     * copied; the redirections and TRYAGAINs followed so far. */
+    unsigned redirects, tryagains;
+    struct request *next; /* in the cluster's queue waiting to try again */
     int argc;
     const char *argv[MAX_ARGS];
     size_t argvlen[MAX_ARGS];
@@ -257,8 +271,20 @@ struct request *request_new(struct rbus *rb, enum script s, int argc, const char
 /* Sends a script call to the node of its first key; on 0 the request is
  * freed after its done ran, on -1 (not sent) it stays the caller's. */
 int send_script(struct rbus *rb, struct request *q);
-/* The same to the connection c, after a redirection. */
-int send_script_to(struct rbus *rb, struct request *q, redisAsyncContext *c);
+/* Sends a request (script call or command) to the connection c, or to its
+ * key's node when c is NULL: a redirection's or a TRYAGAIN's retry. As
+ * send_script on 0 and -1. */
+int send_request_to(struct rbus *rb, struct request *q, redisAsyncContext *c);
+/* A request that cannot go on fails: done with NULL, then freed. */
+void request_fail(struct request *q);
+/* Sends a command, argv[0] its name and argv[1] its key, to the node of
+ * its key; done (or NULL) gets its answer, or NULL when it failed. Under
+ * Redis Cluster the arguments are copied into a request, so that a MOVED,
+ * ASK or TRYAGAIN answer is followed as a script's; on one Redis a command
+ * without done goes as it is, nothing copied, its answer unread. -1: not
+ * sent (no connection serves its key now), done not called. */
+int send_command(struct rbus *rb, int argc, const char **argv, const size_t *lens,
+                 request_done_fn done, void *arg);
 /* Appends the event stream's two arguments (key, cap) to a script call's
  * argv at i; returns i + 2. */
 int events_args(const struct rbus *rb, const char **argv, size_t *lens, int i);
@@ -302,8 +328,9 @@ void cluster_link_down(struct rbus *rb);
 redisAsyncContext *cmd_for(struct rbus *rb, const char *key, size_t len);
 /* The sharded-subscriber connection for a room channel; NULL as above. */
 redisAsyncContext *sub_for(struct rbus *rb, const char *chan, size_t len);
-/* A script's error reply err: true when it was a redirection that the
- * request now follows (q is resent); false: q fails as it is. */
+/* A request's error reply err: true when it was a redirection that the
+ * request now follows (q is resent), or TRYAGAIN (q is sent again after a
+ * short wait); false: q fails as it is. */
 bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_t len);
 /* Asks for the slot map again (a slot moved); the subscriptions the move
  * ended are renewed on their new owners when it comes. */
@@ -385,7 +412,8 @@ void reregister(struct rbus *rb);
 /* Registers what this gateway has now (its presence entries and room set),
  * each on its key's node: reregister's second half. */
 void register_rooms(struct rbus *rb);
-/* verb (SADD or SREM) room on this gateway's room set; no answer awaited. */
+/* verb (SADD or SREM) room on this gateway's room set; no answer awaited
+ * (send_command). */
 void room_set_command(struct rbus *rb, const char *verb, const char *room, size_t room_len);
 void redis_leave(struct bus *b, const char *room, size_t room_len, const char *name);
 void redis_presence(struct bus *b, const char *room, size_t room_len, bus_names_fn cb, void *arg);

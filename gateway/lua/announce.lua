@@ -29,7 +29,10 @@ if waited < every * 0.9 then
   redis.call('PEXPIRE', key, every * 30)
   return {0, every - waited}
 end
-redis.call('DEL', key)
+-- Emptied but for the time, never deleted: while a resharding moves the
+-- key's slot, a key this script's node no longer holds is not its to write
+-- (Redis refuses the write and the script stops half done).
 redis.call('HSET', key, 't', now)
+redis.call('HDEL', key, 'a', 'an', 'd', 'dn')
 redis.call('PEXPIRE', key, every * 2)
 return {1, a, an, d, dn}

@@ -4,8 +4,10 @@ Helpers live in their own modules, importable from any test here:
   netutil      free_port, http_get (also https), unverified_tls, wait_until, metrics
   gateway_proc Gateway (start/stop/kill/paused the binary, rss_kb; $GATEWAY_BIN),
                run_gateway
-  redis_proc   RedisServer (start/stop/restart on the same port/kill; password)
-  redis_cluster_proc RedisCluster (3 primaries + 3 replicas), move_slot
+  redis_proc   RedisServer (start/stop/restart on the same port/kill; password),
+               redis_asking (a command after ASKING)
+  redis_cluster_proc RedisCluster (3 primaries + 3 replicas), move_slot (and its
+               steps open_slot, migrate_keys, close_slot)
   sentinel_proc SentinelSetup (a primary, replicas and sentinels; TLS), SentinelServer
   failover     measure_failover (chat every interval while the primary is killed)
   wsclient     Client (async /ws client: connect, connect_url, recv_json, recv_until, ...)

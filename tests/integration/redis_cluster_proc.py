@@ -122,16 +122,33 @@ class RedisCluster:
                          f"{n.log_tail(30)}" for n in self.nodes)
 
 
-def move_slot(cluster, slot, src, dst):
-    """Moves an empty slot from primary src to primary dst the way
-    `redis-cli --cluster reshard` does, step by step."""
-    src_id, dst_id = src.command("CLUSTER", "MYID"), dst.command("CLUSTER", "MYID")
-    dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
-    src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
-    keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+def open_slot(slot, src, dst):
+    """The first step of moving slot from primary src to dst: dst IMPORTING,
+    src MIGRATING. Keys not on src any more are answered ASK from now on."""
+    dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src.command("CLUSTER", "MYID"))
+    src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.command("CLUSTER", "MYID"))
+
+
+def migrate_keys(slot, src, dst, keys=None):
+    """MIGRATEs keys (default: all of slot's on src) to dst in one step."""
+    keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, 1000) if keys is None else keys
     if keys:
         src.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+
+
+def close_slot(cluster, slot, src, dst):
+    """The last step: slot is dst's (src answers MOVED from now on), once
+    every primary says so."""
+    dst_id = dst.command("CLUSTER", "MYID")
     dst.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
     src.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
     wait_until(lambda: all(cluster.owner_of_slot(slot, n) is dst for n in cluster.primaries()),
                10, interval=0.1, what=f"every primary to see slot {slot} on {dst.port}")
+
+
+def move_slot(cluster, slot, src, dst):
+    """Moves a slot from primary src to primary dst the way
+    `redis-cli --cluster reshard` does, step by step."""
+    open_slot(slot, src, dst)
+    migrate_keys(slot, src, dst)
+    close_slot(cluster, slot, src, dst)

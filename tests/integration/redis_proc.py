@@ -52,6 +52,16 @@ def redis_command(port, *args, timeout=2.0, password=None):
             return _read_reply(f)
 
 
+def redis_asking(port, *args, timeout=2.0):
+    """One command after ASKING on the same connection: a cluster node that
+    is importing a slot answers it for the slot's keys (else MOVED)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with s.makefile("rb") as f:
+            s.sendall(_encode(("ASKING",)) + _encode(args))
+            _read_reply(f)
+            return _read_reply(f)
+
+
 def redis_ping(port, timeout=1.0, password=None):
     return redis_command(port, "PING", timeout=timeout, password=password) == "PONG"
 

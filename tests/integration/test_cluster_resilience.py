@@ -15,13 +15,13 @@ ROOM = "resilient"
 RECOVER_WITHIN = 10
 
 
-async def send_chat(client, content, seen, timeout=RECOVER_WITHIN):
+async def send_chat(client, content, seen, timeout=RECOVER_WITHIN, room=ROOM):
     """Sends a room chat until the gateway takes it (`unavailable` means it was
     not published: retry) and returns its own copy. Chat frames read
     meanwhile are appended to seen."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    await client.chat(content, room=ROOM)
+    await client.chat(content, room=room)
     while True:
         frame = await client.recv_json(max(deadline - loop.time(), 0.1))
         if frame["type"] == "chat":
@@ -32,7 +32,7 @@ async def send_chat(client, content, seen, timeout=RECOVER_WITHIN):
             assert frame["code"] == "unavailable", f"{content}: {frame}"
             assert loop.time() < deadline, f"{content}: still unavailable after {timeout}s"
             await asyncio.sleep(0.2)
-            await client.chat(content, room=ROOM)
+            await client.chat(content, room=room)
 
 
 async def chats_until(client, last, seen, timeout=RECOVER_WITHIN):
