@@ -447,6 +447,26 @@ static void retry_now(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The slot of q's key (a command's name comes before it). */
+static uint16_t request_slot(const struct request *q)
+{
+    int key = q->command;
+    return (uint16_t)cluster_key_slot(q->argv[key], q->argvlen[key]);
+}
+
+/* q goes to the end of the queue, for the next retry. */
+static void wait_in_line(struct rcluster *cl, struct request *q)
+{
+    q->slot = request_slot(q);
+    q->next = NULL;
+    *cl->waiting_tail = q;
+    cl->waiting_tail = &q->next;
+    if (!evtimer_pending(cl->retry_timer, NULL)) {
+        struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000};
+        evtimer_add(cl->retry_timer, &tv);
+    }
+}
+
 /* TRYAGAIN: q waits in the queue for the next retry, with its
  * redirections counted afresh; false when it tried often enough. */
 static bool try_again(struct rbus *rb, struct request *q)
@@ -455,14 +475,23 @@ static bool try_again(struct rbus *rb, struct request *q)
     if (q->tryagains++ >= TRYAGAIN_MAX || !cl->nodes)
         return false;
     q->redirects = 0;
-    q->next = NULL;
-    *cl->waiting_tail = q;
-    cl->waiting_tail = &q->next;
-    if (!evtimer_pending(cl->retry_timer, NULL)) {
-        struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000};
-        evtimer_add(cl->retry_timer, &tv);
-    }
+    wait_in_line(cl, q);
     return true;
+}
+
+bool cluster_hold(struct rbus *rb, struct request *q)
+{
+    struct rcluster *cl = rb->cluster;
+    if (!cl || !cl->waiting)
+        return false;
+    uint16_t slot = request_slot(q);
+    for (const struct request *w = cl->waiting; w; w = w->next) {
+        if (w->slot == slot) {
+            wait_in_line(cl, q);
+            return true;
+        }
+    }
+    return false;
 }
 
 bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_t len)
@@ -474,6 +503,9 @@ bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_
     if (!cluster_redirect_parse(err, len, &d))
         return false;
     cluster_refresh(rb); /* the map is old, or a slot is on its way */
+    /* Behind the slot's requests that wait, as it was sent after them. */
+    if (cluster_hold(rb, q))
+        return true;
     long i = node_index(cl, &d.to);
     if (q->redirects++ >= REDIRECTS_MAX || i < 0 || !cl->nodes || !cl->nodes[i].cmd)
         return false; /* fails as it is; an unknown node is for the refresh */

@@ -121,9 +121,17 @@ static int send_call(struct rbus *rb, struct request *q, bool eval, redisAsyncCo
     return 0;
 }
 
+/* A request's first send: behind its slot's waiting requests, if any. */
+static int send_new(struct rbus *rb, struct request *q)
+{
+    if (rb->cluster && cluster_hold(rb, q))
+        return 0;
+    return send_call(rb, q, false, NULL);
+}
+
 int send_script(struct rbus *rb, struct request *q)
 {
-    return send_call(rb, q, false, NULL);
+    return send_new(rb, q);
 }
 
 int send_request_to(struct rbus *rb, struct request *q, redisAsyncContext *c)
@@ -254,7 +262,7 @@ int send_command(struct rbus *rb, int argc, const char **argv, const size_t *len
         return -1;
     q->command = true;
     q->arg = arg;
-    if (send_call(rb, q, false, NULL) < 0) {
+    if (send_new(rb, q) < 0) {
         free(q);
         return -1;
     }

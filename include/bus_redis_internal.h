@@ -223,6 +223,7 @@ struct request {
      * copied; the redirections and TRYAGAINs followed so far. */
     unsigned redirects, tryagains;
     struct request *next; /* in the cluster's queue waiting to try again */
+    uint16_t slot;        /* its key's, while in that queue */
     int argc;
     const char *argv[MAX_ARGS];
     size_t argvlen[MAX_ARGS];
@@ -332,6 +333,11 @@ redisAsyncContext *sub_for(struct rbus *rb, const char *chan, size_t len);
  * request now follows (q is resent), or TRYAGAIN (q is sent again after a
  * short wait); false: q fails as it is. */
 bool cluster_redirect(struct rbus *rb, struct request *q, const char *err, size_t len);
+/* Whether q, about to be sent, has to wait behind requests of its slot
+ * that wait to try again (TRYAGAIN): then it waits with them, so that a
+ * slot's requests reach Redis in the order they were made (a sender's
+ * chats keep their order through a resharding), and is sent with them. */
+bool cluster_hold(struct rbus *rb, struct request *q);
 /* Asks for the slot map again (a slot moved); the subscriptions the move
  * ended are renewed on their new owners when it comes. */
 void cluster_refresh(struct rbus *rb);

@@ -379,3 +379,35 @@ async def test_tryagain_for_too_long(gateways, redis_cluster):
     # The refused chats are in no history.
     b = await Client.connect(gw1.port, "b")
     assert [m["content"] for m in (await b.join(room))["history"]] == ["c0", "c3"]
+
+
+@pytest.mark.timeout(60)
+async def test_a_senders_chats_keep_their_order_through_a_move(gateways, redis_cluster):
+    """A chat answered TRYAGAIN waits to be sent again; the sender's next
+    chat, sent once the slot has closed (the old owner answers it MOVED, and
+    the new one would take it at once), waits behind it instead of
+    overtaking it: every member and the history see the sender's order."""
+    flush(redis_cluster)
+    gw1, = start_gateways(gateways, redis_cluster, count=1)
+    room = "inorder"
+    slot = slot_of(redis_cluster, room_key("room", room))
+    src = redis_cluster.owner_of_slot(slot)
+    dst = next(n for n in redis_cluster.primaries() if n is not src)
+    a, b = await Client.connect(gw1.port, "a"), await Client.connect(gw1.port, "b")
+    await a.join(room)
+    await b.join(room)
+    await send_chat(a, "c0", [], room=room)
+    open_slot(slot, src, dst)
+    migrate_keys(slot, src, dst)
+    await a.chat("c1", room=room)
+    await asyncio.sleep(0.03)  # answered TRYAGAIN: waiting for its next try
+    dst_id = dst.command("CLUSTER", "MYID")
+    dst.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    src.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    await a.chat("c2", room=room)
+    got = [(await b.recv_chat(timeout=10))["content"] for _ in range(3)]
+    assert got == ["c0", "c1", "c2"]
+    c = await Client.connect(gw1.port, "c")
+    assert [m["content"] for m in (await c.join(room))["history"]] == ["c0", "c1", "c2"]
+    await asyncio.to_thread(close_slot, redis_cluster, slot, src, dst)
+    assert_no_lost_commands(gw1)
