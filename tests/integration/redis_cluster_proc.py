@@ -152,3 +152,30 @@ def move_slot(cluster, slot, src, dst):
     open_slot(slot, src, dst)
     migrate_keys(slot, src, dst)
     close_slot(cluster, slot, src, dst)
+
+
+def crc16(data):
+    """Redis Cluster's key hash (CRC16-CCITT, XModem), as cluster_slots.c
+    computes it."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc
+
+
+def room_key(kind, room):
+    """A room's key or channel under Redis Cluster (kind "room" is its shard
+    channel): its hash tag is the room name's CRC16 in hex."""
+    return f"chat:{kind}:{{{crc16(room.encode()):04x}}}{room}"
+
+
+def shard_channels(node, pattern="chat:room:*"):
+    """{shard channel: subscribers} of the channels matching pattern that
+    node holds."""
+    chans = node.command("PUBSUB", "SHARDCHANNELS", pattern)
+    if not chans:
+        return {}
+    counts = node.command("PUBSUB", "SHARDNUMSUB", *chans)
+    return dict(zip(counts[::2], counts[1::2]))

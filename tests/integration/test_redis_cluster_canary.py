@@ -13,7 +13,7 @@ import time
 import pytest
 
 from aio import eventually
-from redis_cluster_proc import move_slot
+from redis_cluster_proc import move_slot, room_key, shard_channels
 from redis_proxy import RedisProxy
 from test_redis_cluster_gateways import cluster_url
 from wsclient import Client
@@ -25,28 +25,13 @@ INTERVAL = INTERVAL_MS / 1000
 RECOVERED_WITHIN = 20
 
 
-def crc16(data):
-    """Redis Cluster's key hash (CRC16-CCITT, XModem)."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
-
-
 def room_channel(room):
-    """The room's shard channel: its hash tag is the name's CRC16 in hex."""
-    return f"chat:room:{{{crc16(room.encode()):04x}}}{room}"
+    return room_key("room", room)
 
 
 def canary_channels(node):
     """{shard channel: subscribers} of the canary channels node holds."""
-    chans = node.command("PUBSUB", "SHARDCHANNELS", "chat:canary:*")
-    if not chans:
-        return {}
-    counts = node.command("PUBSUB", "SHARDNUMSUB", *chans)
-    return dict(zip(counts[::2], counts[1::2]))
+    return shard_channels(node, "chat:canary:*")
 
 
 def spublish_calls(node):

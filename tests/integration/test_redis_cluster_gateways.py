@@ -10,7 +10,7 @@ import pytest
 from aio import eventually
 from gateway_proc import run_gateway
 from msgid import assert_increasing
-from redis_cluster_proc import RedisCluster
+from redis_cluster_proc import RedisCluster, shard_channels
 from test_redis_auth import assert_exit_2_naming
 from test_redis_tls import make_cert, pki  # noqa: F401 (pki: a fixture)
 from wsclient import Client, announces
@@ -31,15 +31,6 @@ def start_gateways(gateways, redis_cluster, count=3, extra=()):
     for gw in gws:
         gw.wait_ready()
     return gws
-
-
-def shard_channels(node):
-    """{channel: subscribers} of the room channels a node holds."""
-    chans = node.command("PUBSUB", "SHARDCHANNELS", "chat:room:*")
-    if not chans:
-        return {}
-    counts = node.command("PUBSUB", "SHARDNUMSUB", *chans)
-    return dict(zip(counts[::2], counts[1::2]))
 
 
 async def test_rooms_spread_over_the_primaries(gateways, redis_cluster):

@@ -20,10 +20,11 @@ import pytest
 import websockets.exceptions
 
 from aio import eventually
-from redis_cluster_proc import close_slot, migrate_keys, move_slot, open_slot
+from redis_cluster_proc import (close_slot, migrate_keys, move_slot, open_slot, room_key,
+                               shard_channels)
 from redis_proc import redis_asking
 from test_cluster_resilience import assert_exactly_once_in_order, send_chat
-from test_redis_cluster_gateways import shard_channels, start_gateways
+from test_redis_cluster_gateways import start_gateways
 from wsclient import Client
 
 GATEWAYS_KEY = "chat:gateways{global}"
@@ -31,21 +32,6 @@ GATEWAYS_KEY = "chat:gateways{global}"
 # gateways: events this far apart are in different frames, and a batch
 # held back meanwhile has gone out after this long.
 ANNOUNCE_SETTLE = 2.5
-
-
-def crc16(data):
-    """Redis Cluster's CRC16 (XModem), as cluster_slots.c computes it."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
-    return crc
-
-
-def room_key(kind, room):
-    """A room's key or channel under Redis Cluster: its tag is the room's CRC16."""
-    return f"chat:{kind}:{{{crc16(room.encode()):04x}}}{room}"
 
 
 def room_set(gw_id):
@@ -170,16 +156,12 @@ async def reconnected(gws, before):
                      20, "the gateways reconnected")
 
 
-@pytest.mark.timeout(120)
-async def test_room_slot_moved_step_by_step(gateways, redis_cluster):
-    """A room's slot moves with members joining and leaving at each step,
-    and the gateways connecting again while its keys are on the new owner
-    but the slot is not yet: they register their members there (HSET and
-    HINCRBY answered ASK). A chat sent while the slot is open waits out
-    TRYAGAIN and goes once it is closed."""
+async def room_to_move(gateways, redis_cluster, room):
+    """Two gateways and room, whose slot is to move from primary src to dst:
+    members w1 (on gw1) and w2 and a sender s (on gw2), the room's stream
+    made with a first chat, and watchers of w1 and w2 from then on."""
     flush(redis_cluster)
     gw1, gw2 = start_gateways(gateways, redis_cluster, count=2, extra=["--rate-limit", "0"])
-    room = "moving"
     slot = slot_of(redis_cluster, room_key("room", room))
     src = redis_cluster.owner_of_slot(slot)
     dst = next(n for n in redis_cluster.primaries() if n is not src)
@@ -187,8 +169,19 @@ async def test_room_slot_moved_step_by_step(gateways, redis_cluster):
     sender = await Client.connect(gw2.port, "s")
     for c in (w1, w2, sender):
         await c.join(room)
-    await send_chat(sender, "c0", [], room=room)  # the room's stream exists
-    watchers = await watch(w1, w2)
+    await send_chat(sender, "c0", [], room=room)
+    return gw1, gw2, slot, src, dst, sender, await watch(w1, w2)
+
+
+@pytest.mark.timeout(120)
+async def test_room_slot_moved_step_by_step(gateways, redis_cluster):
+    """A room's slot moves with members joining and leaving at each step,
+    and the gateways connecting again while its keys are on the new owner
+    but the slot is not yet: they register their members there (HSET and
+    HINCRBY answered ASK). A chat sent while the slot is open waits out
+    TRYAGAIN and goes once it is closed."""
+    room = "moving"
+    gw1, gw2, slot, src, dst, sender, watchers = await room_to_move(gateways, redis_cluster, room)
 
     open_slot(slot, src, dst)
     p1 = await Client.connect(gw1.port, "p1")
@@ -232,18 +225,8 @@ async def test_room_slot_moved_behind_a_gateways_back(gateways, redis_cluster):
     lapses, so that gw2 withdraws it from the room: it wakes with the old
     map, learns it was reaped and registers its members again, on the old
     owner, which answers MOVED, before it reads the new map."""
-    flush(redis_cluster)
-    gw1, gw2 = start_gateways(gateways, redis_cluster, count=2, extra=["--rate-limit", "0"])
     room = "moved"
-    slot = slot_of(redis_cluster, room_key("room", room))
-    src = redis_cluster.owner_of_slot(slot)
-    dst = next(n for n in redis_cluster.primaries() if n is not src)
-    w1, w2 = await Client.connect(gw1.port, "w1"), await Client.connect(gw2.port, "w2")
-    sender = await Client.connect(gw2.port, "s")
-    for c in (w1, w2, sender):
-        await c.join(room)
-    await send_chat(sender, "c0", [], room=room)
-    watchers = await watch(w1, w2)
+    gw1, gw2, slot, src, dst, sender, watchers = await room_to_move(gateways, redis_cluster, room)
 
     with gw1.paused():
         await asyncio.to_thread(move_slot, redis_cluster, slot, src, dst)
