@@ -156,15 +156,20 @@ async def reconnected(gws, before):
                      20, "the gateways reconnected")
 
 
+def room_slot_move(redis_cluster, room):
+    """room's slot, the primary that owns it and another to move it to."""
+    slot = slot_of(redis_cluster, room_key("room", room))
+    src = redis_cluster.owner_of_slot(slot)
+    return slot, src, next(n for n in redis_cluster.primaries() if n is not src)
+
+
 async def room_to_move(gateways, redis_cluster, room):
     """Two gateways and room, whose slot is to move from primary src to dst:
     members w1 (on gw1) and w2 and a sender s (on gw2), the room's stream
     made with a first chat, and watchers of w1 and w2 from then on."""
     flush(redis_cluster)
     gw1, gw2 = start_gateways(gateways, redis_cluster, count=2, extra=["--rate-limit", "0"])
-    slot = slot_of(redis_cluster, room_key("room", room))
-    src = redis_cluster.owner_of_slot(slot)
-    dst = next(n for n in redis_cluster.primaries() if n is not src)
+    slot, src, dst = room_slot_move(redis_cluster, room)
     w1, w2 = await Client.connect(gw1.port, "w1"), await Client.connect(gw2.port, "w2")
     sender = await Client.connect(gw2.port, "s")
     for c in (w1, w2, sender):
@@ -317,9 +322,7 @@ async def test_new_room_on_a_moved_slot(gateways, redis_cluster):
     flush(redis_cluster)
     gw1, gw2 = start_gateways(gateways, redis_cluster, count=2)
     room = "fresh"
-    slot = slot_of(redis_cluster, room_key("room", room))
-    src = redis_cluster.owner_of_slot(slot)
-    dst = next(n for n in redis_cluster.primaries() if n is not src)
+    slot, src, dst = room_slot_move(redis_cluster, room)
     a, b = await Client.connect(gw1.port, "a"), await Client.connect(gw2.port, "b")
     await asyncio.to_thread(move_slot, redis_cluster, slot, src, dst)
     await a.join(room)
@@ -340,9 +343,7 @@ async def test_tryagain_for_too_long(gateways, redis_cluster):
     flush(redis_cluster)
     gw1, = start_gateways(gateways, redis_cluster, count=1)
     room = "stuck"
-    slot = slot_of(redis_cluster, room_key("room", room))
-    src = redis_cluster.owner_of_slot(slot)
-    dst = next(n for n in redis_cluster.primaries() if n is not src)
+    slot, src, dst = room_slot_move(redis_cluster, room)
     a = await Client.connect(gw1.port, "a")
     await a.join(room)
     await send_chat(a, "c0", [], room=room)
@@ -373,9 +374,7 @@ async def test_a_senders_chats_keep_their_order_through_a_move(gateways, redis_c
     flush(redis_cluster)
     gw1, = start_gateways(gateways, redis_cluster, count=1)
     room = "inorder"
-    slot = slot_of(redis_cluster, room_key("room", room))
-    src = redis_cluster.owner_of_slot(slot)
-    dst = next(n for n in redis_cluster.primaries() if n is not src)
+    slot, src, dst = room_slot_move(redis_cluster, room)
     a, b = await Client.connect(gw1.port, "a"), await Client.connect(gw1.port, "b")
     await a.join(room)
     await b.join(room)
