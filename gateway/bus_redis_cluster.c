@@ -618,6 +618,10 @@ bool cluster_beat(struct rbus *rb, unsigned missed_max, char *silent, size_t len
                 return false;
             continue;
         }
+        /* A beat unanswered: the map may already name its replica, which
+         * then takes its place (map_read) without waiting for the last. */
+        if (n->state == NODE_UP && n->beats_unanswered)
+            cluster_refresh(rb);
         if (n->state == NODE_OPENING)
             n->beats_unanswered++;
         else if (redisAsyncCommand(n->cmd, on_beat, NULL, "PING") == REDIS_OK)
