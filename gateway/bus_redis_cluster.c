@@ -211,17 +211,22 @@ static void connect_nodes(struct rbus *rb)
     }
 }
 
+static unsigned slots_of(const struct rcluster *cl, size_t i)
+{
+    unsigned slots = 0;
+    for (size_t s = 0; s < CLUSTER_SLOTS; s++)
+        slots += cl->map.owner[s] == i;
+    return slots;
+}
+
 void cluster_log_nodes(const struct rbus *rb)
 {
     const struct rcluster *cl = rb->cluster;
     char list[1024];
     size_t at = 0;
     for (size_t i = 0; i < cl->map.n_nodes && at < sizeof(list); i++) {
-        unsigned slots = 0;
-        for (size_t s = 0; s < CLUSTER_SLOTS; s++)
-            slots += cl->map.owner[s] == i;
         int n = snprintf(list + at, sizeof(list) - at, "%s%s:%d (%u slots)", i ? ", " : "",
-                         cl->map.nodes[i].host, cl->map.nodes[i].port, slots);
+                         cl->map.nodes[i].host, cl->map.nodes[i].port, slots_of(cl, i));
         at += n > 0 ? (size_t)n : 0;
     }
     log_info("redis: cluster primaries: %s", list);
@@ -239,14 +244,6 @@ static void count_nodes(const struct rcluster *cl)
                     cl->nodes[cl->map.owner[s]].state != NODE_UP;
     metrics.redis_cluster_nodes_up = up;
     metrics.redis_cluster_slots_unserved = unserved;
-}
-
-static unsigned slots_of(const struct rcluster *cl, size_t i)
-{
-    unsigned slots = 0;
-    for (size_t s = 0; s < CLUSTER_SLOTS; s++)
-        slots += cl->map.owner[s] == i;
-    return slots;
 }
 
 /* Reads the map again in ms, unless a read is already due. */
@@ -309,7 +306,6 @@ static void node_back(struct rbus *rb, size_t i)
     struct rcluster *cl = rb->cluster;
     const struct cluster_node *at = &cl->map.nodes[i];
     cl->nodes[i].retrying = false;
-    count_nodes(cl);
     log_info("redis: node %s:%d is up: serving the rooms of its %u slots", at->host, at->port,
              slots_of(cl, i));
     channels_link_up(rb);
@@ -323,6 +319,7 @@ static void node_step(struct rbus *rb, struct cnode *n)
         return;
     n->state = NODE_UP;
     n->beats_unanswered = 0;
+    count_nodes(rb->cluster);
     if (ready(rb))
         node_back(rb, (size_t)(n - rb->cluster->nodes));
     else

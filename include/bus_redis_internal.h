@@ -18,7 +18,7 @@
  *   bus_redis_canary.c    the subscription canary: a message to itself
  *                         that must come back, or the link is restarted
  *                         (under Redis Cluster on every primary's sharded
- *                         subscriber too)
+ *                         subscriber too, where a miss fails that primary)
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), and the
  *                         requests: script calls and plain commands
@@ -28,7 +28,8 @@
  *   bus_redis_cluster.c   Redis Cluster (redis+cluster://): the slot map,
  *                         a command and a sharded-subscriber connection per
  *                         primary, routing by key slot, every request's
- *                         MOVED, ASK and TRYAGAIN
+ *                         MOVED, ASK and TRYAGAIN, a failed primary left
+ *                         alone until the map names its replacement
  *   bus_redis_cluster_presence.c  presence's cleanups under Redis Cluster,
  *                         where each room's keys are on their own node
  * The lower pieces report the link's progress up through rb->link_step (and

@@ -161,6 +161,10 @@ async def one_primary_lost(gateways, redis_cluster, fail, recover, what):
     """fail() one primary (not a gateway's seed, not the node of the shared
     keys) under traffic in a room on every primary; then recover() it."""
     gws, traffic = await rooms_on_every_primary(gateways, redis_cluster)
+    for gw in gws:
+        m = gw.metrics()
+        assert (m["gateway_redis_cluster_nodes_up"], m["gateway_redis_cluster_slots_unserved"]) \
+            == (3, 0)
     seeds = {seed_of(gw) for gw in gws}
     home = redis_cluster.owner_of(GLOBAL_KEY)
 
