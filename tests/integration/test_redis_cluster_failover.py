@@ -21,7 +21,7 @@ from netutil import wait_until
 from redis_cluster_proc import move_slot
 from test_cluster_resilience import (ROOM, assert_exactly_once_in_order, chats_until,
                                      send_chat)
-from test_redis_cluster_gateways import shard_channels, start_gateways
+from test_redis_cluster_gateways import seed_node, shard_channels, start_gateways
 from wsclient import Client
 
 RECOVER_WITHIN = 30
@@ -74,12 +74,6 @@ async def through_an_outage(sender, receivers, fail, count):
 def has_replica(node):
     role = node.command("ROLE")
     return role[0] == "master" and len(role[2]) > 0
-
-
-def seed_of(gw):
-    """The seed node a gateway's link goes through (gateway_redis_info's primary)."""
-    label = next(k for k in gw.metrics() if k.startswith("gateway_redis_info{"))
-    return int(label.split('primary="127.0.0.1:')[1].split('"')[0])
 
 
 class RoomTraffic:
@@ -165,12 +159,12 @@ async def one_primary_lost(gateways, redis_cluster, fail, recover, what):
         m = gw.metrics()
         assert (m["gateway_redis_cluster_nodes_up"], m["gateway_redis_cluster_slots_unserved"]) \
             == (3, 0)
-    seeds = {seed_of(gw) for gw in gws}
+    seeds = {seed_node(redis_cluster, gw) for gw in gws}
     home = redis_cluster.owner_of(GLOBAL_KEY)
 
     def candidates():
         return [n for n in redis_cluster.primaries()
-                if has_replica(n) and n is not home and n.port not in seeds]
+                if has_replica(n) and n is not home and n not in seeds]
     # A fresh cluster's replicas may still be syncing.
     await asyncio.to_thread(wait_until, candidates, 20, interval=0.2,
                             what="a primary with a replica, neither seed nor the shared keys' node")
