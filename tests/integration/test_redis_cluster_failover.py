@@ -85,6 +85,7 @@ class RoomTraffic:
         self.room, self.sender, self.members = room, sender, members
         self.sent = []          # contents the gateway took, in order
         self.refused = []       # monotonic times of `unavailable` answers
+        self.started_at = []    # monotonic time each was first sent
         self.taken_at = []      # monotonic time each was taken
         self.stop = False
 
@@ -92,8 +93,10 @@ class RoomTraffic:
         i = 0
         while not self.stop:
             content = f"{self.room}-{i}"
+            started = time.monotonic()
             frame, refusals = await self.send_one(content)
             self.sent.append(content)
+            self.started_at.append(started)
             self.taken_at.append(time.monotonic())
             self.refused += refusals
             i += 1
@@ -183,10 +186,13 @@ async def one_primary_lost(gateways, redis_cluster, fail, recover, what):
         fail(target)
         # The replica takes over: the victim's room is back once a chat
         # after the failure was taken; then a little more for everyone.
-        while len(victim.sent) < before + 2:
+        while len(victim.sent) < before + 3:
             await asyncio.sleep(0.05)
             assert time.monotonic() - failed_at < 60, "the killed primary's room never came back"
-        back_s = victim.taken_at[before] - failed_at
+        # The first chat sent after the failure (one already on its way
+        # may have been taken by the primary just before it went).
+        back_s = next(taken for started, taken in zip(victim.started_at, victim.taken_at)
+                      if started >= failed_at) - failed_at
         await asyncio.sleep(1)
     finally:
         for t in traffic.values():
@@ -198,6 +204,7 @@ async def one_primary_lost(gateways, redis_cluster, fail, recover, what):
         t.result()  # a send that failed fails the test
     for t in others:
         assert not t.refused, f"{t.room} (another primary's) was refused {len(t.refused)} times"
+    assert victim.refused, "the failed primary's room was never refused"
     frames = {t.room: await t.check_members() for t in traffic.values()}
     # The others' subscriptions were never renewed; the link never restarted.
     for gw in gws:
