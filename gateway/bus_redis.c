@@ -374,13 +374,17 @@ static void on_connect(const redisAsyncContext *c, int status)
     char what[300] = "";
     if (status != REDIS_OK) {
         /* hiredis frees this context after the callback. */
+        long node = -1;
         if (c == rb->cmd)
             rb->cmd = NULL;
         else if (c == rb->sub)
             rb->sub = NULL;
-        else if (cluster_forget(rb, c, what, sizeof(what)))
+        else if ((node = cluster_forget(rb, c, what, sizeof(what))) >= 0)
             strncat(what, ": ", sizeof(what) - strlen(what) - 1);
         strncat(what, c->errstr, sizeof(what) - strlen(what) - 1);
+        /* A primary connected to again after a loss that is not back yet. */
+        if (node >= 0 && cluster_node_failed(rb, (size_t)node, what))
+            return;
         rb->dying = c;
         teardown(rb, what);
         return;
@@ -396,6 +400,7 @@ static void on_disconnect(const redisAsyncContext *c, int status)
         return; /* we freed it ourselves */
     /* hiredis frees this context after the callback. */
     bool was_sub = c == rb->sub;
+    long node = -1;
     char what[200] = "command";
     /* Its SSL stays known until teardown, which asks it why. */
     if (was_sub)
@@ -403,10 +408,13 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     else if (c == rb->cmd)
         rb->cmd = NULL;
     else
-        cluster_forget(rb, c, what, sizeof(what));
+        node = cluster_forget(rb, c, what, sizeof(what));
     char why[400];
     snprintf(why, sizeof(why), "%s connection closed%s%s", what, status == REDIS_OK ? "" : ": ",
              status == REDIS_OK ? "" : c->errstr);
+    /* One primary lost: only its rooms wait (Redis Cluster). */
+    if (node >= 0 && cluster_node_failed(rb, (size_t)node, why))
+        return;
     rb->dying = c;
     /* Redis also closes a subscriber that passes its pub/sub output buffer
      * limit; it logs 'client-output-buffer-limit' when it does. (Not while

@@ -15,8 +15,9 @@
  * (cluster_canary_find), SSUBSCRIBEd on its sharded subscriber and
  * SPUBLISHed on its command connection. The seed's subscriber (the
  * broadcast channel's) keeps the canary above. A primary's canary that
- * does not come back restarts the whole link, as a primary that fails
- * does. A slot that moves is not a miss: Redis refuses the SPUBLISH
+ * does not come back fails that primary alone, as its connection closing
+ * does (cluster_node_failed), and it gets a canary again when it, or the
+ * primary that replaces it, is up. A slot that moves is not a miss: Redis refuses the SPUBLISH
  * (MOVED) or ends the subscription, and the primary gets another channel
  * when the slot map has been read again. */
 #include <inttypes.h>
@@ -89,25 +90,26 @@ static void refused(struct rbus *rb, const redisReply *reply)
     rb->canary.refused = true;
 }
 
-/* A canary's deadline passed; conn names its subscriber connection. */
-static void deadline_passed(struct rbus *rb, bool *heard, struct event *deadline, const char *conn)
+/* A canary's deadline passed; conn names its subscriber connection. True
+ * when it is stuck (why said in why, len bytes): a miss. */
+static bool deadline_passed(struct rbus *rb, bool *heard, struct event *deadline, const char *conn,
+                            char *why, size_t len)
 {
     if (!ready(rb))
-        return;
+        return false;
     /* A subscriber that delivered something meanwhile is alive, only
      * behind (a busy loop, a burst ahead of the canary in the same
      * order): it gets another interval. Only one that delivers nothing is
      * stuck. */
     if (*heard) {
         due(rb, heard, deadline);
-        return;
+        return false;
     }
     metrics.redis_canary_misses++;
-    char why[CLUSTER_HOST_MAX + 200];
-    snprintf(why, sizeof(why),
+    snprintf(why, len,
              "the subscription canary did not come back within %u ms: %s stopped delivering",
              rb->base.cfg->redis_canary_interval_ms, conn);
-    rb->link_step(rb, why);
+    return true;
 }
 
 /* ---- the seed's subscriber (the only one on one Redis) ---- */
@@ -147,7 +149,10 @@ static void canary_missed(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct rbus *rb = arg;
-    deadline_passed(rb, &rb->canary.heard, rb->canary.deadline, "the subscriber connection");
+    char why[CLUSTER_HOST_MAX + 200];
+    if (deadline_passed(rb, &rb->canary.heard, rb->canary.deadline, "the subscriber connection",
+                        why, sizeof(why)))
+        rb->link_step(rb, why);
 }
 
 bool canary_message(struct rbus *rb, const redisReply *kind, const redisReply *chan,
@@ -283,7 +288,11 @@ static void shard_missed(evutil_socket_t fd, short what, void *arg)
     if (m)
         snprintf(conn, sizeof(conn), "node %s:%d's sharded-subscriber connection",
                  m->nodes[s->node].host, m->nodes[s->node].port);
-    deadline_passed(s->rb, &s->heard, s->deadline, conn);
+    char why[CLUSTER_HOST_MAX + 200];
+    /* Only this primary is left, as one whose connection closed. */
+    if (deadline_passed(s->rb, &s->heard, s->deadline, conn, why, sizeof(why)) &&
+        !cluster_node_failed(s->rb, s->node, why))
+        s->rb->link_step(s->rb, why);
 }
 
 static void shards_free(struct rbus *rb)
@@ -335,6 +344,13 @@ void canary_map_changed(struct rbus *rb)
          * the primary's in a map read from a node that has not heard. */
         shard_subscribe(s, s->channel_len ? s->tag + 1 : 0);
     }
+}
+
+void canary_node_down(struct rbus *rb, size_t node)
+{
+    /* Without its connection: no channel, no deadline. */
+    if (node < rb->canary.n_shards)
+        shard_subscribe(&rb->canary.shards[node], 0);
 }
 
 void canary_heard(struct rbus *rb, const redisAsyncContext *c)

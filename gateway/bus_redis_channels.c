@@ -37,6 +37,7 @@ struct channel {
     /* Newest id ever delivered here: last goes back with a history that
      * lost messages, this does not (the chat script's floor). */
     struct msgid highest;
+    bool probing;      /* channel_subscribe's probe is in flight: it holds this */
     bool filling;      /* replaying the stream after a resubscribe */
     struct sendq held; /* messages that arrived while filling */
 };
@@ -87,7 +88,8 @@ static void probed(struct request *q, const redisReply *reply)
 {
     (void)reply;
     struct rbus *rb = q->rb;
-    struct channel *ch = q->arg; /* kept while SUB_PENDING */
+    struct channel *ch = q->arg; /* kept while probing */
+    ch->probing = false;
     if (!ready(rb))
         return; /* the link's end resets the channel */
     if (ch->wanted) {
@@ -115,7 +117,9 @@ static void channel_subscribe(struct rbus *rb, struct channel *ch)
     char stream[KEY_MAX];
     const char *argv[2] = {"XLEN", stream};
     size_t lens[2] = {4, room_key(stream, rb, "history:", ch->room, ch->room_len)};
+    ch->probing = true;
     if (send_command(rb, 2, argv, lens, probed, ch) < 0) {
+        ch->probing = false;
         ch->state = SUB_NONE;
         cluster_refresh(rb);
     }
@@ -629,7 +633,19 @@ void channels_link_up(struct rbus *rb)
     }
 }
 
-void channels_link_down(struct rbus *rb)
+/* Whether ch's channel is on primary node (node -1: any). */
+static bool on_node(const struct rbus *rb, const struct channel *ch, long node)
+{
+    char chan[KEY_MAX];
+    return node < 0 ||
+           cluster_node_of(rb, chan, room_channel(chan, rb, ch->room, ch->room_len)) == node;
+}
+
+/* The subscriptions of node's channels (every channel's: -1) died with
+ * their connection. A channel whose probe is still in flight (it went to
+ * another node, before the map moved the channel's slot) is left to the
+ * probe's answer, which moves it on. */
+static void channels_lost(struct rbus *rb, long node)
 {
     /* What is wanted comes back on reconnect. Joins waiting for a
      * subscription that was not live yet are answered now rather than
@@ -639,6 +655,8 @@ void channels_link_down(struct rbus *rb)
     strmap_init(&pending);
     for (size_t i = 0; strmap_next(&rb->channels, &i, &s);) {
         struct channel *ch = s->value;
+        if (!on_node(rb, ch, node) || ch->probing)
+            continue;
         if (ch->wanted && (ch->state != SUB_LIVE || ch->filling))
             strmap_put(&pending, ch->room, ch->room_len, NULL);
         ch->state = SUB_NONE;
@@ -646,7 +664,8 @@ void channels_link_down(struct rbus *rb)
         sendq_clear(&ch->held);
     }
     for (size_t i = 0; strmap_next(&rb->channels, &i, &s);) {
-        if (!((struct channel *)s->value)->wanted) {
+        const struct channel *ch = s->value;
+        if (!ch->wanted && !ch->probing && on_node(rb, ch, node)) {
             channel_drop(rb, s->value);
             i = 0; /* the map changed under the iteration */
         }
@@ -655,6 +674,16 @@ void channels_link_down(struct rbus *rb)
     for (size_t i = 0; strmap_next(&pending, &i, &s);)
         rb->base.h.subscribed(rb->base.h.ctx, s->key, s->len, -1);
     strmap_free(&pending);
+}
+
+void channels_link_down(struct rbus *rb)
+{
+    channels_lost(rb, -1);
+}
+
+void channels_node_down(struct rbus *rb, size_t node)
+{
+    channels_lost(rb, (long)node);
 }
 
 void channels_free(struct rbus *rb)

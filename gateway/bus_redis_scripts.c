@@ -67,11 +67,12 @@ static void on_script_loaded(redisAsyncContext *c, void *r, void *privdata)
     struct rbus *rb = c->data;
     redisReply *reply = r;
     size_t s = (size_t)(uintptr_t)privdata;
-    if (!rb)
+    /* No reply: the connection is going, and its disconnect says so (under
+     * Redis Cluster a primary lost alone does not restart the link). */
+    if (!rb || !reply)
         return;
-    if (!reply || reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        rb->link_step(rb, reply && reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                    : "could not load scripts");
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        rb->link_step(rb, reply->type == REDIS_REPLY_ERROR ? reply->str : "could not load scripts");
         return;
     }
     memcpy(rb->sha[s], reply->str, 41);

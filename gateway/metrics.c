@@ -120,6 +120,11 @@ static const struct {
       "was restarted."),
     M(redis_failovers, "gateway_redis_failovers_total", "counter",
       "Failovers followed: the link became ready on another primary than before (Sentinel)."),
+    M(redis_cluster_nodes_up, "gateway_redis_cluster_nodes_up", "gauge",
+      "Redis Cluster primaries whose connections are up (0 without Redis Cluster)."),
+    M(redis_cluster_slots_unserved, "gateway_redis_cluster_slots_unserved", "gauge",
+      "Redis Cluster slots whose primary is not connected now (all 16384 while the link is "
+      "down; 0 without Redis Cluster): their rooms answer unavailable."),
     M(dead_gateways_reaped, "gateway_dead_gateways_reaped_total", "counter",
       "Gateways whose heartbeat lapsed that this gateway finished cleaning up after."),
     M(bus_published, "gateway_bus_published_total", "counter", "Messages handed to the bus."),

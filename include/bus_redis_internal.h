@@ -18,7 +18,7 @@
  *   bus_redis_canary.c    the subscription canary: a message to itself
  *                         that must come back, or the link is restarted
  *                         (under Redis Cluster on every primary's sharded
- *                         subscriber too)
+ *                         subscriber too, where a miss fails that primary)
  *   bus_redis_scripts.c   keys, loading and calling the Lua scripts
  *                         (gateway/lua/, embedded at build time), and the
  *                         requests: script calls and plain commands
@@ -28,7 +28,8 @@
  *   bus_redis_cluster.c   Redis Cluster (redis+cluster://): the slot map,
  *                         a command and a sharded-subscriber connection per
  *                         primary, routing by key slot, every request's
- *                         MOVED, ASK and TRYAGAIN
+ *                         MOVED, ASK and TRYAGAIN, a failed primary left
+ *                         alone until the map names its replacement
  *   bus_redis_cluster_presence.c  presence's cleanups under Redis Cluster,
  *                         where each room's keys are on their own node
  * The lower pieces report the link's progress up through rb->link_step (and
@@ -315,13 +316,19 @@ void cluster_link_open(struct rbus *rb);
 void cluster_node_open(struct rbus *rb, redisAsyncContext *c);
 /* c as the node connection it is (mutable), or NULL when it is no node's. */
 redisAsyncContext *cluster_ctx(struct rbus *rb, const redisAsyncContext *c);
-/* Whether every node connection is up. */
+/* Whether every primary's connections are up (the link's first time). */
 bool cluster_ready(const struct rbus *rb);
 /* Logs the primaries and how many slots each serves. */
 void cluster_log_nodes(const struct rbus *rb);
 /* c, a node's connection, is going away: forgotten, and described into
- * what (len bytes) for the log; false when c is no node's. */
-bool cluster_forget(struct rbus *rb, const redisAsyncContext *c, char *what, size_t len);
+ * what (len bytes) for the log; the node's index, or -1 when c is no
+ * node's. */
+long cluster_forget(struct rbus *rb, const redisAsyncContext *c, char *what, size_t len);
+/* Node i failed (why: for the log): while the link is ready and it is not
+ * the seed's node, only it is left (its rooms wait, its requests fail) and
+ * the map is read again until it names a primary for its slots; false
+ * when the whole link must start again instead. */
+bool cluster_node_failed(struct rbus *rb, size_t i, const char *why);
 /* Frees every node connection (the link is down). */
 void cluster_link_down(struct rbus *rb);
 /* The command connection for key: its slot's primary, or rb->cmd on one
@@ -329,6 +336,9 @@ void cluster_link_down(struct rbus *rb);
 redisAsyncContext *cmd_for(struct rbus *rb, const char *key, size_t len);
 /* The sharded-subscriber connection for a room channel; NULL as above. */
 redisAsyncContext *sub_for(struct rbus *rb, const char *chan, size_t len);
+/* The index of the primary the map names for key's slot (connected or
+ * not), or -1. */
+long cluster_node_of(const struct rbus *rb, const char *key, size_t len);
 /* A request's error reply err: true when it was a redirection that the
  * request now follows (q is resent), or TRYAGAIN (q is sent again after a
  * short wait); false: q fails as it is. */
@@ -341,10 +351,13 @@ bool cluster_hold(struct rbus *rb, struct request *q);
 /* Asks for the slot map again (a slot moved); the subscriptions the move
  * ended are renewed on their new owners when it comes. */
 void cluster_refresh(struct rbus *rb);
-/* The heartbeat of every primary: false (why said in silent, len bytes)
- * when one answered nothing for missed_max beats, so that a node that
- * hangs without closing (its replica took over meanwhile) is left instead
- * of holding its rooms' requests and subscriptions; else PINGs each. */
+/* The heartbeat of every primary: PINGs each; one that answered nothing
+ * for missed_max beats (it hangs without closing, its replica took over
+ * meanwhile), or did not finish connecting within as many, fails
+ * (cluster_node_failed) instead of holding its rooms' requests and
+ * subscriptions. False (why said in silent, len bytes) when the whole link
+ * must start again: such a node was the seed's, or the global tag's node
+ * has been lost for more than missed_max beats. */
 bool cluster_beat(struct rbus *rb, unsigned missed_max, char *silent, size_t len);
 /* c, a node's command connection, answered: the node is alive, if behind
  * (its heartbeat may wait behind thousands of queued joins). */
@@ -374,6 +387,9 @@ void channels_link_up(struct rbus *rb);
 /* The link is gone: the subscriptions died with it; joins waiting for one
  * are answered now. */
 void channels_link_down(struct rbus *rb);
+/* Redis Cluster: primary node's connections are gone: the subscriptions
+ * of its rooms died with them, as channels_link_down's of all. */
+void channels_node_down(struct rbus *rb, size_t node);
 void channels_free(struct rbus *rb);
 /* The room script's request for one room; mode is room.lua's ARGV[1]. */
 int room_request(struct rbus *rb, const char *mode, const char *room, size_t room_len,
@@ -396,6 +412,9 @@ void canary_free(struct rbus *rb);
  * each primary's canary channel is subscribed first). */
 void canary_link_up(struct rbus *rb);
 void canary_link_down(struct rbus *rb);
+/* Redis Cluster: primary node's connections are gone; its canary waits
+ * for it to be up again (canary_map_changed). */
+void canary_node_down(struct rbus *rb, size_t node);
 /* Whether a reply on the subscriber connection (kind "message",
  * "subscribe"...) is about the canary's channel: then it is handled. */
 bool canary_message(struct rbus *rb, const redisReply *kind, const redisReply *chan,
@@ -403,8 +422,9 @@ bool canary_message(struct rbus *rb, const redisReply *kind, const redisReply *c
 /* Something came on subscriber connection c (the seed's or a primary's):
  * it is alive, if behind. */
 void canary_heard(struct rbus *rb, const redisAsyncContext *c);
-/* The slot map was read again: a primary whose canary channel's slot left
- * it, or whose subscription Redis ended, gets another channel. */
+/* The slot map was read again, or a primary is up again: a primary whose
+ * canary channel's slot left it, or whose subscription Redis ended or was
+ * never made, gets another channel. */
 void canary_map_changed(struct rbus *rb);
 
 /* ---- presence and counts ---- */

@@ -64,6 +64,11 @@ struct metrics {
     uint64_t redis_history_lost;  /* replays that found the room's history lost messages */
     uint64_t redis_canary_misses; /* canaries not back in time: the link was restarted */
     uint64_t redis_failovers;     /* ready on another primary than last time */
+    /* Redis Cluster gauges, kept by bus_redis_cluster.c: primaries whose
+     * connections are up, and slots whose primary is not (all while the
+     * link is down). */
+    uint64_t redis_cluster_nodes_up;
+    uint64_t redis_cluster_slots_unserved;
     uint64_t dead_gateways_reaped;
     uint64_t bus_published;
     uint64_t bus_received;

@@ -33,6 +33,13 @@ def start_gateways(gateways, redis_cluster, count=3, extra=()):
     return gws
 
 
+def seed_node(redis_cluster, gw):
+    """The node gw's link goes through (gateway_redis_info's primary): the
+    one whose loss restarts the whole link."""
+    label = next(k for k in gw.metrics() if k.startswith("gateway_redis_info{"))
+    return redis_cluster.node_at(int(label.split('primary="127.0.0.1:')[1].split('"')[0]))
+
+
 async def test_rooms_spread_over_the_primaries(gateways, redis_cluster):
     gws = start_gateways(gateways, redis_cluster)
     clients = [await Client.connect(gw.port, f"u{i}") for i, gw in enumerate(gws)]

@@ -24,7 +24,7 @@ from redis_cluster_proc import (close_slot, migrate_keys, move_slot, open_slot, 
                                shard_channels)
 from redis_proc import redis_asking
 from test_cluster_resilience import assert_exactly_once_in_order, send_chat
-from test_redis_cluster_gateways import start_gateways
+from test_redis_cluster_gateways import seed_node, start_gateways
 from wsclient import Client
 
 GATEWAYS_KEY = "chat:gateways{global}"
@@ -198,7 +198,10 @@ async def test_room_slot_moved_step_by_step(gateways, redis_cluster):
     # Notices are best effort: let them out before the outage below.
     await asyncio.sleep(ANNOUNCE_SETTLE)
     before = [gw.metrics()["gateway_redis_reconnects_total"] for gw in (gw1, gw2)]
-    assert src.command("CLIENT", "KILL", "TYPE", "pubsub") >= 2
+    # The seed's subscribers: a lost primary alone would not restart the link.
+    seed = seed_node(redis_cluster, gw1)
+    assert seed is seed_node(redis_cluster, gw2)
+    assert seed.command("CLIENT", "KILL", "TYPE", "pubsub") >= 2
     await reconnected([gw1, gw2], before)
     # Registered again from scratch, each entry answered ASK by the old owner.
     await eventually(lambda: asyncio.to_thread(presence_on, dst, room),
@@ -355,7 +358,7 @@ async def test_tryagain_for_too_long(gateways, redis_cluster):
     before = gw1.metrics()["gateway_redis_reconnects_total"]
     await a.chat("c2", room=room)
     await asyncio.sleep(0.3)
-    src.command("CLIENT", "KILL", "TYPE", "pubsub")
+    seed_node(redis_cluster, gw1).command("CLIENT", "KILL", "TYPE", "pubsub")
     await a.expect_error("unavailable", timeout=10)
     await reconnected([gw1], [before])
     await asyncio.to_thread(close_slot, redis_cluster, slot, src, dst)
