@@ -299,8 +299,9 @@ bool cluster_node_failed(struct rbus *rb, size_t i, const char *why)
     return true;
 }
 
-/* Node i is UP again (or for the first time in the link's life): its
- * rooms are subscribed there and replayed, its canary starts. */
+/* Node i is UP again, or in a lost one's place: this gateway's presence
+ * there is registered anew, its rooms are subscribed there and replayed,
+ * its canary starts. */
 static void node_back(struct rbus *rb, size_t i)
 {
     struct rcluster *cl = rb->cluster;
@@ -308,6 +309,7 @@ static void node_back(struct rbus *rb, size_t i)
     cl->nodes[i].retrying = false;
     log_info("redis: node %s:%d is up: serving the rooms of its %u slots", at->host, at->port,
              slots_of(cl, i));
+    cluster_reregister_node(rb, i);
     channels_link_up(rb);
     canary_map_changed(rb);
 }

@@ -71,6 +71,23 @@ void cluster_withdraw(struct rbus *rb)
     own_rooms(rb, "DEL", NULL);
 }
 
+void cluster_reregister_node(struct rbus *rb, size_t i)
+{
+    const char *id = rb->base.cfg->id;
+    redisAsyncContext *node = cluster_node_conn(rb, i, false);
+    const struct strmap_slot *room;
+    for (size_t r = 0; node && strmap_next(&rb->presence.rooms, &r, &room);) {
+        char key[KEY_MAX];
+        size_t len = room_key(key, rb, "presence:", room->key, room->len);
+        if (cmd_for(rb, key, len) != node)
+            continue;
+        /* In this order on the node's one connection: the withdrawal
+         * before the entries. */
+        forget_room(rb, room->key, room->len, id, strlen(id));
+        register_room(rb, room);
+    }
+}
+
 /* reap_pick.lua's answer: {}, {gateway, 1} or {gateway, 0, room...}. */
 static void reap_picked(struct request *q, const redisReply *reply)
 {

@@ -309,6 +309,25 @@ void reregister(struct rbus *rb)
     register_rooms(rb);
 }
 
+void register_room(struct rbus *rb, const struct strmap_slot *room)
+{
+    const char *id = rb->base.cfg->id;
+    char key[KEY_MAX], nkey[KEY_MAX], field[200], count[24];
+    size_t klen = room_key(key, rb, "presence:", room->key, room->len);
+    size_t nlen = room_key(nkey, rb, "pnames:", room->key, room->len);
+    const struct strmap_slot *name;
+    for (size_t j = 0; strmap_next(room->value, &j, &name);) {
+        int flen = snprintf(field, sizeof(field), "%s\t%s", id, name->key);
+        int clen = snprintf(count, sizeof(count), "%lu", (unsigned long)(uintptr_t)name->value);
+        const char *hset[4] = {"HSET", key, field, count};
+        size_t hl[4] = {4, klen, (size_t)flen, (size_t)clen};
+        send_command(rb, 4, hset, hl, NULL, NULL);
+        const char *incr[4] = {"HINCRBY", nkey, name->key, count};
+        size_t il[4] = {7, nlen, name->len, (size_t)clen};
+        send_command(rb, 4, incr, il, NULL, NULL);
+    }
+}
+
 void register_rooms(struct rbus *rb)
 {
     char gwrooms[KEY_MAX];
@@ -316,20 +335,7 @@ void register_rooms(struct rbus *rb)
     size_t glen = make_key(gwrooms, rb, "gwrooms:", id, strlen(id));
     const struct strmap_slot *room;
     for (size_t i = 0; strmap_next(&rb->presence.rooms, &i, &room);) {
-        char key[KEY_MAX], nkey[KEY_MAX], field[200], count[24];
-        size_t klen = room_key(key, rb, "presence:", room->key, room->len);
-        size_t nlen = room_key(nkey, rb, "pnames:", room->key, room->len);
-        const struct strmap_slot *name;
-        for (size_t j = 0; strmap_next(room->value, &j, &name);) {
-            int flen = snprintf(field, sizeof(field), "%s\t%s", id, name->key);
-            int clen = snprintf(count, sizeof(count), "%lu", (unsigned long)(uintptr_t)name->value);
-            const char *hset[4] = {"HSET", key, field, count};
-            size_t hl[4] = {4, klen, (size_t)flen, (size_t)clen};
-            send_command(rb, 4, hset, hl, NULL, NULL);
-            const char *incr[4] = {"HINCRBY", nkey, name->key, count};
-            size_t il[4] = {7, nlen, name->len, (size_t)clen};
-            send_command(rb, 4, incr, il, NULL, NULL);
-        }
+        register_room(rb, room);
         const char *sadd[3] = {"SADD", gwrooms, room->key};
         size_t sl[3] = {4, glen, room->len};
         send_command(rb, 3, sadd, sl, NULL, NULL);

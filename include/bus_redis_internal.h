@@ -377,6 +377,11 @@ unsigned cluster_ping_all(struct rbus *rb, redisCallbackFn *fn);
 void cluster_reregister(struct rbus *rb);
 void cluster_reap(struct rbus *rb);
 void cluster_withdraw(struct rbus *rb);
+/* Primary i is back after it was lost (or a replica took its place): the
+ * presence of this gateway's rooms on it is withdrawn and registered anew,
+ * since the failover may have lost the newest writes and leaves made while
+ * it was gone did not reach it. */
+void cluster_reregister_node(struct rbus *rb, size_t i);
 
 /* ---- channels ---- */
 
@@ -438,6 +443,9 @@ void reregister(struct rbus *rb);
 /* Registers what this gateway has now (its presence entries and room set),
  * each on its key's node: reregister's second half. */
 void register_rooms(struct rbus *rb);
+/* Registers this gateway's presence entries of one room of
+ * rb->presence.rooms (its key and its names), on the room's node. */
+void register_room(struct rbus *rb, const struct strmap_slot *room);
 /* verb (SADD or SREM) room on this gateway's room set; no answer awaited
  * (send_command). */
 void room_set_command(struct rbus *rb, const char *verb, const char *room, size_t room_len);

@@ -174,6 +174,10 @@ async def one_primary_lost(gateways, redis_cluster, fail, recover, what):
     target = candidates()[0]
     victim = traffic[target.port]
     others = [t for port, t in traffic.items() if port != target.port]
+    # One who leaves the failed primary's room while it is gone: the leave
+    # cannot reach it, so the gateway registers its presence there anew.
+    leaver = await Client.connect(gws[2].port, "leaver")
+    await leaver.join(victim.room)
     # By default every node refuses everything (CLUSTERDOWN) between the
     # primary's failure and its replica's promotion: the other shards go on
     # only when the cluster does not require full coverage (README).
@@ -184,6 +188,7 @@ async def one_primary_lost(gateways, redis_cluster, fail, recover, what):
         failed_at = time.monotonic()
         before = len(victim.sent)
         fail(target)
+        await leaver.leave(victim.room)
         # The replica takes over: the victim's room is back once a chat
         # after the failure was taken; then a little more for everyone.
         while len(victim.sent) < before + 3:
@@ -222,6 +227,9 @@ async def one_primary_lost(gateways, redis_cluster, fail, recover, what):
     late = await Client.connect(gws[1].port, "late")
     joined = await late.join(victim.room, since=frames[victim.room][before - 1]["id"])
     assert [f["content"] for f in joined["history"]] == victim.sent[before:], joined
+    # Presence on the new primary: who is there, not the leaver.
+    members = [victim.sender, *victim.members, late]
+    assert await late.presence(victim.room) == sorted(c.username for c in members)
     print(f"FIGURE {what}: the failed primary's room took chat again {back_s:.1f} s after; "
           f"the other primaries' rooms were never refused "
           f"({sum(len(t.sent) for t in others)} chats, 0 unavailable)")
