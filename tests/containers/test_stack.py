@@ -92,7 +92,8 @@ def test_redis_cluster_profile_chats_across_its_gateways(cluster):
     """`--profile redis-cluster`: six password-protected Redis nodes made a
     cluster of 3 primaries and 3 replicas by the one-shot init service, and
     three gateways on redis+cluster:// (8084-8086) that chat across it, each
-    room on its slot's primary with sharded pub/sub."""
+    room on its slot's primary with sharded pub/sub, their server API
+    answering inside."""
     profile = ("--profile", "redis-cluster")
     cluster.compose(*profile, "up", "-d", *CLUSTER_SERVICES, timeout=300)
     try:
@@ -123,6 +124,8 @@ def test_redis_cluster_profile_chats_across_its_gateways(cluster):
         # pub/sub carries none of them.
         classic = redis_cli("--cluster", "call", "redis-cluster-1:6379", "pubsub", "channels")
         assert not any(room in classic for room in rooms), classic
+        # The server API inside, as on the other gateways.
+        assert_api_answers_inside(cluster, CLUSTER_SERVICES[-3:])
     finally:
         cluster.compose(*profile, "rm", "-s", "-f", *CLUSTER_SERVICES, timeout=120,
                         check=False)
@@ -197,11 +200,11 @@ def test_redis_requires_the_password_the_gateways_read_from_the_secret(cluster):
     assert http_status("http://127.0.0.1:8081/readyz") == 200
 
 
-def test_server_api_answers_inside_with_the_generated_key(cluster):
-    # The key the secrets service made; the API on 8090 of a gateway, reached
-    # from inside its container (nothing publishes it), answers for the
-    # cluster with it and refuses without it.
-    key = cluster.compose("exec", "-T", "gateway1", "cat", "/run/secrets/chat/api-key",
+def assert_api_answers_inside(cluster, names):
+    """The key the secrets service made; the API on 8090 of each gateway
+    named, reached from inside its container (nothing publishes it),
+    answers for the cluster with it and refuses without it."""
+    key = cluster.compose("exec", "-T", names[0], "cat", "/run/secrets/chat/api-key",
                           timeout=30).stdout.strip()
     assert len(key) >= 16
 
@@ -213,9 +216,13 @@ def test_server_api_answers_inside_with_the_generated_key(cluster):
         return cluster.compose("exec", "-T", name, "bash", "-c", script, "_", header,
                                timeout=30, check=False).stdout.strip()
 
-    for name in ("gateway1", "gateway2", "gateway3"):
+    for name in names:
         assert api(name, f"Authorization: Bearer {key}\r\n") == "200", name
         assert api(name) == "401", name
+
+
+def test_server_api_answers_inside_with_the_generated_key(cluster):
+    assert_api_answers_inside(cluster, ["gateway1", "gateway2", "gateway3"])
 
 
 def test_figures_image_size_and_idle_memory(cluster, figures):
