@@ -44,6 +44,8 @@ export class ChatClient extends EventTarget {
   #rooms = new Map();
   #global = new Timeline();
   #outbox = new Outbox();
+  /** room -> {at, timer}: the flush due when the room's pause ends. */
+  #pauses = new Map();
 
   /**
    * @param {object} options
@@ -106,6 +108,8 @@ export class ChatClient extends EventTarget {
 
   close() {
     clearTimeout(this.#retryTimer);
+    for (const { timer } of this.#pauses.values()) clearTimeout(timer);
+    this.#pauses.clear();
     const ws = this.#ws;
     this.#forgetSocket();
     ws?.close(1000);
@@ -406,7 +410,13 @@ export class ChatClient extends EventTarget {
     if (room !== null && !this.#rooms.get(room)?.synced) return;
     for (const entry of this.#outbox.entries(room)) {
       if (entry.state !== 'queued') continue;
-      if (entry.notBefore > Date.now()) return; // paused: the rest keep their order
+      // Paused: the rest keep their order. Checked again when the pause
+      // ends, since a timer may fire a moment before Date.now() says so.
+      const wait = entry.notBefore - Date.now();
+      if (wait > 0) {
+        this.#flushAfter(room, wait);
+        return;
+      }
       const frame = { type: 'chat', content: entry.content, cid: entry.cid };
       if (room !== null) frame.room = room;
       if (!this.#sendFrame(frame)) return;
@@ -419,7 +429,20 @@ export class ChatClient extends EventTarget {
   #sendLater(entry, ms) {
     Object.assign(entry, { state: 'queued', notBefore: Date.now() + ms });
     this.#emitOutbox(entry);
-    setTimeout(() => this.#flush(entry.room), ms);
+    this.#flushAfter(entry.room, ms);
+  }
+
+  /** Flushes room in ms, or sooner if a flush of it is due sooner. */
+  #flushAfter(room, ms) {
+    const at = Date.now() + ms;
+    const pending = this.#pauses.get(room);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.#pauses.delete(room);
+      this.#flush(room);
+    }, ms);
+    this.#pauses.set(room, { at, timer });
   }
 
   #fail(entry, code, content) {

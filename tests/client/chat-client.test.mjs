@@ -253,6 +253,23 @@ describe('ChatClient', () => {
     client.close();
   });
 
+  test('a pause whose timer fires before the clock says it is over still ends', async () => {
+    const { client, ws } = inRoom();
+    const entry = client.send('early', 'r');
+    ws.deliver({ type: 'error', code: 'rate_limited', content: 'wait', retry_after_ms: 40, cid: entry.cid });
+    // From now on Date.now() is 10 ms behind the timers' clock, as the two
+    // may differ: the timer fires while the pause seems not over yet.
+    const realNow = Date.now;
+    Date.now = () => realNow() - 10;
+    try {
+      await waitFor(() => ws.frames('chat').length === 2, { what: 'the resend', timeoutMs: 2000, intervalMs: 5 });
+    } finally {
+      Date.now = realNow;
+    }
+    assert.deepEqual(ws.frames('chat').map((f) => f.cid), [entry.cid, entry.cid]);
+    client.close();
+  });
+
   test('a message never confirmed is marked failed after the confirm timeout', async () => {
     const { client } = newClient({ confirmTimeoutMs: 50 });
     client.connect();
