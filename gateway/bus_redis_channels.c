@@ -90,14 +90,16 @@ static void probed(struct request *q, const redisReply *reply)
     struct rbus *rb = q->rb;
     struct channel *ch = q->arg; /* kept while probing */
     ch->probing = false;
-    if (!ready(rb))
-        return; /* the link's end resets the channel */
-    if (ch->wanted) {
-        subscribe_now(rb, ch);
-    } else {
+    /* The end of the link (or of the channel's node) passed over it while
+     * it probed: it is reset here, or it would stay pending for good when
+     * the probe's connection was freed after that end (a teardown from
+     * within one of its own callbacks). */
+    if (!ready(rb) || !ch->wanted) {
         ch->state = SUB_NONE;
         channel_step(rb, ch);
+        return;
     }
+    subscribe_now(rb, ch);
 }
 
 /* Subscribes a wanted channel. Under Redis Cluster a read on the node of
